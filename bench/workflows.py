@@ -1,0 +1,122 @@
+"""Benchmark workflows, served by their own orchestrator service.
+
+Never shipped in a product service: the harness starts :data:`SERVICE` next
+to the real services (its own process in the split topology, merged into the
+one servicer in the all-in-one mode).
+
+- ``BenchNoop``: ``ticks`` no-op steps, then done. The loop is one ``Tick``
+  row that goes to itself on OK; the judge ends it with a WARNING once the
+  count is reached, and WARNING on ``Tick`` means done. (A transition target
+  is fixed per outcome, so a counted loop needs a second outcome to leave
+  by; one table row keeps the per-step decision independent of ``ticks``.)
+- ``BenchParent``: ``Start`` (no-op; a first step cannot spawn) → ``Spawn``
+  ``children`` one-tick ``BenchNoop`` children and join on them → ``Joined``
+  (no-op) → done. An executor receiving ``Joined`` is the moment the join
+  was judged.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from specloom.orchestration import orchestrator_service
+from specloom.protoconv import JsonValue
+from specloom.workflow import (
+    DONE,
+    ChildSpec,
+    CommandKind,
+    CommandPlan,
+    Judgement,
+    ParamSpec,
+    Registry,
+    ReportedResult,
+    StepContext,
+    StepDef,
+    Workflow,
+    commands,
+)
+
+NOOP_TYPE = "BenchNoop"
+PARENT_TYPE = "BenchParent"
+
+
+def _int(value: JsonValue | None, default: int = 0) -> int:
+    # Struct carries numbers as doubles; params and state come back as floats.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return int(value)
+
+
+class Noop:
+    """A no-op command; OK whatever the report says."""
+
+    kind: ClassVar[CommandKind] = CommandKind.NOOP
+    summary: ClassVar[str] = "do nothing"
+    needs_children: ClassVar[bool] = False
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        return CommandPlan(commands.noop(ctx.step))
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        return Judgement.ok()
+
+
+class Tick(Noop):
+    """A counted no-op: WARNING (leave the loop) once ``ticks`` ran."""
+
+    summary: ClassVar[str] = "count a no-op step"
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        done = _int(ctx.state.get("ticks_done")) + 1
+        if done >= _int(ctx.params.get("ticks"), 1):
+            return Judgement.warning("all ticks ran", state={"ticks_done": done})
+        return Judgement.ok(state={"ticks_done": done})
+
+
+class SpawnNoops:
+    """``children`` one-tick BenchNoop children; OK when all are complete."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SPAWN_CHILDREN
+    summary: ClassVar[str] = "spawn no-op children and join"
+    needs_children: ClassVar[bool] = True
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        count = _int(ctx.params.get("children"))
+        specs = tuple(
+            ChildSpec(type=NOOP_TYPE, key=f"bench.c{i}", params={"ticks": 1}) for i in range(count)
+        )
+        return CommandPlan(commands.spawn_children(ctx.step, []), create_children=specs)
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        bad = sum(1 for c in ctx.children if c.status != "complete")
+        if bad:
+            return Judgement.error(f"{bad} children not complete")
+        return Judgement.ok()
+
+
+BENCH_NOOP = Workflow(
+    type=NOOP_TYPE,
+    version=1,
+    steps=(StepDef("Tick", Tick(), on_ok="Tick", on_warning=DONE),),
+    params={"ticks": ParamSpec("No-op steps to run.", kind=int)},
+    summary="Benchmark: N no-op steps.",
+)
+
+BENCH_PARENT = Workflow(
+    type=PARENT_TYPE,
+    version=1,
+    steps=(
+        StepDef("Start", Noop(), on_ok="Spawn"),
+        StepDef("Spawn", SpawnNoops(), on_ok="Joined"),
+        StepDef("Joined", Noop(), on_ok=DONE),
+    ),
+    params={"children": ParamSpec("No-op children to spawn.", kind=int, required=True)},
+    child_types=(NOOP_TYPE,),
+    summary="Benchmark: fan out to N no-op children and join.",
+)
+
+REGISTRY = Registry([BENCH_NOOP, BENCH_PARENT])
+
+SERVICE = orchestrator_service(
+    "bench", "Benchmark workflows (no-op loops, fan-out); never in a product image", REGISTRY
+)

@@ -1,0 +1,1 @@
+"""The coding-family orchestrator service: test-writing and coding workflows."""

@@ -1,0 +1,1 @@
+"""The design-family orchestrator service: context and component design workflows."""

@@ -1,0 +1,342 @@
+"""GatewayService: the client API, thin over Sessions, orchestrators and Tokens.
+
+Every handler first verifies the caller's token; the token's scope is then
+the only scope used, so a session of another project is NOT_FOUND from
+Sessions (the wall lives there, and the gateway never widens it). Domain
+errors from other services keep their status codes (see ``upstream``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from specloom.v1 import common_pb2 as pb
+from specloom.v1 import gateway_pb2 as gpb
+from specloom.v1 import gateway_pb2_grpc as gpb_grpc
+from specloom.v1 import orchestrator_pb2 as opb
+from specloom.v1 import sessions_pb2 as spb
+from specloom.v1 import tokens_pb2 as tpb
+from specloom.validate import require_id, require_scope
+from specloom_gateway.auth import Caller
+from specloom_gateway.deps import Deps
+from specloom_gateway.executors import ExecutorStreams
+
+MAX_REASON = 2000
+MAX_NAME = 128
+
+
+def _reason(value: str) -> str:
+    if len(value) > MAX_REASON:
+        raise InvalidArgument(f"reason is longer than {MAX_REASON} characters")
+    return value
+
+
+def _name(field: str, value: str) -> str:
+    # Session types and step names are short identifiers; a long one is a
+    # mistake, said as such rather than quoted back whole as "unknown".
+    if len(value) > MAX_NAME:
+        raise InvalidArgument(f"{field} is {len(value)} characters; at most {MAX_NAME}")
+    return value
+
+
+class GatewayServicer(gpb_grpc.GatewayServiceServicer):
+    """The public API (see ``gateway.proto``)."""
+
+    def __init__(self, deps: Deps, streams: ExecutorStreams) -> None:
+        self._deps = deps
+        self._streams = streams
+        self._auth = deps.auth
+        self._up = deps.upstream
+        self._sessions = deps.upstream.sessions
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _head(self, caller: Caller, session_id: str, view: int) -> pb.Session:
+        """The session in the caller's scope (NOT_FOUND outside it)."""
+        require_id("session_id", session_id)
+        response = await self._up.call(
+            self._sessions.FetchSession,
+            spb.FetchSessionRequest(scope=caller.scope, session_id=session_id, view=view),  # type: ignore[arg-type]
+        )
+        return response.session
+
+    async def _steer(
+        self, context: Any, session_id: str, action: int, step: str, reason: str
+    ) -> pb.Session:
+        caller = await self._auth.caller(context)
+        _reason(reason)
+        if action == pb.CONTROL_ACTION_RETRY_FROM and not step:
+            raise InvalidArgument("from_step is required")
+        _name("from_step", step)
+        head = await self._head(caller, session_id, pb.INTERACTION_VIEW_NONE)
+        stub = await self._deps.router.for_session(head.type)
+        response = await self._up.call(
+            stub.SteerSession,
+            opb.SteerSessionRequest(
+                scope=caller.scope,
+                session_id=session_id,
+                action=action,  # type: ignore[arg-type]
+                step=step,
+                reason=reason,
+            ),
+        )
+        return response.session
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def StartSession(
+        self, request: gpb.StartSessionRequest, context: Any
+    ) -> gpb.StartSessionResponse:
+        caller = await self._auth.caller(context)
+        if not request.type:
+            raise InvalidArgument("type is required")
+        _name("type", request.type)
+        mode = request.execution_mode or pb.EXECUTION_MODE_MANUAL
+        stub = await self._deps.router.for_new(request.type)
+        response = await self._up.call(
+            stub.OpenSession,
+            opb.OpenSessionRequest(
+                scope=caller.scope,
+                type=request.type,
+                execution_mode=mode,
+                params=request.params,
+                idempotency_key=request.idempotency_key,
+            ),
+        )
+        return gpb.StartSessionResponse(session=response.session, created=response.created)
+
+    async def GetSession(
+        self, request: gpb.GetSessionRequest, context: Any
+    ) -> gpb.GetSessionResponse:
+        caller = await self._auth.caller(context)
+        view = request.view or pb.INTERACTION_VIEW_ALL
+        return gpb.GetSessionResponse(session=await self._head(caller, request.session_id, view))
+
+    async def ListSessions(
+        self, request: gpb.ListSessionsRequest, context: Any
+    ) -> gpb.ListSessionsResponse:
+        caller = await self._auth.caller(context)
+        response = await self._up.call(
+            self._sessions.QuerySessions,
+            spb.QuerySessionsRequest(
+                scope=caller.scope,
+                filter=request.filter,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            ),
+        )
+        return gpb.ListSessionsResponse(
+            sessions=response.sessions, next_page_token=response.next_page_token
+        )
+
+    async def ListChildren(
+        self, request: gpb.ListChildrenRequest, context: Any
+    ) -> gpb.ListChildrenResponse:
+        caller = await self._auth.caller(context)
+        require_id("session_id", request.session_id)
+        response = await self._up.call(
+            self._sessions.FetchChildren,
+            spb.FetchChildrenRequest(
+                scope=caller.scope,
+                parent_id=request.session_id,
+                view=pb.INTERACTION_VIEW_LAST,
+            ),
+        )
+        return gpb.ListChildrenResponse(children=response.children)
+
+    async def WatchSession(
+        self, request: gpb.WatchSessionRequest, context: Any
+    ) -> AsyncIterator[gpb.WatchSessionResponse]:
+        caller = await self._auth.caller(context)
+        require_id("session_id", request.session_id)
+        events = self._up.stream(
+            self._sessions.StreamSessionEvents,
+            spb.StreamSessionEventsRequest(
+                scope=caller.scope,
+                session_id=request.session_id,
+                include_children=request.include_children,
+                include_output=request.include_output,
+            ),
+        )
+        async for item in events:
+            yield gpb.WatchSessionResponse(event=item.event)
+
+    async def ReadOutput(
+        self, request: gpb.ReadOutputRequest, context: Any
+    ) -> gpb.ReadOutputResponse:
+        caller = await self._auth.caller(context)
+        require_id("session_id", request.session_id)
+        response = await self._up.call(
+            self._sessions.FetchOutput,
+            spb.FetchOutputRequest(
+                scope=caller.scope,
+                session_id=request.session_id,
+                interaction_id=request.interaction_id,
+                after_index=request.after_index if request.HasField("after_index") else None,
+                max_bytes=request.max_bytes,
+            ),
+        )
+        return gpb.ReadOutputResponse(chunks=response.chunks, more=response.more)
+
+    async def CancelSession(
+        self, request: gpb.CancelSessionRequest, context: Any
+    ) -> gpb.CancelSessionResponse:
+        caller = await self._auth.caller(context)
+        require_id("session_id", request.session_id)
+        reason = _reason(request.reason)
+        response = await self._up.call(
+            self._sessions.CancelSessionTree,
+            spb.CancelSessionTreeRequest(
+                scope=caller.scope, session_id=request.session_id, reason=reason
+            ),
+        )
+        # Executors on this gateway stop at once; those on other replicas
+        # learn it at their next heartbeat (their leases come back lost).
+        cancelled = {request.session_id, *response.cancelled_descendant_ids}
+        self._streams.cancel_sessions(cancelled, f"session cancelled: {reason or 'by a person'}")
+        return gpb.CancelSessionResponse(session=response.session)
+
+    async def PauseSession(
+        self, request: gpb.PauseSessionRequest, context: Any
+    ) -> gpb.PauseSessionResponse:
+        session = await self._steer(
+            context, request.session_id, pb.CONTROL_ACTION_PAUSE, "", request.reason
+        )
+        return gpb.PauseSessionResponse(session=session)
+
+    async def ResumeSession(
+        self, request: gpb.ResumeSessionRequest, context: Any
+    ) -> gpb.ResumeSessionResponse:
+        session = await self._steer(
+            context, request.session_id, pb.CONTROL_ACTION_RESUME, "", request.reason
+        )
+        return gpb.ResumeSessionResponse(session=session)
+
+    async def RetrySession(
+        self, request: gpb.RetrySessionRequest, context: Any
+    ) -> gpb.RetrySessionResponse:
+        session = await self._steer(
+            context,
+            request.session_id,
+            pb.CONTROL_ACTION_RETRY_FROM,
+            request.from_step,
+            request.reason,
+        )
+        return gpb.RetrySessionResponse(session=session)
+
+    # -- manual mode ------------------------------------------------------------------
+
+    async def _manual_head(self, caller: Caller, session_id: str) -> pb.Session:
+        head = await self._head(caller, session_id, pb.INTERACTION_VIEW_LAST)
+        if head.execution_mode == pb.EXECUTION_MODE_AGENTIC:
+            raise FailedPrecondition(
+                f"session {session_id} is agentic: connected executors run its commands"
+            )
+        return head
+
+    async def GetNextCommand(
+        self, request: gpb.GetNextCommandRequest, context: Any
+    ) -> gpb.GetNextCommandResponse:
+        caller = await self._auth.caller(context)
+        head = await self._manual_head(caller, request.session_id)
+        stub = await self._deps.router.for_session(head.type)
+        response = await self._up.call(
+            stub.NextStep,
+            opb.NextStepRequest(scope=caller.scope, session_id=request.session_id),
+        )
+        if response.HasField("interaction"):
+            return gpb.GetNextCommandResponse(interaction=response.interaction)
+        return gpb.GetNextCommandResponse(done=response.done)
+
+    async def SubmitResult(
+        self, request: gpb.SubmitResultRequest, context: Any
+    ) -> gpb.SubmitResultResponse:
+        caller = await self._auth.caller(context)
+        require_id("interaction_id", request.interaction_id)
+        if not request.HasField("result"):
+            raise InvalidArgument("result is required")
+        head = await self._manual_head(caller, request.session_id)
+        pending = head.interactions[-1] if head.interactions else None
+        if (
+            pending is not None
+            and pending.id == request.interaction_id
+            and pending.status == pb.INTERACTION_STATUS_PENDING
+            and pending.command.WhichOneof("kind") == "spawn_children"
+        ):
+            raise FailedPrecondition(
+                "this step waits for the session's children; the gateway reports it "
+                "when every child has finished"
+            )
+        stub = await self._deps.router.for_session(head.type)
+        response = await self._up.call(
+            stub.ReportAndAdvance,
+            opb.ReportAndAdvanceRequest(
+                scope=caller.scope,
+                session_id=request.session_id,
+                interaction_id=request.interaction_id,
+                result=request.result,
+            ),
+        )
+        answer = gpb.SubmitResultResponse(completed=response.completed)
+        if response.HasField("interaction"):
+            answer.interaction.CopyFrom(response.interaction)
+        elif response.HasField("done"):
+            answer.done.CopyFrom(response.done)
+        return answer
+
+    async def DescribeWorkflows(
+        self, request: gpb.DescribeWorkflowsRequest, context: Any
+    ) -> gpb.DescribeWorkflowsResponse:
+        await self._auth.caller(context)
+        router = self._deps.router
+        if not router.workflows():
+            await router.refresh()
+        return gpb.DescribeWorkflowsResponse(workflows=router.workflows())
+
+    # -- tokens -----------------------------------------------------------------------
+
+    async def CreateToken(
+        self, request: gpb.CreateTokenRequest, context: Any
+    ) -> gpb.CreateTokenResponse:
+        caller = await self._auth.admin(context)
+        require_scope(request.scope)
+        if request.scope.account_id != caller.scope.account_id:
+            raise PermissionDenied("tokens can only be created for the caller's own account")
+        if request.ttl_seconds < 0:
+            raise InvalidArgument("ttl_seconds must not be negative")
+        if len(request.name) > 200:
+            raise InvalidArgument("name is longer than 200 characters")
+        response = await self._up.call(
+            self._up.tokens.IssueToken,
+            tpb.IssueTokenRequest(
+                scope=request.scope,
+                admin=request.admin,
+                name=request.name,
+                ttl_seconds=request.ttl_seconds,
+            ),
+        )
+        return gpb.CreateTokenResponse(token=response.token, info=response.info)
+
+    async def RevokeToken(
+        self, request: gpb.RevokeTokenRequest, context: Any
+    ) -> gpb.RevokeTokenResponse:
+        caller = await self._auth.admin(context)
+        require_id("token_id", request.token_id)
+        response = await self._up.call(
+            self._up.tokens.RetireToken,
+            tpb.RetireTokenRequest(token_id=request.token_id, account_id=caller.scope.account_id),
+        )
+        return gpb.RevokeTokenResponse(info=response.info)
+
+    async def WhoAmI(self, request: gpb.WhoAmIRequest, context: Any) -> gpb.WhoAmIResponse:
+        caller = await self._auth.caller(context)
+        return gpb.WhoAmIResponse(info=caller.info)
+
+    # -- executors --------------------------------------------------------------------
+
+    def Connect(
+        self, request_iterator: AsyncIterator[gpb.ConnectRequest], context: Any
+    ) -> AsyncIterator[gpb.ConnectResponse]:
+        return self._streams.connect(request_iterator, context)

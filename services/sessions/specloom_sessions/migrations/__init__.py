@@ -1,0 +1,1 @@
+"""Alembic scripts of the Sessions schema (run through specloom_sessions.migrate)."""

@@ -1,0 +1,120 @@
+"""Many sessions' steps in one transaction (``AdvanceSessions``).
+
+Every item obeys exactly the rules of a single step (:mod:`.advance`), and
+fails alone. One transaction for the batch pays the per-transaction cost
+(a pooled connection, BEGIN, COMMIT) once instead of once per step.
+
+How an item can fail without spoiling the others:
+
+- Its guard — the session-row update that checks every session-level rule —
+  matches no row. Nothing of the item was written, so the transaction goes
+  on; after the commit the item is diagnosed like a refused single step
+  (an exact repeat is answered as a replay, anything else with its code).
+- Anything after its guard refuses (the lease was taken over between the
+  two statements) or any statement errors. That item's guard has written;
+  on PostgreSQL an error also spoils the transaction. The whole batch rolls
+  back and every item is done again on its own — rare, and always correct.
+
+Items are written in session-id order, so two batches sharing sessions
+lock them in the same order and cannot deadlock each other. Steps that
+create or revive children run on their own: they are rare and write many
+rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from specloom.errors import SpecloomError
+from specloom.protoconv import utcnow
+from specloom_sessions.database import Database
+from specloom_sessions.store.advance import (
+    Advanced,
+    Refused,
+    Step,
+    advance,
+    after_guard,
+    guard,
+    precheck,
+)
+from specloom_sessions.store.diagnose import diagnose
+from specloom_sessions.store.pipelined import advance_pipelined
+
+Outcome = Advanced | SpecloomError
+
+
+class _Spoiled(Exception):
+    """An item failed after its guard wrote: redo the batch item by item."""
+
+
+async def _alone(db: Database, step: Step) -> Outcome:
+    try:
+        return await advance(db, step)
+    except SpecloomError as exc:
+        return exc
+
+
+async def _diagnosed(db: Database, step: Step) -> Outcome:
+    try:
+        return await diagnose(db, step)
+    except SpecloomError as exc:
+        return exc
+
+
+async def _together(
+    db: Database, steps: Sequence[Step], indexes: list[int], outcomes: list[Outcome | None]
+) -> list[int]:
+    """Write ``indexes`` in one transaction; returns those whose guard refused."""
+    refused: list[int] = []
+    async with db.write() as tx:
+        now = utcnow()
+        if db.postgres:
+            # Three pipelined statements for the whole batch.
+            done, skipped = await advance_pipelined(tx, [steps[i] for i in indexes], now)
+            for position, advanced in done.items():
+                outcomes[indexes[position]] = advanced
+            return [indexes[position] for position in skipped]
+        for index in indexes:
+            try:
+                row = await guard(tx, steps[index], now)
+            except Refused:
+                refused.append(index)
+                continue
+            try:
+                outcomes[index] = await after_guard(tx, steps[index], row, now)
+            except Refused as exc:
+                raise _Spoiled from exc
+    return refused
+
+
+async def advance_many(db: Database, steps: Sequence[Step]) -> list[Outcome]:
+    """Apply every step; one outcome per step, in order."""
+    outcomes: list[Outcome | None] = [None] * len(steps)
+    together: list[int] = []
+    for index, step in enumerate(steps):
+        try:
+            precheck(step)
+        except SpecloomError as exc:
+            outcomes[index] = exc
+            continue
+        if not (step.create_children or step.revive_children):
+            together.append(index)
+    together.sort(key=lambda index: steps[index].session_id)
+    try:
+        refused = await _together(db, steps, together, outcomes)
+    except (_Spoiled, Refused, IntegrityError, DBAPIError, SpecloomError):
+        # SpecloomError: db.write() turns deadlocks and serialization
+        # failures into ABORTED; item by item, each gets its own answer.
+        refused = []
+        for index in together:
+            outcomes[index] = await _alone(db, steps[index])
+    for index in refused:
+        outcomes[index] = await _diagnosed(db, steps[index])
+    for index, step in enumerate(steps):
+        if outcomes[index] is None:  # children: on their own
+            outcomes[index] = await _alone(db, step)
+    finished = [outcome for outcome in outcomes if outcome is not None]
+    assert len(finished) == len(steps), "every step has an outcome"
+    return finished

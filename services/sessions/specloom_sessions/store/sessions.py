@@ -1,0 +1,345 @@
+"""Sessions: create (idempotent), read, list, children, cancel a tree."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, bindparam, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from specloom.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from specloom.ids import new_id
+from specloom.protoconv import from_timestamp, utcnow
+from specloom.v1 import common_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
+from specloom_sessions.database import Database
+from specloom_sessions.rows import (
+    INTERACTION_COLUMNS,
+    SESSION_HEAD_COLUMNS,
+    TERMINAL,
+    interaction_of,
+    session_of,
+)
+from specloom_sessions.store._common import (
+    I,
+    S,
+    children_rows,
+    children_with_last,
+    head_row,
+    in_scope,
+    interaction_values,
+    is_pending,
+    last_of,
+    with_last,
+    work_of,
+)
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+
+# The orchestrators' read of a session head, built once (hot on cache misses).
+_FETCH_LAST = with_last(select(*SESSION_HEAD_COLUMNS)).where(
+    S.c.id == bindparam("p_id"),
+    S.c.account_id == bindparam("p_account"),
+    S.c.project_id == bindparam("p_project"),
+)
+
+
+async def create_session(
+    db: Database, request: spb.CreateSessionRequest
+) -> tuple[pb.Session, bool]:
+    """Create a session with its first interaction; the same key returns the existing one."""
+    key = request.idempotency_key or None
+    # The whole request, so a key reused for anything else is recognised.
+    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+    if key is not None:
+        existing = await _by_key(db, request, key, digest)
+        if existing is not None:
+            return existing, False
+    try:
+        return await _insert(db, request, key, digest), True
+    except IntegrityError:
+        # A concurrent create with the same key won the race.
+        if key is None:
+            raise
+        existing = await _by_key(db, request, key, digest)
+        if existing is None:
+            raise
+        return existing, False
+
+
+async def _by_key(
+    db: Database, request: spb.CreateSessionRequest, key: str, digest: bytes
+) -> pb.Session | None:
+    where = [S.c.idempotency_key == key]
+    if request.parent_id:
+        where.append(S.c.parent_id == request.parent_id)
+    else:
+        where.append(S.c.parent_id.is_(None))
+    async with db.read() as conn:
+        row = (
+            (
+                await conn.execute(
+                    with_last(select(*SESSION_HEAD_COLUMNS)).where(in_scope(request.scope), *where)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        return None
+    if row["request_digest"] != digest:
+        raise AlreadyExists(
+            f"idempotency_key {key!r} was already used for a different request "
+            f"(session {row['id']})"
+        )
+    session = session_of(row)
+    last = last_of(row)
+    if last is not None:
+        session.interactions.append(interaction_of(last))
+    return session
+
+
+async def _insert(
+    db: Database, request: spb.CreateSessionRequest, key: str | None, digest: bytes
+) -> pb.Session:
+    scope = request.scope
+    now = utcnow()
+    session_id = new_id()
+    first = request.first if request.HasField("first") else None
+    values: dict[str, Any] = {
+        "id": session_id,
+        "account_id": scope.account_id,
+        "project_id": scope.project_id,
+        "user_id": scope.user_id,
+        "type": request.type,
+        "status": pb.SESSION_STATUS_ACTIVE,
+        "execution_mode": int(request.execution_mode),
+        "parent_id": request.parent_id or None,
+        "name": request.name,
+        "component": request.component.SerializeToString(),
+        "params": request.params.SerializeToString(),
+        "state": request.state.SerializeToString(),
+        "progress": request.progress.SerializeToString(),
+        "definition_version": request.definition_version,
+        "version": 1,
+        "status_reason": "",
+        "idempotency_key": key,
+        "request_digest": digest,
+        "interaction_count": 1 if first is not None else 0,
+        "pending_seq": 1 if first is not None and is_pending(first) else None,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+    }
+    async with db.write() as tx:
+        if request.parent_id:
+            parent = await head_row(tx.conn, scope, request.parent_id, lock=tx.postgres)
+            if parent is None:
+                raise NotFound(f"parent session {request.parent_id} not found")
+            if parent["status"] in TERMINAL:
+                raise FailedPrecondition(
+                    f"parent session {request.parent_id} is finished; it takes no new children"
+                )
+            tx.changes.sessions.add(request.parent_id)
+        await tx.conn.execute(insert(S).values(values))
+        session = session_of(values)
+        if first is not None:
+            row = interaction_values(
+                first,
+                session_id=session_id,
+                seq=1,
+                account_id=scope.account_id,
+                project_id=scope.project_id,
+                now=now,
+            )
+            await tx.conn.execute(insert(I).values(row))
+            session.interactions.append(interaction_of(row))
+            tx.changes.work |= work_of(scope.account_id, scope.project_id, [first])
+        tx.changes.sessions.add(session_id)
+    return session
+
+
+async def fetch_session(db: Database, scope: pb.Scope, session_id: str, view: int) -> pb.Session:
+    """One session with the requested amount of history."""
+    if view == pb.INTERACTION_VIEW_LAST:
+        params = {"p_id": session_id, "p_account": scope.account_id, "p_project": scope.project_id}
+        async with db.read() as conn:
+            row = (await conn.execute(_FETCH_LAST, params)).mappings().first()
+        if row is None:
+            raise NotFound(f"session {session_id} not found")
+        session = session_of(row)
+        last = last_of(row)
+        if last is not None:
+            session.interactions.append(interaction_of(last))
+        return session
+    async with db.read(snapshot=view != pb.INTERACTION_VIEW_NONE) as conn:
+        head = await head_row(conn, scope, session_id)
+        if head is None:
+            raise NotFound(f"session {session_id} not found")
+        session = session_of(head)
+        if view != pb.INTERACTION_VIEW_NONE:
+            rows = await conn.execute(
+                select(*INTERACTION_COLUMNS).where(I.c.session_id == session_id).order_by(I.c.seq)
+            )
+            session.interactions.extend(interaction_of(r) for r in rows.mappings())
+    return session
+
+
+async def fetch_children(
+    db: Database, scope: pb.Scope, parent_id: str, view: int
+) -> list[pb.Session]:
+    """The children of a session in ``scope``, oldest first."""
+    async with db.read(snapshot=view != pb.INTERACTION_VIEW_NONE) as conn:
+        if await head_row(conn, scope, parent_id) is None:
+            raise NotFound(f"session {parent_id} not found")
+        if view == pb.INTERACTION_VIEW_LAST:
+            return await children_with_last(conn, parent_id)
+        children = [session_of(row) for row in await children_rows(conn, parent_id)]
+        if view == pb.INTERACTION_VIEW_NONE or not children:
+            return children
+        by_id = {child.id: child for child in children}
+        rows = await conn.execute(
+            select(*INTERACTION_COLUMNS)
+            .join(S, S.c.id == I.c.session_id)
+            .where(S.c.parent_id == parent_id)
+            .order_by(I.c.session_id, I.c.seq)
+        )
+        for row in rows.mappings():
+            by_id[row["session_id"]].interactions.append(interaction_of(row))
+        return children
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    sessions: list[pb.Session]
+    next_token: str
+
+
+def _cursor(created_at: dt.datetime, session_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), session_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _parse_cursor(token: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created, session_id = json.loads(raw)
+        when = dt.datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(session_id, str):
+            raise ValueError("incomplete cursor")
+        return when, session_id
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidArgument("page_token is not a cursor this service issued") from exc
+
+
+def _filtered(query: Select[Any], scope: pb.Scope, where: pb.SessionFilter) -> Select[Any]:
+    query = query.where(in_scope(scope))
+    if where.statuses:
+        query = query.where(S.c.status.in_([int(s) for s in where.statuses]))
+    if where.types:
+        query = query.where(S.c.type.in_(list(where.types)))
+    if where.parent_id:
+        query = query.where(S.c.parent_id == where.parent_id)
+    if where.top_level_only:
+        query = query.where(S.c.parent_id.is_(None))
+    if where.HasField("created_after"):
+        query = query.where(S.c.created_at >= from_timestamp(where.created_after))
+    if where.HasField("created_before"):
+        query = query.where(S.c.created_at < from_timestamp(where.created_before))
+    if where.user_id:
+        query = query.where(S.c.user_id == where.user_id)
+    return query
+
+
+async def query_sessions(
+    db: Database, scope: pb.Scope, where: pb.SessionFilter, page_size: int, page_token: str
+) -> Page:
+    """Sessions in ``scope`` matching ``where``, newest first, from the cursor on."""
+    size = page_size or DEFAULT_PAGE
+    query = _filtered(select(*SESSION_HEAD_COLUMNS), scope, where)
+    if page_token:
+        created, after_id = _parse_cursor(page_token)
+        query = query.where(tuple_(S.c.created_at, S.c.id) < tuple_(created, after_id))
+    query = query.order_by(S.c.created_at.desc(), S.c.id.desc()).limit(size + 1)
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    more = len(rows) > size
+    rows = rows[:size]
+    token = _cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else ""
+    return Page([session_of(row) for row in rows], token)
+
+
+async def cancel_tree(
+    db: Database, scope: pb.Scope, session_id: str, reason: str
+) -> tuple[pb.Session, list[str]]:
+    """Cancel a session and every descendant; their pending interactions are abandoned."""
+    now = utcnow()
+    reason = reason or "cancelled"
+    async with db.write() as tx:
+        root = await head_row(tx.conn, scope, session_id)
+        if root is None:
+            raise NotFound(f"session {session_id} not found")
+        if root["status"] == pb.SESSION_STATUS_COMPLETE:
+            raise FailedPrecondition(f"session {session_id} is complete; it cannot be cancelled")
+        live = select(S.c.id, S.c.pending_seq).where(
+            S.c.id.in_(select(_tree(session_id).c.id)),
+            S.c.status.notin_([int(s) for s in TERMINAL]),
+            in_scope(scope),
+        )
+        if tx.postgres:
+            # Lock the tree first: a step committing meanwhile is then seen
+            # with its new pending interaction, which is abandoned below.
+            live = live.order_by(S.c.id).with_for_update(of=S)
+        rows = (await tx.conn.execute(live)).all()
+        cancelled = [row.id for row in rows]
+        pending = [(row.id, row.pending_seq) for row in rows if row.pending_seq is not None]
+        if pending:
+            await tx.conn.execute(
+                update(I)
+                .where(
+                    tuple_(I.c.session_id, I.c.seq).in_(pending),
+                    I.c.status == pb.INTERACTION_STATUS_PENDING,
+                )
+                .values(status=pb.INTERACTION_STATUS_ABANDONED, completed_at=now)
+            )
+        if cancelled:
+            await tx.conn.execute(
+                update(S)
+                .where(S.c.id.in_(cancelled))
+                .values(
+                    status=pb.SESSION_STATUS_CANCELLED,
+                    status_reason=reason,
+                    version=S.c.version + 1,
+                    pending_seq=None,
+                    updated_at=now,
+                    finished_at=now,
+                )
+            )
+        head = await head_row(tx.conn, scope, session_id)
+        assert head is not None
+        tx.changes.sessions.update(cancelled)
+        if cancelled and root["parent_id"] is not None:
+            # The parent's spawn step may now have only terminal children.
+            tx.changes.work.add((scope.account_id, scope.project_id, True))
+    descendants = sorted(set(cancelled) - {session_id})
+    return session_of(head), descendants
+
+
+def _tree(root_id: str) -> Any:
+    """A recursive CTE of ``root_id`` and every descendant."""
+    tree = select(S.c.id).where(S.c.id == root_id).cte("tree", recursive=True)
+    return tree.union_all(select(S.c.id).where(S.c.parent_id == tree.c.id))
+
+
+def roots_tree(roots: Select[Any]) -> Any:
+    """A recursive CTE of the sessions ``roots`` selects and all their descendants."""
+    tree = roots.cte("tree", recursive=True)
+    return tree.union_all(select(S.c.id).where(S.c.parent_id == tree.c.id))

@@ -1,0 +1,234 @@
+"""The schema: SQLAlchemy Core tables, the same on SQLite and PostgreSQL.
+
+Protobuf values (commands, results, Structs, components) are stored as
+serialized bytes: the service never queries inside them, and bytes
+round-trip faster and exactly (no JSON number or key-order drift).
+
+Migrations in ``migrations/versions`` must produce exactly this schema; a
+test compares the two on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+ID = 64
+"""Longest id (sessions, interactions, tokens, executors)."""
+SCOPE_PART = 128
+NAME = 200
+
+# Integer codes of the proto enums, for partial-index predicates that must be
+# literal SQL.
+PENDING = 1
+DISPATCH_EXECUTOR = 1
+DISPATCH_JOIN = 2
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every dialect.
+
+    SQLite has no time zone type and hands back naive values; storing UTC
+    always keeps its text comparisons (lease expiry, cursors) correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC")
+        when: dt.datetime = value.astimezone(dt.UTC)
+        return when.replace(tzinfo=None) if dialect.name == "sqlite" else when
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("account_id", String(SCOPE_PART), nullable=False),
+    Column("project_id", String(SCOPE_PART), nullable=False),
+    Column("user_id", String(SCOPE_PART), nullable=False),
+    Column("type", String(NAME), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("execution_mode", SmallInteger, nullable=False),
+    Column(
+        "parent_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("name", Text, nullable=False),
+    Column("component", LargeBinary, nullable=False),
+    Column("params", LargeBinary, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("progress", LargeBinary, nullable=False),
+    Column("definition_version", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("status_reason", Text, nullable=False),
+    Column("idempotency_key", String(NAME), nullable=True),
+    Column("request_digest", LargeBinary, nullable=True),
+    Column("interaction_count", BigInteger, nullable=False),
+    # Seq of the pending interaction (NULL: none). Kept in the row so the
+    # one-pending rule is a WHERE clause of the step's UPDATE, not a read.
+    Column("pending_seq", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_sessions_scope_created", "account_id", "project_id", "created_at", "id"),
+    Index("ix_sessions_parent_created", "parent_id", "created_at", "id"),
+    Index(
+        "uq_sessions_scope_key",
+        "account_id",
+        "project_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("parent_id IS NULL AND idempotency_key IS NOT NULL"),
+        postgresql_where=text("parent_id IS NULL AND idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "uq_sessions_parent_key",
+        "parent_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("parent_id IS NOT NULL AND idempotency_key IS NOT NULL"),
+        postgresql_where=text("parent_id IS NOT NULL AND idempotency_key IS NOT NULL"),
+    ),
+    Index("ix_sessions_status_updated", "status", "execution_mode", "updated_at"),
+    Index(
+        "ix_sessions_finished_roots",
+        "finished_at",
+        sqlite_where=text("parent_id IS NULL AND finished_at IS NOT NULL"),
+        postgresql_where=text("parent_id IS NULL AND finished_at IS NOT NULL"),
+    ),
+)
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column(
+        "session_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(ID), nullable=False, unique=True),
+    # The session's scope, copied so a claim filters and orders on one
+    # index of this table.
+    Column("account_id", String(SCOPE_PART), nullable=False),
+    Column("project_id", String(SCOPE_PART), nullable=False),
+    Column("step", String(NAME), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("dispatch", SmallInteger, nullable=False),
+    Column("required_capability", String(ID), nullable=False),
+    Column("command", LargeBinary, nullable=False),
+    Column("result", LargeBinary, nullable=True),
+    Column("reported_digest", LargeBinary, nullable=True),
+    Column("lease_owner", String(ID), nullable=True),
+    Column("lease_epoch", BigInteger, nullable=False),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("output_bytes", BigInteger, nullable=False),
+    Column("output_chunks", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    # Ordered as the claims read (oldest first, then session and seq), so a
+    # claim walks the index and stops at its LIMIT instead of sorting every
+    # candidate of the scope: a spawn's children share one created_at.
+    Index(
+        "ix_interactions_claimable",
+        "account_id",
+        "project_id",
+        "created_at",
+        "session_id",
+        "seq",
+        sqlite_where=text(f"status = {PENDING} AND dispatch = {DISPATCH_EXECUTOR}"),
+        postgresql_where=text(f"status = {PENDING} AND dispatch = {DISPATCH_EXECUTOR}"),
+    ),
+    Index(
+        "ix_interactions_joins",
+        "created_at",
+        "session_id",
+        "seq",
+        sqlite_where=text(f"status = {PENDING} AND dispatch = {DISPATCH_JOIN}"),
+        postgresql_where=text(f"status = {PENDING} AND dispatch = {DISPATCH_JOIN}"),
+    ),
+    Index(
+        "ix_interactions_lease_owner",
+        "lease_owner",
+        sqlite_where=text(f"status = {PENDING} AND lease_owner IS NOT NULL"),
+        postgresql_where=text(f"status = {PENDING} AND lease_owner IS NOT NULL"),
+    ),
+)
+
+outputs = Table(
+    "outputs",
+    metadata,
+    Column("session_id", String(ID), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("stream", SmallInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    ForeignKeyConstraint(
+        ["session_id", "seq"],
+        ["interactions.session_id", "interactions.seq"],
+        ondelete="CASCADE",
+        name="fk_outputs_interaction",
+    ),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("secret_hash", LargeBinary, nullable=False),
+    Column("account_id", String(SCOPE_PART), nullable=False),
+    Column("project_id", String(SCOPE_PART), nullable=False),
+    Column("user_id", String(SCOPE_PART), nullable=False),
+    Column("admin", Boolean, nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_tokens_account_created", "account_id", "created_at"),
+)

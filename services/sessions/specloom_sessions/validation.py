@@ -1,0 +1,302 @@
+"""Request checks: every refusal names the field (and the cap, for sizes).
+
+Shapes and ranges are INVALID_ARGUMENT; payloads over a configured cap are
+RESOURCE_EXHAUSTED. Nothing a client sends may reach the database
+unchecked, so a bad request never turns into INTERNAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Sized
+from dataclasses import dataclass
+
+from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
+
+from specloom.errors import InvalidArgument, ResourceExhausted
+from specloom.ids import MAX_ID_LENGTH
+from specloom.protoconv import MAX_STRUCT_DEPTH
+from specloom.v1 import common_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
+from specloom.validate import require_id, require_scope
+from specloom_sessions.config import SessionsSettings
+
+MAX_NAME = 200
+"""Session types, step names, token names, idempotency keys (bytes)."""
+MAX_TEXT = 4000
+"""Reasons and display names."""
+MAX_LEASE_TTL = 3600
+MAX_BATCH = 256
+"""Claims and joins per call."""
+MAX_LIST = 100
+"""Entries of a filter list or a capability list."""
+MIN_SECONDS = -62_135_596_800
+MAX_SECONDS = 253_402_300_799
+
+SESSION_STATUSES = frozenset(pb.SessionStatus.values()) - {pb.SESSION_STATUS_UNSPECIFIED}
+EXECUTION_MODES = frozenset(pb.ExecutionMode.values()) - {pb.EXECUTION_MODE_UNSPECIFIED}
+RESULT_STATUSES = frozenset(pb.ResultStatus.values()) - {pb.RESULT_STATUS_UNSPECIFIED}
+VIEWS = frozenset(pb.InteractionView.values())
+DISPATCHES = frozenset(spb.Dispatch.values())
+OUTPUT_STREAMS = frozenset(pb.OutputStream.values())
+
+__all__ = ["Limits", "require_id", "require_scope"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Payload caps, from :class:`~specloom_sessions.config.SessionsSettings`."""
+
+    struct_bytes: int
+    command_bytes: int
+    result_bytes: int
+    children_per_write: int
+
+    @classmethod
+    def of(cls, settings: SessionsSettings) -> Limits:
+        return cls(
+            struct_bytes=settings.sessions_max_struct_bytes,
+            command_bytes=settings.sessions_max_command_bytes,
+            result_bytes=settings.sessions_max_result_bytes,
+            children_per_write=settings.sessions_max_children_per_write,
+        )
+
+
+def optional_id(field: str, value: str) -> str:
+    """An id that may be empty."""
+    return require_id(field, value) if value else value
+
+
+def text(field: str, value: str, limit: int = MAX_TEXT) -> str:
+    """Free text up to ``limit`` characters (PostgreSQL text cannot hold NUL)."""
+    if len(value) > limit:
+        raise InvalidArgument(f"{field} is {len(value)} characters; at most {limit}")
+    if "\x00" in value:
+        raise InvalidArgument(f"{field} contains a NUL character")
+    return value
+
+
+def timestamp(field: str, value: timestamp_pb2.Timestamp) -> timestamp_pb2.Timestamp:
+    """A Timestamp within the range protobuf defines (years 1 to 9999)."""
+    if not MIN_SECONDS <= value.seconds <= MAX_SECONDS or not 0 <= value.nanos < 10**9:
+        raise InvalidArgument(f"{field} is not a valid timestamp (years 1 to 9999)")
+    return value
+
+
+def count(field: str, items: Sized, limit: int) -> None:
+    """A repeated field with at most ``limit`` entries."""
+    if len(items) > limit:
+        raise InvalidArgument(f"{field} lists {len(items)} entries; at most {limit}")
+
+
+def name(field: str, value: str, *, required: bool = True) -> str:
+    """A short printable name (session type, step, capability)."""
+    if not value:
+        if required:
+            raise InvalidArgument(f"{field} is required")
+        return value
+    if len(value) > MAX_NAME or not value.isprintable():
+        raise InvalidArgument(f"{field} must be printable and at most {MAX_NAME} characters")
+    return value
+
+
+def in_range(field: str, value: int, low: int, high: int) -> int:
+    """An integer within [low, high]."""
+    if not low <= value <= high:
+        raise InvalidArgument(f"{field} must be between {low} and {high}, got {value}")
+    return value
+
+
+def session_status(field: str, value: int) -> int:
+    """A stored session status (not UNSPECIFIED)."""
+    if value not in SESSION_STATUSES:
+        raise InvalidArgument(f"{field} {value} is not a known session status")
+    return value
+
+
+def _size(field: str, message: Message, cap: int) -> None:
+    size = message.ByteSize()
+    if size > cap:
+        raise ResourceExhausted(f"{field} is {size} bytes; the cap is {cap} bytes")
+
+
+def _depth(field: str, struct: struct_pb2.Struct) -> None:
+    # Same counting as protoconv: a Struct's own values are at depth 1.
+    stack: list[tuple[struct_pb2.Value, int]] = [(v, 1) for v in struct.fields.values()]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_STRUCT_DEPTH:
+            raise InvalidArgument(f"{field} is nested deeper than {MAX_STRUCT_DEPTH} levels")
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            stack.extend((v, depth + 1) for v in value.struct_value.fields.values())
+        elif kind == "list_value":
+            stack.extend((v, depth + 1) for v in value.list_value.values)
+
+
+def struct(field: str, value: struct_pb2.Struct, limits: Limits) -> struct_pb2.Struct:
+    """A caller's Struct within the size cap and the nesting limit."""
+    _size(field, value, limits.struct_bytes)
+    _depth(field, value)
+    return value
+
+
+def command(field: str, value: pb.Command, limits: Limits) -> pb.Command:
+    """A command with a kind, within the size cap."""
+    _size(field, value, limits.command_bytes)
+    if value.WhichOneof("kind") is None:
+        raise InvalidArgument(f"{field}.kind is required (shell, agent, git, ...)")
+    _depth(f"{field}.metadata", value.metadata)
+    if value.timeout_seconds < 0:
+        raise InvalidArgument(f"{field}.timeout_seconds must not be negative")
+    return value
+
+
+def result(field: str, value: pb.Result, limits: Limits) -> pb.Result:
+    """A result with a status, within the size cap."""
+    _size(field, value, limits.result_bytes)
+    if value.status not in RESULT_STATUSES:
+        raise InvalidArgument(f"{field}.status must be OK, WARNING or ERROR")
+    _depth(f"{field}.data", value.data)
+    return value
+
+
+def scope_and_id(scope: pb.Scope, session_id: str, field: str = "session_id") -> None:
+    """The two things every per-session request carries."""
+    require_scope(scope)
+    require_id(field, session_id)
+
+
+def lease_grant(field: str, grant: spb.LeaseGrant) -> None:
+    require_id(f"{field}.executor_id", grant.executor_id)
+    in_range(f"{field}.ttl_seconds", grant.ttl_seconds, 1, MAX_LEASE_TTL)
+
+
+def new_interaction(field: str, value: spb.NewInteraction, limits: Limits) -> None:
+    """One interaction to append."""
+    name(f"{field}.step", value.step)
+    if not value.HasField("command"):
+        raise InvalidArgument(f"{field}.command is required")
+    command(f"{field}.command", value.command, limits)
+    if value.dispatch not in DISPATCHES:
+        raise InvalidArgument(f"{field}.dispatch {value.dispatch} is not a known dispatch")
+    if value.required_capability and (
+        len(value.required_capability) > MAX_ID_LENGTH
+        or not value.required_capability.isprintable()
+    ):
+        raise InvalidArgument(
+            f"{field}.required_capability must be printable and at most {MAX_ID_LENGTH} characters"
+        )
+    if value.HasField("lease"):
+        if value.HasField("immediate_result"):
+            raise InvalidArgument(f"{field}: a completed record (immediate_result) takes no lease")
+        lease_grant(f"{field}.lease", value.lease)
+    if value.HasField("immediate_result"):
+        result(f"{field}.immediate_result", value.immediate_result, limits)
+
+
+def append_list(field: str, items: Sequence[spb.NewInteraction], limits: Limits) -> None:
+    """Interactions to append: at most one pending command, and it comes last."""
+    for index, item in enumerate(items):
+        new_interaction(f"{field}[{index}]", item, limits)
+        if not item.HasField("immediate_result") and index != len(items) - 1:
+            raise InvalidArgument(
+                f"{field}[{index}] is a pending command; only the last interaction "
+                "appended may be pending"
+            )
+
+
+def finish(field: str, value: spb.Finish) -> None:
+    """A status change a step may make (cancelling has its own call)."""
+    if value.status not in (
+        pb.SESSION_STATUS_ACTIVE,
+        pb.SESSION_STATUS_PAUSED,
+        pb.SESSION_STATUS_COMPLETE,
+        pb.SESSION_STATUS_FAILED,
+    ):
+        raise InvalidArgument(
+            f"{field}.status must be ACTIVE, PAUSED, COMPLETE or FAILED "
+            "(cancel with CancelSessionTree)"
+        )
+    text(f"{field}.reason", value.reason)
+
+
+def component(field: str, value: pb.Component, limits: Limits) -> None:
+    _size(field, value, limits.struct_bytes)
+
+
+def new_child(field: str, value: spb.NewChild, limits: Limits) -> None:
+    """One child to create."""
+    require_id(f"{field}.id", value.id)
+    name(f"{field}.type", value.type)
+    text(f"{field}.name", value.name)
+    name(f"{field}.key", value.key, required=False)
+    component(f"{field}.component", value.component, limits)
+    struct(f"{field}.params", value.params, limits)
+    struct(f"{field}.state", value.state, limits)
+    struct(f"{field}.progress", value.progress, limits)
+    if value.definition_version < 1:
+        raise InvalidArgument(f"{field}.definition_version must be at least 1")
+    if value.HasField("first"):
+        new_interaction(f"{field}.first", value.first, limits)
+
+
+def revived_child(field: str, value: spb.RevivedChild, limits: Limits) -> None:
+    """One failed child to resume."""
+    require_id(f"{field}.session_id", value.session_id)
+    if value.record.action not in (pb.CONTROL_ACTION_RESUME, pb.CONTROL_ACTION_RETRY_FROM):
+        # Reviving makes the child active again; a PAUSE record would contradict it.
+        raise InvalidArgument(f"{field}.record.action must be RESUME or RETRY_FROM")
+    text(f"{field}.record.reason", value.record.reason)
+    name(f"{field}.record.step", value.record.step, required=False)
+    struct(f"{field}.progress", value.progress, limits)
+
+
+def children(
+    create: Sequence[spb.NewChild], revive: Sequence[spb.RevivedChild], limits: Limits
+) -> None:
+    """The children part of an AdvanceSession."""
+    if len(create) > limits.children_per_write:
+        raise ResourceExhausted(
+            f"create_children lists {len(create)} children; the cap is "
+            f"{limits.children_per_write} per write"
+        )
+    if len(revive) > limits.children_per_write:
+        raise ResourceExhausted(
+            f"revive_children lists {len(revive)} children; the cap is "
+            f"{limits.children_per_write} per write"
+        )
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for index, child in enumerate(create):
+        new_child(f"create_children[{index}]", child, limits)
+        if child.id in ids:
+            raise InvalidArgument(f"create_children[{index}].id {child.id} is listed twice")
+        if child.key and child.key in keys:
+            raise InvalidArgument(f"create_children[{index}].key {child.key!r} is listed twice")
+        ids.add(child.id)
+        keys.add(child.key)
+    revived: set[str] = set()
+    for index, item in enumerate(revive):
+        revived_child(f"revive_children[{index}]", item, limits)
+        if item.session_id in revived:
+            raise InvalidArgument(
+                f"revive_children[{index}].session_id {item.session_id} is listed twice"
+            )
+        revived.add(item.session_id)
+
+
+def idempotency_key(field: str, value: str) -> str:
+    """A client key, at most :data:`MAX_NAME` bytes."""
+    size = len(value.encode())
+    if size > MAX_NAME:
+        raise InvalidArgument(f"{field} is {size} bytes; at most {MAX_NAME}")
+    if value and not value.isprintable():
+        raise InvalidArgument(f"{field} contains control characters")
+    return value
+
+
+def view(field: str, value: int) -> int:
+    if value not in VIEWS:
+        raise InvalidArgument(f"{field} {value} is not a known interaction view")
+    return value

@@ -1,0 +1,408 @@
+"""Structured git operations (``pb.GitCommand``) through GitPython.
+
+Every git process gets an argv, never a shell string, so branch names,
+paths and messages reach git as data. Three more guards make that hold for
+git itself:
+
+- names that would be read as options (a leading ``-``) or are not valid
+  refs are refused before git sees them, and start points are resolved to a
+  commit id first, so what is checked out is a sha, never a user string;
+- ``GIT_LITERAL_PATHSPECS=1``: a path like ``:(glob)*`` or ``:!x`` is a
+  file name, not pathspec magic, and every path list follows ``--``;
+- hooks are off unless configured (``core.hooksPath=/dev/null``): the
+  executor commits unattended, and a hook is code that no command named.
+
+These functions are synchronous (GitPython is); the executor runs them in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from specloom.agent.workspace import OutsideWorkspace, Workspace, confine
+from specloom.protoconv import JsonObject, JsonValue
+from specloom.v1 import common_pb2 as pb
+
+Emit = Callable[[str], None]
+"""Receives one progress line (thread-safe on the caller's side)."""
+
+DEFAULT_PR_COMMAND: tuple[str, ...] = (
+    "gh", "pr", "create",
+    "--title", "{title}", "--body", "{body}", "--head", "{head}", "--base", "{base}",
+)  # fmt: skip
+"""What a person would run to open the pull request (GitHub's CLI)."""
+
+__all__ = ["DEFAULT_PR_COMMAND", "GitFailure", "GitOutcome", "GitSettings", "run_git_command"]
+
+
+class GitFailure(Exception):
+    """An operation could not be carried out; the message is the step's error."""
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    """How the executor runs git."""
+
+    pull_request_command: tuple[str, ...] = ()
+    """Argv template that opens a pull request on the host, e.g. ``DEFAULT_PR_COMMAND``.
+    Placeholders ``{title}``, ``{body}``, ``{head}``, ``{base}`` are replaced
+    whole-argument; an argument whose value is empty is dropped with the
+    option before it. Empty: report the command instead of running it."""
+    run_hooks: bool = False
+    """Run the repository's git hooks on commit."""
+    network_timeout: float = 300.0
+    """Seconds a push or pull-request command may take."""
+    author_name: str = "specloom executor"
+    """Commit author when the repository has no ``user.name`` configured."""
+    author_email: str = "executor@specloom.invalid"
+    """Commit author e-mail when the repository has no ``user.email``."""
+
+
+@dataclass
+class GitOutcome:
+    """What a GitCommand did."""
+
+    status: pb.ResultStatus.ValueType = pb.RESULT_STATUS_OK
+    error_message: str = ""
+    data: JsonObject = field(default_factory=dict)
+
+
+class _Git:
+    """One repository's git, with the executor's environment and guards."""
+
+    def __init__(self, top: Path, settings: GitSettings) -> None:
+        self.top = top
+        self.settings = settings
+        self._git = git.Git(str(top))
+        self._env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_LITERAL_PATHSPECS": "1",
+            "GIT_OPTIONAL_LOCKS": "0",
+        }
+
+    def __call__(self, *args: str, timeout: float | None = None, check: bool = True) -> str:
+        config: list[str] = [] if self.settings.run_hooks else ["-c", "core.hooksPath=/dev/null"]
+        env = {**os.environ, **self._env}
+        try:
+            out = self._git.execute(
+                ["git", *config, *args],
+                env=env,
+                kill_after_timeout=timeout,
+                strip_newline_in_stdout=False,
+            )
+        except git.GitCommandError as exc:
+            if not check:
+                return ""
+            detail = (exc.stderr or exc.stdout or "").strip().removeprefix("stderr: ").strip("'\n ")
+            raise GitFailure(f"git {args[0]} failed: {detail or exc.status}") from None
+        return str(out)
+
+    def ok(self, *args: str) -> bool:
+        try:
+            self(*args)
+        except GitFailure:
+            return False
+        return True
+
+    def head(self) -> str:
+        return self("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+
+    def current_branch(self) -> str:
+        return self("symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+
+    def resolve_commit(self, rev: str) -> str:
+        """The sha of ``rev``; refuses option-like names."""
+        if not rev or rev.startswith("-") or "\n" in rev:
+            raise GitFailure(f"not a revision: {rev!r}")
+        sha = self(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False
+        )
+        if not sha.strip():
+            raise GitFailure(f"unknown revision {rev!r}")
+        return sha.strip()
+
+    def branch_exists(self, name: str) -> bool:
+        return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{name}")
+
+    def check_branch_name(self, name: str) -> None:
+        if not name or name.startswith("-") or not self.ok("check-ref-format", "--branch", name):
+            raise GitFailure(f"invalid branch name {name!r}")
+
+    def relative(self, path: Path) -> str:
+        return path.relative_to(self.top).as_posix()
+
+
+def _open(directory: Path, workspace: Workspace, settings: GitSettings) -> _Git:
+    try:
+        repo = git.Repo(directory, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitFailure(f"{directory} is not inside a git repository") from None
+    with repo:
+        if repo.working_tree_dir is None:
+            raise GitFailure(f"{directory} is a bare repository")
+        top = Path(os.path.realpath(repo.working_tree_dir))
+    if top != workspace.root and not top.is_relative_to(workspace.root):
+        # The workspace folder itself is not a repository and git found one
+        # above it: operating there would leave the workspace.
+        raise GitFailure("the workspace is not a git repository")
+    return _Git(top, settings)
+
+
+def _gather(repo: _Git, gather: Sequence[pb.BranchFiles], emit: Emit) -> list[str]:
+    """Check files out of other branches into ``repo`` (staged, not committed)."""
+    taken: list[str] = []
+    for source in gather:
+        if not source.paths:
+            continue
+        sha = repo.resolve_commit(source.branch)
+        paths = [repo.relative(_confined(repo.top, p)) for p in source.paths]
+        missing = [
+            p for p in paths if not repo("ls-tree", "-z", "--name-only", sha, "--", p).strip("\0\n")
+        ]
+        if missing:
+            raise GitFailure(f"not on branch {source.branch!r}: {', '.join(missing)}")
+        repo("checkout", sha, "--", *paths)
+        emit(f"git: took {len(paths)} file(s) from {source.branch}")
+        taken.extend(paths)
+    return taken
+
+
+def _confined(root: Path, relative: str) -> Path:
+    try:
+        return confine(root, relative, forbidden=frozenset({".git"}))
+    except OutsideWorkspace as exc:
+        raise GitFailure(str(exc)) from None
+
+
+def create_branch(repo: _Git, op: pb.CreateBranch, emit: Emit) -> JsonObject:
+    """Create ``op.name`` from ``op.base`` (or reuse it) and check it out."""
+    repo.check_branch_name(op.name)
+    if repo.branch_exists(op.name):
+        if repo.current_branch() != op.name:
+            repo("checkout", "--quiet", op.name, "--")
+        emit(f"git: on existing branch {op.name}")
+    elif op.base:
+        repo("checkout", "--quiet", "-b", op.name, repo.resolve_commit(op.base), "--")
+        emit(f"git: created branch {op.name} from {op.base}")
+    else:
+        repo("checkout", "--quiet", "-b", op.name)
+        emit(f"git: created branch {op.name}")
+    return {"branch": op.name, "commit": repo.head()}
+
+
+def add_worktree(
+    main: _Git, workspace: Workspace, op: pb.AddWorktree, emit: Emit, settings: GitSettings
+) -> JsonObject:
+    """Give a child session its own checkout at ``op.path`` on ``op.branch``."""
+    main.check_branch_name(op.branch)
+    target = _confined(workspace.root, op.path)
+    if target == workspace.root:
+        raise GitFailure("a worktree cannot be the workspace root")
+    main("worktree", "prune")
+    if target.exists():
+        tree = _Git(target, settings)
+        if not (target / ".git").is_file() or tree.current_branch() != op.branch:
+            raise GitFailure(f"{op.path!r} exists and is not a worktree on branch {op.branch!r}")
+        emit(f"git: reusing worktree {op.path} on {op.branch}")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if main.branch_exists(op.branch):
+            main("worktree", "add", "--quiet", str(target), op.branch)
+        else:
+            base = main.resolve_commit(op.base) if op.base else main.resolve_commit("HEAD")
+            main("worktree", "add", "--quiet", "-b", op.branch, str(target), base)
+        emit(f"git: worktree {op.path} on branch {op.branch}")
+        tree = _Git(target, settings)
+    gathered = _gather(tree, op.gather, emit)
+    return {
+        "branch": op.branch,
+        "commit": tree.head(),
+        "worktree": workspace_relative(workspace, target),
+        "gathered_files": list(gathered),
+    }
+
+
+def workspace_relative(workspace: Workspace, path: Path) -> str:
+    """``path`` relative to the workspace root, POSIX form."""
+    return path.relative_to(workspace.root).as_posix()
+
+
+def commit(repo: _Git, workdir: Path, op: pb.Commit, emit: Emit) -> JsonObject:
+    """Commit exactly ``op.paths``; whatever else is staged or modified stays out."""
+    if not op.paths:
+        raise GitFailure("commit needs at least one path")
+    _gather(repo, op.gather, emit)
+    paths = sorted({repo.relative(_confined(workdir, p)) for p in op.paths})
+    head = repo.head()
+    missing = [p for p in paths if not (repo.top / p).exists() and not _known(repo, head, p)]
+    if missing and not op.allow_empty:
+        raise GitFailure(f"nothing at {', '.join(missing)} to commit")
+    paths = [p for p in paths if p not in missing]
+    if not paths:
+        emit("git: none of the paths exist; no commit made")
+        return {"commit": head, "branch": repo.current_branch(), "committed_files": []}
+    # Stage the named paths (additions, changes, deletions) in the real
+    # index, then `commit --only` records exactly them: other staged entries
+    # stay staged and out of the commit.
+    repo("add", "--all", "--", *paths)
+    changed = (
+        repo("diff", "--cached", "--name-only", "-z", head, "--", *paths)
+        if head
+        else repo("ls-files", "-z", "--", *paths)
+    ).strip("\0")
+    if not changed:
+        if op.allow_empty:
+            emit("git: nothing changed; no commit made")
+            return {"commit": head, "branch": repo.current_branch(), "committed_files": []}
+        raise GitFailure(f"nothing to commit: {', '.join(paths)} are unchanged")
+    identity = _identity(repo)
+    message = op.message or "specloom commit"
+    repo(*identity, "commit", "--quiet", "--no-verify", "--only", "-m", message, "--", *paths)
+    sha = repo.head()
+    files = [
+        name
+        for name in repo(
+            "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", "-z", sha
+        ).split("\0")
+        if name.strip("\n")
+    ]
+    emit(f"git: committed {len(files)} file(s) as {sha[:12]}")
+    return {
+        "commit": sha,
+        "branch": repo.current_branch(),
+        "committed_files": [f.strip("\n") for f in files],
+    }
+
+
+def _known(repo: _Git, head: str, path: str) -> bool:
+    """Whether git tracks ``path`` (in the index or at HEAD), e.g. a deletion to commit."""
+    if repo("ls-files", "-z", "--", path).strip("\0"):
+        return True
+    return bool(head) and bool(repo("ls-tree", "-z", "--name-only", head, "--", path).strip("\0"))
+
+
+def _identity(repo: _Git) -> list[str]:
+    """``-c user.*`` fallbacks when the repository has no identity configured."""
+    args: list[str] = []
+    if not repo("config", "--get", "user.name", check=False).strip():
+        args += ["-c", f"user.name={repo.settings.author_name}"]
+    if not repo("config", "--get", "user.email", check=False).strip():
+        args += ["-c", f"user.email={repo.settings.author_email}"]
+    # `git -c` must precede the subcommand; _Git puts its own -c first.
+    return args
+
+
+def push(repo: _Git, op: pb.Push, emit: Emit) -> tuple[pb.ResultStatus.ValueType, str, JsonObject]:
+    """Push a branch; a missing remote is a warning so local-only repositories finish."""
+    remote = op.remote or "origin"
+    remotes = repo("remote").split()
+    branch = op.branch or repo.current_branch()
+    if not branch:
+        raise GitFailure("nothing to push: HEAD is not on a branch")
+    repo.check_branch_name(branch)
+    if remote not in remotes:
+        message = f"remote {remote!r} is not configured; branch {branch!r} was not pushed"
+        emit(f"git: {message}")
+        return pb.RESULT_STATUS_WARNING, message, {"branch": branch, "pushed": False}
+    repo.resolve_commit(branch)
+    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+    repo("push", "--quiet", "--", remote, refspec, timeout=repo.settings.network_timeout)
+    emit(f"git: pushed {branch} to {remote}")
+    return pb.RESULT_STATUS_OK, "", {"branch": branch, "pushed": True, "remote": remote}
+
+
+def pull_request_argv(template: Sequence[str], values: dict[str, str]) -> list[str]:
+    """Fill an argv template whole-argument; an empty value drops itself and its option."""
+    argv: list[str] = []
+    for arg in template:
+        key = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None
+        if key is None or key not in values:
+            argv.append(arg)
+        elif values[key]:
+            argv.append(values[key])
+        elif argv and argv[-1].startswith("-") and "=" not in argv[-1]:
+            argv.pop()
+    return argv
+
+
+def pull_request_values(repo: _Git, op: pb.PullRequest) -> dict[str, str]:
+    """Placeholder values for a pull request, head defaulting to the current branch."""
+    head = op.head or repo.current_branch()
+    if not head:
+        raise GitFailure("pull request needs a head branch (HEAD is detached)")
+    return {"title": op.title, "body": op.body, "head": head, "base": op.base}
+
+
+def run_git_command(
+    command: pb.GitCommand,
+    *,
+    workspace: Workspace,
+    workdir: Path,
+    settings: GitSettings,
+    emit: Emit,
+    run_pr: Callable[[list[str], Path], tuple[int, str, str]] | None = None,
+) -> GitOutcome:
+    """Run the operations in order; stop at the first failure.
+
+    ``run_pr(argv, cwd) -> (exit code, stdout, stderr)`` runs a configured
+    pull-request command (the executor passes its process runner).
+    """
+    outcome = GitOutcome()
+    try:
+        repo = _open(workdir, workspace, settings)
+        for index, operation in enumerate(command.operations):
+            kind = operation.WhichOneof("op")
+            data: JsonObject
+            if kind == "create_branch":
+                data = create_branch(repo, operation.create_branch, emit)
+            elif kind == "add_worktree":
+                main = _open(workspace.root, workspace, settings)
+                data = add_worktree(main, workspace, operation.add_worktree, emit, settings)
+            elif kind == "commit":
+                data = commit(repo, workdir, operation.commit, emit)
+            elif kind == "push":
+                status, message, data = push(repo, operation.push, emit)
+                if status != pb.RESULT_STATUS_OK:
+                    outcome.status, outcome.error_message = status, message
+            elif kind == "pull_request":
+                data = {
+                    "pull_request": _pull_request(
+                        repo, operation.pull_request, settings, emit, run_pr
+                    )
+                }
+            else:
+                raise GitFailure(f"operation {index + 1} is empty")
+            outcome.data.update(data)
+    except GitFailure as exc:
+        outcome.status = pb.RESULT_STATUS_ERROR
+        outcome.error_message = str(exc)
+    return outcome
+
+
+def _pull_request(
+    repo: _Git,
+    op: pb.PullRequest,
+    settings: GitSettings,
+    emit: Emit,
+    run_pr: Callable[[list[str], Path], tuple[int, str, str]] | None,
+) -> JsonValue:
+    values = pull_request_values(repo, op)
+    if not settings.pull_request_command or run_pr is None:
+        argv = pull_request_argv(DEFAULT_PR_COMMAND, values)
+        shown = shlex.join(argv)
+        emit("git: no pull-request host configured; to open it run: " + shown.splitlines()[0])
+        return {"command": shown, "argv": list(argv), "opened": False}
+    argv = pull_request_argv(settings.pull_request_command, values)
+    code, out, err = run_pr(argv, repo.top)
+    if code != 0:
+        raise GitFailure(f"pull request command exited {code}: {(err or out).strip()[-2000:]}")
+    url = next((w for w in out.split() if w.startswith(("https://", "http://"))), "")
+    emit(f"git: pull request opened {url}".rstrip())
+    return {"command": shlex.join(argv), "argv": list(argv), "url": url, "opened": True}

@@ -1,0 +1,149 @@
+"""How sessions look in a terminal, and as JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from specloom.client import status_name
+from specloom.protoconv import from_timestamp
+from specloom.v1 import common_pb2 as pb
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+STATUS_STYLE = {
+    "active": "cyan",
+    "paused": "yellow",
+    "complete": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "ok": "green",
+    "warning": "yellow",
+    "error": "red",
+    "pending": "cyan",
+    "abandoned": "magenta",
+}
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """A message as JSON-ready data (field names as in the .proto)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_json_line(data: Any) -> None:
+    """One JSON object per line (NDJSON), for streams."""
+    sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def styled(word: str) -> Text:
+    """A status word in its colour."""
+    return Text(word, style=STATUS_STYLE.get(word, ""))
+
+
+def outcome_of(interaction: pb.Interaction) -> str:
+    """pending, ok, warning, error or abandoned."""
+    if interaction.status == pb.INTERACTION_STATUS_PENDING:
+        return "pending"
+    if interaction.status == pb.INTERACTION_STATUS_ABANDONED:
+        return "abandoned"
+    names = {
+        pb.RESULT_STATUS_OK: "ok",
+        pb.RESULT_STATUS_WARNING: "warning",
+        pb.RESULT_STATUS_ERROR: "error",
+    }
+    return names.get(interaction.result.status, "?")
+
+
+def duration_of(interaction: pb.Interaction) -> str:
+    """How long the step took (wall time from issue to result)."""
+    if not interaction.HasField("completed_at") or not interaction.HasField("created_at"):
+        return ""
+    seconds = (
+        from_timestamp(interaction.completed_at) - from_timestamp(interaction.created_at)
+    ).total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def kind_of(interaction: pb.Interaction) -> str:
+    return interaction.command.WhichOneof("kind") or ""
+
+
+def session_line(session: pb.Session) -> str:
+    """One line: id, type, subject, status."""
+    reason = f" — {session.status_reason}" if session.status_reason else ""
+    return f"{session.id}  {session.type}  {session.name}  [{status_name(session.status)}]{reason}"
+
+
+def sessions_table(sessions: Iterable[pb.Session]) -> Table:
+    """Sessions as a table."""
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", "type", "subject", "status", "steps", "created"):
+        table.add_column(column)
+    for session in sessions:
+        created = from_timestamp(session.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            session.id,
+            session.type,
+            session.name,
+            styled(status_name(session.status)),
+            str(session.interaction_count),
+            created,
+        )
+    return table
+
+
+def history_table(session: pb.Session) -> Table:
+    """A session's step history: step, kind, outcome, duration, reason."""
+    table = Table(
+        show_edge=False, pad_edge=False, title=session_line(session), title_justify="left"
+    )
+    for column in ("#", "step", "kind", "outcome", "duration", "detail"):
+        table.add_column(column)
+    for interaction in session.interactions:
+        detail = interaction.result.error_message
+        if interaction.command.WhichOneof("kind") == "control":
+            detail = interaction.command.control.reason
+        backend = interaction.result.data.fields.get("backend")
+        if backend is not None and backend.string_value == "scripted":
+            detail = (detail + " " if detail else "") + "(scripted: replayed, not generated)"
+        table.add_row(
+            str(interaction.seq),
+            interaction.step,
+            kind_of(interaction),
+            styled(outcome_of(interaction)),
+            duration_of(interaction),
+            detail.splitlines()[0][:120] if detail else "",
+        )
+    return table
+
+
+def workflows_table(workflows: Iterable[pb.WorkflowDescription]) -> Table:
+    """Session types and their steps."""
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("type", "v", "steps", "params"):
+        table.add_column(column)
+    for workflow in workflows:
+        steps = " → ".join(step.name for step in workflow.steps)
+        required = [k for k, v in workflow.params.items() if "(required)" in v]
+        table.add_row(workflow.type, str(workflow.version), steps, ", ".join(sorted(required)))
+    return table

@@ -1,0 +1,211 @@
+"""``specloom demo``: the whole pipeline on a throwaway project, in one process.
+
+It writes the sample project into a directory (a git repository with a bare
+``origin`` beside it), starts every service in this process on a free
+loopback port with a SQLite file, starts one executor agent on the project,
+and runs ContextDesign → ContextComponentsDesign → ContextCoding through
+the public gateway API, exactly as a client and an agent on a developer's
+machine would. With the ``scripted`` backend the model's edits are replayed
+from :mod:`specloom.demo.script`; with ``claude-code`` or ``anthropic`` a real
+model writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+from rich.console import Console
+
+from specloom.client import Client, status_name
+from specloom.demo.sample import COMPONENTS, CONTEXT, FILES
+from specloom.demo.script import write_script
+from specloom.host import HostSettings, discover, new_secret
+from specloom.process import start_host
+from specloom.protoconv import struct_to_dict
+from specloom.v1 import common_pb2 as pb
+
+PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
+SERVICES = ("sessions", "context_design", "coding", "gateway")
+
+
+@dataclass
+class DemoOutcome:
+    """What the demo produced."""
+
+    project: Path
+    origin: Path
+    sessions: list[tuple[str, str, str]] = field(default_factory=list)
+    """(type, id, status) of each top-level session, in order."""
+    branch: str = ""
+    commit: str = ""
+    design_documents: list[str] = field(default_factory=list)
+    ok: bool = False
+
+
+def _git(project: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def create_project(project: Path, origin: Path) -> None:
+    """Write the sample project, commit it, and push it to a bare ``origin``."""
+    project.mkdir(parents=True)
+    for relative, text in FILES.items():
+        path = project / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin), "--bare"], check=True)
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "config", "user.name", "specloom demo")
+    _git(project, "config", "user.email", "demo@specloom.invalid")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "inventory: tests first")
+    _git(project, "remote", "add", "origin", str(origin))
+    _git(project, "push", "-q", "origin", "main")
+
+
+async def _agent(
+    address: str, token: str, project: Path, backend: str, script: Path | None, claude: str
+) -> tuple[asyncio.Task[int], object]:
+    # Imported here: git and the agent backends are only needed once running.
+    from specloom.agent import AgentLoop, AgentSettings, build_executor
+
+    settings = AgentSettings(
+        gateway=address,
+        token=SecretStr(token),
+        workspace=project,
+        name="demo-executor",
+        backends=[backend],
+        scripted_file=script,
+        max_parallel=len(COMPONENTS),
+        claude_executable=claude,
+        drain_seconds=5,
+    )
+    loop = AgentLoop(settings, build_executor(settings))
+    return asyncio.create_task(loop.run()), loop
+
+
+async def run_demo(
+    root: Path,
+    *,
+    backend: str = "scripted",
+    console: Console | None = None,
+    claude: str = "claude",
+    stages: Sequence[str] = PIPELINE,
+) -> DemoOutcome:
+    """Run the demo in ``root`` (which must not exist yet); returns what it made."""
+    from specloom.cli._watch import watch  # the same live view as `session watch`
+
+    out = console or Console()
+    project, origin, data = root / "inventory", root / "origin.git", root / "specloom-data"
+    create_project(project, origin)
+    # The agent's commands run `python -m pytest`: make that this interpreter,
+    # which has pytest, even when the virtualenv is not activated.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    script = write_script(root / "demo-script.json") if backend == "scripted" else None
+
+    specs = discover()
+    data.mkdir(parents=True)
+    settings = HostSettings(
+        listen="127.0.0.1:0",
+        data_dir=data,
+        database_url=f"sqlite+aiosqlite:///{data / 'specloom.db'}",
+        internal_secret=SecretStr(new_secret()),
+        token_pepper=SecretStr(new_secret()),
+        grace_seconds=2,
+    )
+    await specs["sessions"].admin["migrate"](settings)
+    token = str(
+        await specs["sessions"].admin["issue-token"](
+            settings,
+            account_id="demo",
+            project_id="inventory",
+            user_id=getpass.getuser() or "demo",
+            name="specloom demo",
+        )
+    )
+    host = await start_host([specs[name] for name in SERVICES], settings, self_hosted=True)
+    outcome = DemoOutcome(project=project, origin=origin)
+    agent_task, loop = await _agent(host.address, token, project, backend, script, claude)
+    try:
+        async with Client(host.address, token) as client:
+            for session_type in stages:
+                started = await client.start_session(
+                    session_type, {"context": CONTEXT, "profile": "python"}, mode="agentic"
+                )
+                session = started.session
+                out.rule(f"{session_type}  ({session.id})")
+                await watch(client, session.id, as_json=False)
+                out.print()
+                for child in await client.children(session.id):
+                    history = await client.get_session(child.id)
+                    out.print(f"  {child.name:<28} {chain(history)}", highlight=False)
+                final = await client.get_session(session.id, view=pb.INTERACTION_VIEW_NONE)
+                outcome.sessions.append((session_type, session.id, status_name(final.status)))
+                if final.status != pb.SESSION_STATUS_COMPLETE:
+                    out.print(
+                        f"[red]{session_type} ended {status_name(final.status)}[/red]: "
+                        f"{final.status_reason}"
+                    )
+                    return outcome
+                state = struct_to_dict(final.state)
+                outcome.branch = str(state.get("branch") or outcome.branch)
+                outcome.commit = str(state.get("commit") or outcome.commit)
+        outcome.ok = True
+        outcome.design_documents = _git(
+            project, "ls-tree", "-r", "--name-only", outcome.branch or "HEAD", "docs"
+        ).splitlines()
+        return outcome
+    finally:
+        loop.draining.set()  # type: ignore[attr-defined]
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(agent_task, 15)
+        await host.stop(2)
+
+
+def chain(session: pb.Session) -> str:
+    """A session's steps in one line: ``Initialize → RunTests ✗ → FixTestFailures → …``."""
+    marks = {pb.RESULT_STATUS_OK: "", pb.RESULT_STATUS_WARNING: " ~", pb.RESULT_STATUS_ERROR: " ✗"}
+    steps = [
+        i.step + marks.get(i.result.status, "")
+        for i in session.interactions
+        if i.command.WhichOneof("kind") != "control"
+    ]
+    return " → ".join(steps)
+
+
+def summary(outcome: DemoOutcome, backend: str) -> list[str]:
+    """The closing lines the demo prints."""
+    lines = [f"project:  {outcome.project}  (a git repository; origin: {outcome.origin})"]
+    for session_type, session_id, status in outcome.sessions:
+        lines.append(f"session:  {session_type:<24} {status:<9} {session_id}")
+    if outcome.ok:
+        log = _git(outcome.project, "log", "--oneline", "-1", outcome.commit or outcome.branch)
+        files = _git(outcome.project, "show", "--name-only", "--format=", outcome.commit or "HEAD")
+        lines += [
+            f"branch:   {outcome.branch}  (pushed to origin)",
+            f"commit:   {log}",
+            "          " + ", ".join(files.splitlines()),
+            "designs:  " + ", ".join(outcome.design_documents),
+            f"look:     cd {outcome.project} && git log --oneline --graph --all",
+        ]
+    if backend == "scripted":
+        lines += [
+            "",
+            "The model's edits in this run were REPLAYED from a recorded script "
+            "(specloom/demo/script.py), not generated.",
+            "To have a real model write them: `specloom demo --backend claude-code` "
+            "(needs the `claude` CLI) or `ANTHROPIC_API_KEY=… specloom demo --backend anthropic`.",
+        ]
+    return lines

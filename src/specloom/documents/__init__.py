@@ -1,0 +1,66 @@
+"""Design documents: parsing, validation and the spec agents are given.
+
+A design document is markdown with required H2 sections per component type
+(see :data:`CONTEXT_SECTIONS` and :data:`COMPONENT_SECTIONS`); a context's
+Components section lists its components as H3 module names with a
+``| field | value |`` table and a description. :func:`validate_design` gives
+specific errors (they become the revise prompt) or, for a valid context, the
+components the component-design sessions fan out over. The coding family
+reads context designs through the same functions.
+"""
+
+from specloom.documents._markdown import (
+    MAX_DOCUMENT_BYTES,
+    Body,
+    Document,
+    DocumentRejected,
+    Heading,
+    Section,
+    Table,
+    parse,
+    section_key,
+)
+from specloom.documents._spec import (
+    COMPONENT_SECTIONS,
+    COMPONENT_TYPES,
+    CONTEXT,
+    CONTEXT_SECTIONS,
+    MAX_DESCRIPTION,
+    MIN_REVIEW_CHARS,
+    document_spec,
+    required_sections,
+    review_spec,
+)
+from specloom.documents._validate import (
+    MAX_ERRORS,
+    DesignReport,
+    is_module_name,
+    validate_design,
+    validate_review,
+)
+
+__all__ = [
+    "COMPONENT_SECTIONS",
+    "COMPONENT_TYPES",
+    "CONTEXT",
+    "CONTEXT_SECTIONS",
+    "MAX_DESCRIPTION",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_ERRORS",
+    "MIN_REVIEW_CHARS",
+    "Body",
+    "DesignReport",
+    "Document",
+    "DocumentRejected",
+    "Heading",
+    "Section",
+    "Table",
+    "document_spec",
+    "is_module_name",
+    "parse",
+    "required_sections",
+    "review_spec",
+    "section_key",
+    "validate_design",
+    "validate_review",
+]

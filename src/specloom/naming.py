@@ -1,0 +1,71 @@
+"""Names that reach git and the file system, made safe.
+
+Context and component names come from people and from AI-written documents.
+They may contain quotes, ``$()``, backticks, semicolons, newlines or ``../``.
+Nothing here shells out; these functions only produce names that are valid
+git refs and paths that stay inside a workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+
+_BRANCH_UNSAFE = re.compile(r"[^a-z0-9_-]")
+
+
+def slug(name: str) -> str:
+    """Lower-case ``name`` with anything outside ``a-z0-9-_`` turned into ``-``."""
+    return _BRANCH_UNSAFE.sub("-", name.lower())
+
+
+MAX_BRANCH = 200
+"""Longest branch name made. Git keeps a branch as a file (and a ``.lock`` file
+beside it), and file names stop at 255 bytes: a longer one fails every git
+operation on the branch."""
+
+
+def branch_name(prefix: str, name: str) -> str:
+    """``<prefix>-session-for-<name>``, sanitised (a valid git branch name).
+
+    Past :data:`MAX_BRANCH` characters the name is cut and ends with a hash
+    of the whole, so two long names that share a beginning stay two branches.
+    """
+    branch = f"{slug(prefix)}-session-for-{slug(name)}"
+    if len(branch) <= MAX_BRANCH:
+        return branch
+    digest = hashlib.sha256(branch.encode()).hexdigest()[:12]
+    return f"{branch[: MAX_BRANCH - len(digest) - 1]}-{digest}"
+
+
+class UnsafePath(ValueError):
+    """A relative path that would leave its root."""
+
+
+def safe_relative_path(path: str) -> str:
+    """Normalise a relative path, refusing absolute paths and ``..`` escapes.
+
+    Returns the path in POSIX form without ``.`` segments. This is a lexical
+    check; executors also resolve symlinks before touching a file.
+    """
+    if not path or "\x00" in path:
+        raise UnsafePath(f"invalid path {path!r}")
+    pure = PurePosixPath(path.replace("\\", "/"))
+    if pure.is_absolute():
+        raise UnsafePath(
+            f"absolute path {path!r} is not allowed; paths are relative to the workspace"
+        )
+    parts: list[str] = []
+    for part in pure.parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise UnsafePath(f"path {path!r} leaves the workspace")
+            parts.pop()
+            continue
+        parts.append(part)
+    if not parts:
+        raise UnsafePath(f"path {path!r} names the workspace itself")
+    return "/".join(parts)

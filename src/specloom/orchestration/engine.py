@@ -1,0 +1,468 @@
+"""The orchestrator's decisions, free of I/O.
+
+Given a session head (the session row with its pending or newest
+interaction) the engine decides what one step's write is: judge a result,
+fold it into the progress, build the next command, create or revive
+children. The only thing it may ask for is the session's children, through
+an injected loader, and only when a step declares ``needs_children``.
+
+The gRPC servicer and the in-memory simulator behind the golden tests both
+drive this module, so what the goldens pin is what production does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from specloom.errors import FailedPrecondition, InvalidArgument
+from specloom.ids import new_id
+from specloom.orchestration.params import component_of, subject_of, validate_params
+
+# The data a decision writes, and its helpers, live in .writes; re-exported
+# here because every caller of the engine needs them beside it.
+from specloom.orchestration.writes import (
+    MAX_CHILDREN_PER_STEP,
+    TERMINAL,
+    Completion,
+    Decoded,
+    Done,
+    LeaseOffer,
+    NewStep,
+    PlannedChild,
+    Revival,
+    Write,
+    control_step,
+    finish_of,
+    merge_state,
+    new_step,
+    pending_of,
+    record_of_control,
+)
+from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
+from specloom.v1 import common_pb2 as pb
+from specloom.workflow import (
+    ChildSpec,
+    CommandPlan,
+    Judgement,
+    Progress,
+    Registry,
+    Workflow,
+    apply,
+    initial,
+)
+from specloom.workflow._proto import (
+    child_view_from_pb,
+    component_to_pb,
+    context_from_pb,
+    judged_result,
+    record_of,
+    reported_from_pb,
+)
+from specloom.workflow.commands import kind_of
+
+log = logging.getLogger("specloom.orchestration")
+
+ChildrenLoader = Callable[[], Awaitable[Sequence[pb.Session]]]
+
+__all__ = [
+    "ChildrenLoader",
+    "Completion",
+    "Decoded",
+    "Done",
+    "Engine",
+    "LeaseOffer",
+    "NewStep",
+    "PlannedChild",
+    "Revival",
+    "Write",
+    "control_step",
+    "merge_state",
+    "pending_of",
+]
+
+
+class Engine:
+    """Decisions for every workflow of a registry."""
+
+    def __init__(self, registry: Registry, ids: Callable[[], str] = new_id) -> None:
+        self.registry = registry
+        self._ids = ids
+
+    def workflow_of(self, head: pb.Session) -> Workflow:
+        """The definition a session runs under."""
+        return self.registry.get(head.type, head.definition_version or 1)
+
+    def decode(self, head: pb.Session, known: Decoded | None = None) -> Decoded:
+        """``known`` when it is of this head's version, else decoded from the head."""
+        if known is not None and known.version == head.version:
+            return known
+        return Decoded(
+            version=head.version,
+            params=struct_to_dict(head.params),
+            state=struct_to_dict(head.state),
+            progress=self.progress_of(head),
+        )
+
+    def progress_of(self, head: pb.Session) -> Progress:
+        """The stored fold of a session."""
+        return Progress.from_dict(struct_to_dict(head.progress), self.workflow_of(head))
+
+    # -- opening ---------------------------------------------------------------
+
+    def open(
+        self,
+        session_type: str,
+        scope: pb.Scope,
+        execution_mode: int,
+        params: Mapping[str, JsonValue],
+    ) -> tuple[pb.Session, NewStep]:
+        """A new top-level session and its first interaction (ids chosen by Sessions)."""
+        workflow = self.registry.latest(session_type)
+        validate_params(workflow, params)
+        mode = execution_mode or pb.EXECUTION_MODE_MANUAL
+        session = pb.Session(
+            type=workflow.type,
+            status=pb.SESSION_STATUS_ACTIVE,
+            execution_mode=mode,  # type: ignore[arg-type]
+            scope=scope,
+            name=subject_of(workflow, params),
+            component=component_to_pb(component_of(params)),
+            definition_version=workflow.version,
+        )
+        dict_to_struct(params, session.params)
+        first, state = self._first_step(workflow, session, {}, lease=None)
+        dict_to_struct(state, session.state)
+        dict_to_struct(initial(workflow).to_dict(), session.progress)
+        return session, first
+
+    def _first_step(
+        self,
+        workflow: Workflow,
+        session: pb.Session,
+        state: Mapping[str, JsonValue],
+        lease: LeaseOffer | None,
+    ) -> tuple[NewStep, JsonObject]:
+        row = workflow.steps[0]
+        # A new session has no children yet, so a first step that reads them
+        # sees none; it cannot create any (CreateSession writes one session).
+        ctx = context_from_pb(session, step=row.name, state=state)
+        plan = row.step.command(ctx)
+        if plan.create_children or plan.revive_children:
+            raise ValueError(f"{workflow.type}: the first step cannot spawn children")
+        return new_step(row.name, plan.command, session.execution_mode, lease), merge_state(
+            state, plan.state
+        )
+
+    # -- planning a step -----------------------------------------------------------
+
+    async def _plan(
+        self,
+        head: pb.Session,
+        params: JsonObject,
+        progress: Progress,
+        state: JsonObject,
+        step: str,
+        load_children: ChildrenLoader,
+        lease: LeaseOffer | None,
+        write: Write,
+    ) -> None:
+        workflow = self.workflow_of(head)
+        row = workflow.step(step)
+        children = tuple(await load_children()) if row.step.needs_children else ()
+        ctx = context_from_pb(
+            head,
+            step=step,
+            rounds=progress.rounds,
+            state=state,
+            params=params,
+            children=tuple(child_view_from_pb(c) for c in children),
+        )
+        plan = row.step.command(ctx)
+        command = plan.command
+        if plan.create_children or plan.revive_children:
+            self._plan_children(head, plan, children, command, write)
+        write.append.append(new_step(step, command, head.execution_mode, lease))
+        if plan.state:
+            write.state = merge_state(state, plan.state)
+
+    def _plan_children(
+        self,
+        head: pb.Session,
+        plan: CommandPlan,
+        existing: Sequence[pb.Session],
+        command: pb.Command,
+        write: Write,
+    ) -> None:
+        if len(plan.create_children) > MAX_CHILDREN_PER_STEP:
+            raise InvalidArgument(
+                f"step {command.step} asked for {len(plan.create_children)} children; "
+                f"the limit is {MAX_CHILDREN_PER_STEP}"
+            )
+        by_key = {child.idempotency_key: child for child in existing}
+        ids: list[str] = []
+        for spec in plan.create_children:
+            found = by_key.get(spec.key)
+            if found is not None:
+                # A retried spawn reuses the children it made the first time.
+                ids.append(found.id)
+                continue
+            planned = self._child(head, spec)
+            write.children.append(planned)
+            by_key[spec.key] = planned.session
+            ids.append(planned.session.id)
+        revived: list[str] = []
+        by_id = {child.id: child for child in existing}
+        for child_id in plan.revive_children:
+            child = by_id.get(child_id)
+            if child is None or child.status != pb.SESSION_STATUS_FAILED:
+                continue
+            record = pb.ControlRecord(
+                action=pb.CONTROL_ACTION_RESUME,
+                reason=f"parent {head.id} retried {command.step}",
+            )
+            child_workflow = self.workflow_of(child)
+            progress = apply(
+                child_workflow,
+                struct_to_dict(child.params),
+                self.progress_of(child),
+                record_of_control(record),
+            )
+            write.revive.append(Revival(child.id, record, progress))
+            revived.append(child.id)
+        if kind_of(command) == "spawn_children":
+            spawn = command.spawn_children
+            if not spawn.child_session_ids:
+                spawn.child_session_ids.extend(ids or [c.id for c in existing])
+            if not spawn.resumed_child_ids:
+                spawn.resumed_child_ids.extend(revived)
+
+    def _child(self, parent: pb.Session, spec: ChildSpec) -> PlannedChild:
+        workflow = self.registry.latest(spec.type)
+        validate_params(workflow, spec.params)
+        child = pb.Session(
+            id=self._ids(),
+            type=workflow.type,
+            status=pb.SESSION_STATUS_ACTIVE,
+            execution_mode=pb.EXECUTION_MODE_AGENTIC,
+            parent_id=parent.id,
+            scope=parent.scope,
+            name=spec.name or subject_of(workflow, spec.params),
+            component=component_to_pb(spec.component or component_of(spec.params)),
+            definition_version=workflow.version,
+            idempotency_key=spec.key,
+        )
+        dict_to_struct(spec.params, child.params)
+        first, state = self._first_step(workflow, child, dict(spec.state), lease=None)
+        dict_to_struct(state, child.state)
+        progress = initial(workflow)
+        dict_to_struct(progress.to_dict(), child.progress)
+        return PlannedChild(child, first, progress)
+
+    # -- the three decisions ---------------------------------------------------------
+
+    async def next_step(
+        self,
+        head: pb.Session,
+        load_children: ChildrenLoader,
+        lease: LeaseOffer | None = None,
+        known: Decoded | None = None,
+    ) -> pb.Interaction | Done | Write:
+        """The pending interaction, Done, or the write that appends the next one."""
+        if head.status in TERMINAL:
+            return Done(head.status, head.status_reason)
+        pending = pending_of(head)
+        if pending is not None:
+            return pending
+        if head.status in (pb.SESSION_STATUS_PAUSED, pb.SESSION_STATUS_FAILED):
+            return Done(head.status, head.status_reason)
+        decoded = self.decode(head, known)
+        progress = decoded.progress
+        decision = progress.decision()
+        write = Write()
+        if decision.action == "run":
+            await self._plan(
+                head,
+                decoded.params,
+                progress,
+                decoded.state,
+                decision.step,
+                load_children,
+                lease,
+                write,
+            )
+            return write
+        if decision.action == "wait":
+            return Done(pb.SESSION_STATUS_PAUSED, decision.reason)
+        # The stored fold says finished but the row does not: finish it now
+        # (only reachable after a crash between two separate writes).
+        write.finish = finish_of(progress)
+        return write
+
+    async def result(
+        self,
+        head: pb.Session,
+        pending: pb.Interaction,
+        reported: pb.Result,
+        *,
+        lease_epoch: int,
+        reported_digest: bytes,
+        advance: bool,
+        load_children: ChildrenLoader,
+        lease: LeaseOffer | None = None,
+        known: Decoded | None = None,
+    ) -> Write:
+        """The write recording ``reported`` for ``pending`` (and the next step if ``advance``)."""
+        if head.status in TERMINAL:
+            state_name = pb.SessionStatus.Name(head.status).removeprefix("SESSION_STATUS_").lower()
+            raise FailedPrecondition(f"session {head.id} is {state_name}; it takes no results")
+        workflow = self.workflow_of(head)
+        try:
+            reported_view = reported_from_pb(reported)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        row = workflow.step(pending.step)
+        children = tuple(await load_children()) if row.step.needs_children else None
+        decoded = self.decode(head, known)
+        params = decoded.params
+        progress = decoded.progress
+        ctx = context_from_pb(
+            head,
+            step=row.name,
+            rounds=progress.rounds,
+            state=decoded.state,
+            params=params,
+            children=tuple(child_view_from_pb(c) for c in children or ()),
+        )
+        judgement = self._judge(row.name, row.step.judge, ctx, reported_view)
+        judged = judged_result(reported, judgement)
+        completed = pb.Interaction()
+        completed.CopyFrom(pending)
+        completed.result.CopyFrom(judged)
+        completed.status = pb.INTERACTION_STATUS_COMPLETED
+        progress = apply(workflow, params, progress, record_of(completed))
+        # Unchanged state is not sent (it is the largest part of a write).
+        state = merge_state(decoded.state, judgement.state) if judgement.state else decoded.state
+        write = Write(
+            complete=Completion(pending.id, judged, lease_epoch, reported_digest),
+            state=state if judgement.state else None,
+        )
+        decision = progress.decision()
+        if decision.action == "run" and head.status == pb.SESSION_STATUS_PAUSED:
+            # The pause asked for while this step ran takes effect now: it is
+            # recorded after the step, where it happened in the history.
+            record = pb.ControlRecord(action=pb.CONTROL_ACTION_PAUSE, reason=head.status_reason)
+            progress = apply(workflow, params, progress, record_of_control(record))
+            write.append.append(control_step(record))
+        elif decision.action == "run" and advance and head.status == pb.SESSION_STATUS_ACTIVE:
+            loader = _cached(children, load_children)
+            try:
+                await self._plan(head, params, progress, state, decision.step, loader, lease, write)
+            except InvalidArgument as exc:
+                # The next step cannot be issued as asked (more children than
+                # allowed, say). Refusing this result would only have the
+                # executor run its step again, forever: record it, and stop
+                # the session saying why (a resume asks again, and is refused
+                # with the same reason).
+                write.append.clear()
+                write.children.clear()
+                write.revive.clear()
+                write.finish = (
+                    pb.SESSION_STATUS_FAILED,
+                    f"{decision.step} cannot start: {exc.message}",
+                )
+                write.progress = progress
+                return write
+        write.finish = finish_of(progress)
+        write.progress = progress
+        return write
+
+    @staticmethod
+    def _judge(
+        step: str,
+        judge: Callable[..., Judgement],
+        ctx: object,
+        reported: object,
+    ) -> Judgement:
+        try:
+            return judge(ctx, reported)
+        except Exception:
+            # A judge that raises is our bug. Failing the session with a
+            # reason keeps it inspectable and resumable once fixed; an
+            # INTERNAL answer would make the executor retry forever.
+            ref = new_id()
+            log.exception("judge of %s raised (ref %s)", step, ref)
+            return Judgement.error(f"internal error while judging {step} (ref {ref})", fail=True)
+
+    async def steer(
+        self,
+        head: pb.Session,
+        action: int,
+        step: str,
+        reason: str,
+        load_children: ChildrenLoader,
+    ) -> Write | None:
+        """The write for a person's decision (None: nothing to change)."""
+        workflow = self.workflow_of(head)
+        decoded = self.decode(head)
+        params = decoded.params
+        status = head.status
+        pending = pending_of(head)
+        if status in TERMINAL:
+            name = pb.SessionStatus.Name(status).removeprefix("SESSION_STATUS_").lower()
+            raise FailedPrecondition(f"session {head.id} is {name}; it cannot be steered")
+        progress = decoded.progress
+        record = pb.ControlRecord(action=action, step=step, reason=reason)  # type: ignore[arg-type]
+        write = Write()
+        if action == pb.CONTROL_ACTION_PAUSE:
+            if status != pb.SESSION_STATUS_ACTIVE:
+                return None  # already paused or failed: pausing changes nothing
+            write.finish = (pb.SESSION_STATUS_PAUSED, reason or "paused")
+            if pending is None:
+                write.append.append(control_step(record))
+                write.progress = apply(workflow, params, progress, record_of_control(record))
+            return write
+        if action == pb.CONTROL_ACTION_RESUME:
+            if status == pb.SESSION_STATUS_ACTIVE:
+                return None
+            write.finish = (pb.SESSION_STATUS_ACTIVE, "")
+            if pending is not None:
+                return write  # paused mid-step: the pause never took effect in the history
+            write.append.append(control_step(record))
+        elif action == pb.CONTROL_ACTION_RETRY_FROM:
+            workflow.step(step)  # InvalidArgument for an unknown step
+            if pending is not None:
+                raise FailedPrecondition(
+                    f"session {head.id} is running {pending.step}; "
+                    "wait for its result (a paused session still takes it) before retrying "
+                    "from another step"
+                )
+            if status != pb.SESSION_STATUS_ACTIVE:
+                write.finish = (pb.SESSION_STATUS_ACTIVE, "")
+            write.append.append(control_step(record))
+        else:
+            raise InvalidArgument("action must be PAUSE, RESUME or RETRY_FROM")
+        progress = apply(workflow, params, progress, record_of_control(record))
+        write.progress = progress
+        decision = progress.decision()
+        if decision.action == "run":
+            await self._plan(
+                head,
+                params,
+                progress,
+                decoded.state,
+                decision.step,
+                load_children,
+                None,
+                write,
+            )
+        return write
+
+
+def _cached(children: Sequence[pb.Session] | None, load_children: ChildrenLoader) -> ChildrenLoader:
+    async def load() -> Sequence[pb.Session]:
+        if children is not None:
+            return children
+        return await load_children()
+
+    return load

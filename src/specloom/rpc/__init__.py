@@ -1,0 +1,1 @@
+"""Shared gRPC plumbing: server bootstrap, the error/metrics interceptor, channels, metadata."""

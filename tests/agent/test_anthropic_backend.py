@@ -1,0 +1,193 @@
+"""The anthropic backend against a local stand-in for the Messages API.
+
+The real ``anthropic`` SDK talks HTTP to :mod:`tests.agent.anthropic_standin`
+(api.anthropic.com cannot be reached from tests); the stand-in replays the
+tool calls each test scripts, and the backend's tools really run on a real
+workspace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from specloom.agent.backends.anthropic_api import AnthropicBackend, AnthropicSettings
+from specloom.agent.backends.base import AgentOutcome, AgentRequest
+from specloom.agent.workspace import Workspace
+from specloom.v1 import common_pb2 as pb
+
+from .anthropic_standin import Reply, StandinAPI, serve_standin
+
+
+@pytest.fixture
+def api() -> Iterator[StandinAPI]:
+    with serve_standin() as server:
+        yield server
+
+
+def backend_for(api: StandinAPI) -> AnthropicBackend:
+    return AnthropicBackend(
+        AnthropicSettings(api_key="sk-standin", base_url=api.base_url, max_retries=0)
+    )
+
+
+async def run(
+    backend: AnthropicBackend,
+    workspace: Workspace,
+    prompt: str,
+    *,
+    allowed: tuple[str, ...] = (),
+    resume: str = "",
+) -> tuple[AgentOutcome, list[str]]:
+    lines: list[str] = []
+
+    async def transcript(line: str) -> None:
+        lines.append(line)
+
+    request = AgentRequest(
+        command=pb.AgentCommand(
+            prompt=prompt,
+            system_prompt="You are a careful engineer.",
+            allowed_commands=list(allowed),
+            resume_conversation_id=resume,
+        ),
+        workspace=workspace,
+        workdir=workspace.root,
+    )
+    return await backend.run(request, transcript), lines
+
+
+def tool_results(api: StandinAPI, request_index: int) -> list[dict[str, Any]]:
+    """The tool_result blocks the backend sent in a request's last message."""
+    content = api.requests[request_index]["messages"][-1]["content"]
+    return [block for block in content if block.get("type") == "tool_result"]
+
+
+async def test_multi_turn_edit(api: StandinAPI, workspace: Workspace) -> None:
+    (workspace.root / "lib").mkdir()
+    (workspace.root / "lib" / "stock.py").write_text("def count():\n    return 0\n")
+    api.script(
+        Reply.tools(("list_files", {"path": "lib"}), ("read_file", {"path": "lib/stock.py"})),
+        Reply.tools(
+            (
+                "edit_file",
+                {"path": "lib/stock.py", "old_string": "return 0", "new_string": "return 42"},
+            ),
+            ("write_file", {"path": "lib/new/helper.py", "content": "HELP = True\n"}),
+        ),
+        Reply.tools(("run_command", {"argv": ["wc", "-l", "lib/stock.py"]})),
+        Reply.text("Stock now counts to 42."),
+    )
+    outcome, lines = await run(backend_for(api), workspace, "Make count return 42", allowed=("wc",))
+    assert outcome.status == pb.RESULT_STATUS_OK, outcome.error_message
+    assert outcome.summary == "Stock now counts to 42."
+    assert outcome.data["turns"] == 4
+    assert (workspace.root / "lib" / "stock.py").read_text() == "def count():\n    return 42\n"
+    assert (workspace.root / "lib" / "new" / "helper.py").read_text() == "HELP = True\n"
+    listed, read = tool_results(api, 1)
+    assert listed["content"] == "lib/stock.py"
+    assert read["content"] == "def count():\n    return 0\n"
+    assert not any(r.get("is_error") for i in (1, 2, 3) for r in tool_results(api, i))
+    (ran,) = tool_results(api, 3)
+    assert ran["content"].startswith("exit code 0")
+    assert "2 lib/stock.py" in ran["content"]
+    first = api.requests[0]
+    assert first["system"] == "You are a careful engineer."
+    assert {t["name"] for t in first["tools"]} == {
+        "read_file", "write_file", "edit_file", "list_files", "run_command",
+    }  # fmt: skip
+    # The key reaches the server (the SDK sends it as x-api-key or as a bearer token).
+    sent = api.headers[0]
+    assert "sk-standin" in (sent.get("x-api-key", ""), sent.get("authorization", "")[7:])
+    assert any(line.startswith("tool edit_file") for line in lines)
+    saved = workspace.conversations / f"{outcome.conversation_id}.json"
+    assert json.loads(saved.read_text())["messages"][0]["content"] == "Make count return 42"
+
+
+async def test_tools_are_confined(api: StandinAPI, workspace: Workspace, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (workspace.root / "escape").symlink_to(tmp_path)
+    (workspace.root / "secret-link").symlink_to(secret)
+    api.script(
+        Reply.tools(
+            ("read_file", {"path": "/etc/passwd"}),
+            ("read_file", {"path": "../secret.txt"}),
+            ("read_file", {"path": "secret-link"}),
+            ("write_file", {"path": "escape/secret.txt", "content": "pwned"}),
+            ("write_file", {"path": str(secret), "content": "pwned"}),
+            ("edit_file", {"path": "src/../../secret.txt", "old_string": "o", "new_string": "p"}),
+            ("write_file", {"path": ".git/hooks/pre-commit", "content": "#!/bin/sh\nid\n"}),
+            ("list_files", {"path": "escape"}),
+            ("run_command", {"argv": ["rm", "-rf", "src"]}),
+            ("run_command", {"argv": ["/usr/bin/wc", "README.md"]}),
+            ("run_command", {"argv": "wc README.md"}),
+        ),
+        Reply.text("I could not touch anything outside."),
+    )
+    outcome, lines = await run(backend_for(api), workspace, "try to escape", allowed=("wc",))
+    assert outcome.status == pb.RESULT_STATUS_OK
+    results = tool_results(api, 1)
+    assert len(results) == 11
+    assert all(r.get("is_error") for r in results), [r["content"] for r in results]
+    assert all("refused" in r["content"] or "must be" in r["content"] for r in results), [
+        r["content"] for r in results
+    ]
+    assert secret.read_text() == "outside"
+    assert not (workspace.root / ".git" / "hooks" / "pre-commit").exists()
+    assert (workspace.root / "src" / "app.py").exists()
+    assert sum("refused" in line for line in lines) >= 10
+
+
+async def test_resume_continues_the_conversation(api: StandinAPI, workspace: Workspace) -> None:
+    api.script(Reply.text("first answer"), Reply.text("second answer"))
+    backend = backend_for(api)
+    first, _ = await run(backend, workspace, "first prompt")
+    second, lines = await run(backend, workspace, "fix it", resume=first.conversation_id)
+    assert second.status == pb.RESULT_STATUS_OK
+    assert second.conversation_id == first.conversation_id
+    sent = api.requests[1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"] == "first prompt"
+    assert sent[1]["content"] == [{"type": "text", "text": "first answer"}]
+    assert sent[2]["content"] == "fix it"
+    assert any("resuming conversation" in line for line in lines)
+
+
+async def test_unknown_conversation_starts_fresh_and_bad_ids_are_refused(
+    api: StandinAPI, workspace: Workspace
+) -> None:
+    api.script(Reply.text("fresh"))
+    fresh, lines = await run(backend_for(api), workspace, "p", resume="conv-elsewhere")
+    assert fresh.status == pb.RESULT_STATUS_OK
+    assert fresh.conversation_id != "conv-elsewhere"
+    assert any("not on this executor" in line for line in lines)
+    bad, _ = await run(backend_for(api), workspace, "p", resume="../../etc/passwd")
+    assert bad.status == pb.RESULT_STATUS_ERROR
+    assert "invalid conversation id" in bad.error_message
+
+
+async def test_turn_budget_and_api_errors(api: StandinAPI, workspace: Workspace) -> None:
+    api.responder = lambda body: Reply.tools(("list_files", {}))
+    request = AgentRequest(
+        command=pb.AgentCommand(prompt="loop", max_turns=3),
+        workspace=workspace,
+        workdir=workspace.root,
+    )
+
+    async def ignore(line: str) -> None:
+        pass
+
+    looped = await backend_for(api).run(request, ignore)
+    assert looped.status == pb.RESULT_STATUS_ERROR
+    assert "within 3 turns" in looped.error_message
+    unreachable = AnthropicBackend(
+        AnthropicSettings(api_key="k", base_url="http://127.0.0.1:9", max_retries=0)
+    )
+    failed = await unreachable.run(request, ignore)
+    assert failed.status == pb.RESULT_STATUS_ERROR
+    assert "Anthropic API error" in failed.error_message

@@ -1,0 +1,329 @@
+"""The claude-code backend, run against the real ``claude`` CLI.
+
+The CLI (npm ``@anthropic-ai/claude-code``, a dev dependency in
+package.json) is pointed at :mod:`tests.agent.anthropic_standin` through
+``ANTHROPIC_BASE_URL``; the stand-in streams the scripted replies as
+server-sent events, so the CLI's real tool loop, permission checks,
+stream-json output and session storage are what is tested. A second set
+of tests uses a stand-in ``claude`` executable (a small script, named as
+such) for the watchdog's process-group kill and the parser's edge cases,
+which need no CLI at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from specloom.agent.backends.base import AgentOutcome, AgentRequest
+from specloom.agent.backends.claude_code import (
+    ClaudeCodeBackend,
+    ClaudeCodeSettings,
+    StreamParser,
+    build_argv,
+)
+from specloom.agent.workspace import Workspace
+from specloom.v1 import common_pb2 as pb
+
+from .anthropic_standin import Reply, StandinAPI, serve_standin
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def claude_cli() -> str | None:
+    local = REPO / "node_modules" / ".bin" / "claude"
+    return str(local) if local.exists() else shutil.which("claude")
+
+
+needs_cli = pytest.mark.skipif(
+    claude_cli() is None, reason="the claude CLI is not installed (run `npm install`)"
+)
+
+
+@pytest.fixture
+def api() -> Iterator[StandinAPI]:
+    with serve_standin() as server:
+        yield server
+
+
+def settings_for(api: StandinAPI, home: Path, **overrides: Any) -> ClaudeCodeSettings:
+    cli = claude_cli()
+    assert cli is not None
+    home.mkdir(exist_ok=True)
+    env = {
+        # Session storage (for --resume) and config live under HOME.
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": api.base_url,
+        "ANTHROPIC_API_KEY": "sk-standin",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    return ClaudeCodeSettings(executable=cli, env=env, **overrides)
+
+
+async def run(
+    backend: ClaudeCodeBackend,
+    workspace: Workspace,
+    prompt: str,
+    *,
+    allowed: tuple[str, ...] = (),
+    resume: str = "",
+    mode: pb.ExecutionMode.ValueType = pb.EXECUTION_MODE_AUTO,
+) -> tuple[AgentOutcome, list[str]]:
+    lines: list[str] = []
+
+    async def transcript(line: str) -> None:
+        lines.append(line)
+
+    request = AgentRequest(
+        command=pb.AgentCommand(
+            prompt=prompt, allowed_commands=list(allowed), resume_conversation_id=resume
+        ),
+        workspace=workspace,
+        workdir=workspace.root,
+        execution_mode=mode,
+    )
+    return await backend.run(request, transcript), lines
+
+
+def tool_then_text(call: tuple[str, dict[str, Any]], text: str) -> Any:
+    """A responder: the tool call first, then (once its result came back) the text."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        last = body["messages"][-1]["content"]
+        answered = isinstance(last, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in last
+        )
+        return Reply.text(text) if answered else Reply.tools(call)
+
+    return respond
+
+
+@needs_cli
+async def test_real_cli_edits_and_reports(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    target = workspace.root / "docs" / "design.md"
+    api.responder = tool_then_text(
+        ("Write", {"file_path": str(target), "content": "# Design\n"}), "Wrote the design."
+    )
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, lines = await run(backend, workspace, "Write docs/design.md")
+    assert outcome.status == pb.RESULT_STATUS_OK, (outcome.error_message, lines)
+    assert target.read_text() == "# Design\n"
+    assert outcome.summary == "Wrote the design."
+    assert len(outcome.conversation_id) == 36  # the CLI's session id (a UUID)
+    assert outcome.data["subtype"] == "success"
+    assert outcome.data["permission_mode"] == "acceptEdits"
+    assert any(line.startswith("tool Write") for line in lines)
+    # The prompt went over stdin and reached the API as the user's message.
+    first = api.requests[0]["messages"][0]["content"]
+    texts = (
+        [b["text"] for b in first if b.get("type") == "text"]
+        if isinstance(first, list)
+        else [first]
+    )
+    assert any("Write docs/design.md" in t for t in texts)
+
+
+@needs_cli
+async def test_real_cli_resumes_the_conversation(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    api.responder = lambda body: Reply.text(f"seen {len(body['messages'])} message(s)")
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    first, _ = await run(backend, workspace, "first")
+    second, _ = await run(backend, workspace, "second", resume=first.conversation_id)
+    assert second.status == pb.RESULT_STATUS_OK, second.error_message
+    assert second.conversation_id == first.conversation_id
+    assert len(api.requests[-1]["messages"]) > len(api.requests[0]["messages"])
+    missing, _ = await run(backend, workspace, "x", resume="00000000-0000-0000-0000-000000000000")
+    assert missing.status == pb.RESULT_STATUS_ERROR
+    assert "No conversation found" in missing.error_message
+
+
+@needs_cli
+async def test_real_cli_runs_only_allowed_commands(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    canary = workspace.root / "ran.txt"
+    command = f"python3 -c \"open('{canary}', 'w')\""
+    api.responder = tool_then_text(("Bash", {"command": command}), "done")
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    refused, _ = await run(backend, workspace, "run it", allowed=("ls",))
+    assert not canary.exists()
+    assert refused.data["permission_denials"] == 1
+    allowed, _ = await run(backend, workspace, "run it", allowed=("python3",))
+    assert allowed.status == pb.RESULT_STATUS_OK, allowed.error_message
+    assert allowed.data["permission_denials"] == 0
+    assert canary.exists()
+
+
+@needs_cli
+async def test_real_cli_cannot_write_outside_the_workdir(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    api.responder = tool_then_text(("Write", {"file_path": str(outside), "content": "x"}), "ok")
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    for mode in (pb.EXECUTION_MODE_MANUAL, pb.EXECUTION_MODE_AUTO, pb.EXECUTION_MODE_AGENTIC):
+        outcome, _ = await run(backend, workspace, "write outside", mode=mode)
+        if outcome.data["permission_mode"] == "bypassPermissions":
+            continue  # agentic mode as a non-root user: nothing is asked by design
+        assert not outside.exists()
+        assert outcome.data["permission_denials"] == 1
+
+
+@needs_cli
+async def test_watchdog_kills_a_silent_real_cli(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    # The stand-in accepts the request and never answers: the CLI waits,
+    # silent — the hang the watchdog exists for.
+    release = threading.Event()
+    api.responder = lambda body: (release.wait(60), Reply.text("too late"))[1]
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home", silence_timeout=3.0))
+    started = time.monotonic()
+    try:
+        outcome, _ = await run(backend, workspace, "hang")
+    finally:
+        release.set()
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert "watchdog" in outcome.error_message
+    assert outcome.data["watchdog"] is True
+    assert outcome.conversation_id  # from the init event, so a retry can resume
+    assert time.monotonic() - started < 30
+    assert not processes_in(workspace.root)
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry / "cwd").resolve() == directory:
+                stat = (entry / "stat").read_text()
+                if stat[stat.rfind(")") + 2] not in "ZX":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+# --- a stand-in `claude` executable: no CLI needed ---------------------------------
+
+STANDIN_CLAUDE = r'''#!{python}
+"""Stand-in for the claude CLI (tests only): prints recorded stream-json."""
+import json, os, signal, sys, time
+prompt = sys.stdin.read()
+def emit(event):
+    print(json.dumps(event), flush=True)
+emit({{"type": "system", "subtype": "init", "session_id": "standin-session", "model": "m",
+      "permissionMode": "acceptEdits"}})
+if "hang" in prompt:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:
+        open("{pidfile}", "w").write(str(os.getpid()))
+        time.sleep(300)
+    time.sleep(300)
+text = {{"type": "text", "text": "line one\nline two"}}
+edit = {{"type": "tool_use", "name": "Edit", "input": {{"file_path": "a.py"}}}}
+emit({{"type": "assistant", "message": {{"content": [text, edit]}}}})
+print("x" * 100 + "not json", flush=True)
+emit({{"type": "result", "subtype": "success", "is_error": False, "result": "all done",
+      "session_id": "standin-session", "num_turns": 2, "total_cost_usd": 0.01,
+      "permission_denials": []}})
+'''
+
+
+def standin_claude(tmp_path: Path) -> tuple[Path, Path]:
+    pidfile = tmp_path / "child.pid"
+    script = tmp_path / "claude-standin"
+    script.write_text(STANDIN_CLAUDE.format(python=sys.executable, pidfile=pidfile))
+    script.chmod(0o755)
+    return script, pidfile
+
+
+async def test_parser_with_a_standin_cli(workspace: Workspace, tmp_path: Path) -> None:
+    script, _ = standin_claude(tmp_path)
+    backend = ClaudeCodeBackend(ClaudeCodeSettings(executable=str(script)))
+    outcome, lines = await run(backend, workspace, "work")
+    assert outcome.status == pb.RESULT_STATUS_OK
+    assert outcome.conversation_id == "standin-session"
+    assert outcome.summary == "all done"
+    assert outcome.data["num_turns"] == 2
+    assert "assistant: line one" in lines
+    assert "assistant: line two" in lines
+    assert any(line.startswith("tool Edit") for line in lines)
+    assert any("not json" in line for line in lines)
+
+
+async def test_watchdog_kills_the_standin_group(workspace: Workspace, tmp_path: Path) -> None:
+    script, pidfile = standin_claude(tmp_path)
+    backend = ClaudeCodeBackend(ClaudeCodeSettings(executable=str(script), silence_timeout=1.0))
+    outcome, _ = await run(backend, workspace, "hang")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.data["watchdog"] is True
+    assert outcome.conversation_id == "standin-session"
+    child = int(pidfile.read_text())
+    stat = Path(f"/proc/{child}/stat")
+    assert not stat.exists() or stat.read_text().split(") ")[1][0] in "ZX"
+
+
+async def test_missing_cli_is_an_error(workspace: Workspace) -> None:
+    backend = ClaudeCodeBackend(ClaudeCodeSettings(executable="no-such-claude-cli"))
+    outcome, _ = await run(backend, workspace, "x")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert "could not start" in outcome.error_message
+
+
+def test_argv_keeps_the_prompt_out_and_refuses_option_like_values(workspace: Workspace) -> None:
+    request = AgentRequest(
+        command=pb.AgentCommand(
+            prompt="$(rm -rf /) --dangerously-skip-permissions",
+            model="opus",
+            max_turns=5,
+            allowed_commands=["pytest"],
+            resume_conversation_id="abc-123",
+        ),
+        workspace=workspace,
+        workdir=workspace.root,
+        execution_mode=pb.EXECUTION_MODE_MANUAL,
+    )
+    argv, _ = build_argv(request, ClaudeCodeSettings(), None)
+    assert "$(rm -rf /) --dangerously-skip-permissions" not in argv
+    assert argv[argv.index("--resume") + 1] == "abc-123"
+    assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
+    assert "Bash(pytest *)" in argv[argv.index("--allowedTools") + 1]
+    bad = AgentRequest(
+        command=pb.AgentCommand(prompt="p", resume_conversation_id="--settings=/tmp/x"),
+        workspace=workspace,
+        workdir=workspace.root,
+    )
+    with pytest.raises(ValueError, match="conversation id"):
+        build_argv(bad, ClaudeCodeSettings(), None)
+
+
+async def test_parser_handles_split_and_oversized_lines() -> None:
+    lines: list[str] = []
+
+    async def transcript(line: str) -> None:
+        lines.append(line)
+
+    parser = StreamParser(transcript)
+    event = b'{"type": "result", "subtype": "success", "session_id": "s", "result": "ok"}\n'
+    await parser.feed(event[:10])
+    await parser.feed(event[10:])
+    assert parser.result is not None
+    assert parser.session_id == "s"
+    await parser.close()

@@ -1,0 +1,213 @@
+"""Executor: every command kind end to end on a real repository."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from specloom.agent.backends.base import AgentOutcome, AgentRequest, Transcript
+from specloom.agent.backends.scripted import ScriptedBackend
+from specloom.agent.executor import Executor, ExecutorOptions
+from specloom.agent.workspace import Workspace
+from specloom.protoconv import struct_to_dict
+from specloom.v1 import common_pb2 as pb
+from specloom.workflow import commands as c
+
+from .conftest import git
+
+
+class Collector:
+    """Output callback that keeps everything per stream."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, bytes]] = []
+
+    async def __call__(self, stream: int, data: bytes) -> None:
+        self.chunks.append((stream, data))
+
+    def text(self, stream: int) -> str:
+        return b"".join(d for s, d in self.chunks if s == stream).decode()
+
+
+async def test_shell_ok_with_env_and_streamed_output(executor: Executor) -> None:
+    out = Collector()
+    command = c.shell(
+        "RunTests",
+        [sys.executable, "-c", "import os; print(os.environ['NAME'])"],
+        env={"NAME": "it's $(x)"},
+        workdir="src",
+    )
+    result = await executor.execute(command, on_output=out)
+    assert result.status == pb.RESULT_STATUS_OK
+    assert result.exit_code == 0
+    assert result.stdout == "it's $(x)\n"
+    assert out.text(pb.OUTPUT_STREAM_STDOUT) == "it's $(x)\n"
+    assert result.duration_ms >= 0
+    assert not result.output_truncated
+
+
+async def test_shell_exit_codes(executor: Executor) -> None:
+    failing = c.shell("RunTests", [sys.executable, "-c", "raise SystemExit(1)"])
+    result = await executor.execute(failing)
+    assert result.status == pb.RESULT_STATUS_ERROR
+    assert result.exit_code == 1
+    assert "exited with code 1" in result.error_message
+    tolerated = c.shell(
+        "RunTests", [sys.executable, "-c", "raise SystemExit(1)"], ok_exit_codes=[0, 1]
+    )
+    assert (await executor.execute(tolerated)).status == pb.RESULT_STATUS_OK
+    missing = await executor.execute(c.shell("S", ["no-such-program-zz"]))
+    assert missing.status == pb.RESULT_STATUS_ERROR
+    assert "not found" in missing.error_message
+
+
+async def test_shell_timeout_and_cancel(executor: Executor) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    timed = await executor.execute(c.shell("S", sleeper, timeout_seconds=1))
+    assert timed.status == pb.RESULT_STATUS_ERROR
+    assert "timed out after 1s" in timed.error_message
+    cancel = asyncio.Event()
+    task = asyncio.create_task(executor.execute(c.shell("S", sleeper), cancel=cancel))
+    await asyncio.sleep(0.3)
+    cancel.set()
+    cancelled = await asyncio.wait_for(task, 10)
+    assert cancelled.status == pb.RESULT_STATUS_ERROR
+    assert "cancelled" in cancelled.error_message
+
+
+async def test_output_cap_marks_the_result(workspace: Workspace) -> None:
+    executor = Executor(workspace, options=ExecutorOptions(output_limit=1024, tail_bytes=100))
+    out = Collector()
+    command = c.shell("S", [sys.executable, "-c", "print('y' * 10000)"])
+    result = await executor.execute(command, on_output=out)
+    assert result.status == pb.RESULT_STATUS_OK
+    assert result.output_truncated
+    assert len(out.text(pb.OUTPUT_STREAM_STDOUT)) == 1024
+    assert "output limit" in out.text(pb.OUTPUT_STREAM_EXECUTOR)
+    assert len(result.stdout) == 100
+
+
+async def test_paths_leaving_the_workspace_are_errors(executor: Executor) -> None:
+    escaped = await executor.execute(c.shell("S", ["true"], workdir="../"))
+    assert escaped.status == pb.RESULT_STATUS_ERROR
+    assert "workdir refused" in escaped.error_message
+    missing = await executor.execute(c.shell("S", ["true"], workdir="nope"))
+    assert missing.status == pb.RESULT_STATUS_ERROR
+    collect = await executor.execute(c.noop("S", collect=["../../etc/passwd"]))
+    assert collect.status == pb.RESULT_STATUS_ERROR
+    assert not collect.files
+
+
+async def test_git_command_fills_result_data(executor: Executor, workspace: Workspace) -> None:
+    (workspace.root / "docs").mkdir()
+    (workspace.root / "docs" / "x.md").write_text("design\n")
+    out = Collector()
+    command = c.git(
+        "Finalize",
+        [c.create_branch("design-session-for-x"), c.commit(["docs/x.md"], "Design x"), c.push()],
+    )
+    result = await executor.execute(command, on_output=out)
+    assert result.status == pb.RESULT_STATUS_WARNING  # no remote: warned, not failed
+    data = struct_to_dict(result.data)
+    assert data["branch"] == "design-session-for-x"
+    assert data["commit"] == git(workspace.root, "rev-parse", "HEAD").strip()
+    assert data["committed_files"] == ["docs/x.md"]
+    assert "git: committed 1 file(s)" in out.text(pb.OUTPUT_STREAM_EXECUTOR)
+
+
+async def test_agent_with_scripted_backend_and_collect(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            {
+                "entries": [
+                    {
+                        "match": {"step": "GenerateContextDesign"},
+                        "edits": [{"path": "docs/design/ctx.md", "write": "# Ctx\n"}],
+                        "reply": "Designed.",
+                    }
+                ]
+            }
+        )
+    )
+    executor = Executor(workspace, backends={"scripted": ScriptedBackend(script)})
+    assert executor.capabilities() == ["shell", "git", "agent", "agent:scripted"]
+    out = Collector()
+    command = c.agent(
+        "GenerateContextDesign",
+        "Design the context",
+        metadata={"session_type": "ContextDesign", "step": "GenerateContextDesign"},
+        collect=["docs/design/*.md", "docs/missing.md"],
+    )
+    result = await executor.execute(command, on_output=out)
+    assert result.status == pb.RESULT_STATUS_OK, result.error_message
+    data = struct_to_dict(result.data)
+    assert data["backend"] == "scripted"
+    assert data["replayed"] is True
+    assert str(data["conversation_id"]).startswith("scripted-")
+    assert result.stdout == "Designed."
+    assert "replaying recorded edits" in out.text(pb.OUTPUT_STREAM_EXECUTOR)
+    files = {f.path: f for f in result.files}
+    assert files["docs/design/ctx.md"].content == b"# Ctx\n"
+    assert not files["docs/missing.md"].exists
+
+
+class SlowBackend:
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def run(self, request: AgentRequest, transcript: Transcript) -> AgentOutcome:
+        await transcript("thinking")
+        try:
+            await request.cancel.wait()
+        finally:
+            self.stopped = True
+        return AgentOutcome(status=pb.RESULT_STATUS_ERROR, conversation_id="conv-slow")
+
+
+class BrokenBackend:
+    name = "broken"
+
+    async def run(self, request: AgentRequest, transcript: Transcript) -> AgentOutcome:
+        raise RuntimeError("backend bug")
+
+
+async def test_agent_timeout_stops_the_backend(workspace: Workspace) -> None:
+    backend = SlowBackend()
+    executor = Executor(workspace, backends={"slow": backend})
+    result = await executor.execute(c.agent("S", "p", timeout_seconds=1))
+    assert result.status == pb.RESULT_STATUS_ERROR
+    assert result.error_message == "agent timed out after 1s"
+    assert backend.stopped
+    assert struct_to_dict(result.data)["conversation_id"] == "conv-slow"
+
+
+async def test_failures_become_results_and_the_executor_stays_healthy(
+    workspace: Workspace,
+) -> None:
+    executor = Executor(workspace, backends={"broken": BrokenBackend()})
+    broken = await executor.execute(c.agent("S", "p"))
+    assert broken.status == pb.RESULT_STATUS_ERROR
+    assert "RuntimeError: backend bug" in broken.error_message
+    assert (await executor.execute(c.noop("S"))).status == pb.RESULT_STATUS_OK
+    spawn = await executor.execute(c.spawn_children("S", ["a"]))
+    assert spawn.status == pb.RESULT_STATUS_ERROR
+    assert "not run by executors" in spawn.error_message
+    empty = await executor.execute(pb.Command(step="S"))
+    assert empty.status == pb.RESULT_STATUS_ERROR
+    unknown = await executor.execute(c.agent("S", "p", metadata={"agent_backend": "nope"}))
+    assert "not configured" in unknown.error_message
+    no_agents = await Executor(workspace).execute(c.agent("S", "p"))
+    assert "no agent backend" in no_agents.error_message
+
+
+async def test_noop_collects_files(executor: Executor) -> None:
+    result = await executor.execute(c.noop("Validate", collect=["README.md"]))
+    assert result.status == pb.RESULT_STATUS_OK
+    assert result.files[0].content == b"# project\n"

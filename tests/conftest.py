@@ -1,0 +1,7 @@
+"""Test configuration shared by every suite."""
+
+pytest_plugins = [
+    "tests.fixtures.databases",
+    "tests.fixtures.orchestrators",
+    "tests.fixtures.sessions_server",
+]

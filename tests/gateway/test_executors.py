@@ -1,0 +1,435 @@
+"""Executor streams with real agents: dispatch, chaining, capacity, output, children, teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from specloom.v1 import common_pb2 as pb
+from specloom.v1 import gateway_pb2 as gpb
+from specloom.v1 import sessions_pb2 as spb
+from tests.gateway.conftest import MAKEFILE, Stack, StartStack, bearer, eventually, make_repo
+from tests.gateway.proxy import Relay
+
+
+def _count(via: str) -> float:
+    value = REGISTRY.get_sample_value("specloom_gateway_assignments_pushed_total", {"via": via})
+    return value or 0.0
+
+
+async def _status(stack: Stack, token: str, session_id: str, status: int) -> None:
+    client = stack.client(token)
+
+    async def reached() -> bool:
+        session = await client.get_session(session_id, view=pb.INTERACTION_VIEW_NONE)
+        return session.status == status
+
+    await eventually(reached)
+
+
+async def test_an_agentic_session_runs_on_an_executor_step_after_step(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    repo = make_repo(tmp_path / "repo")
+    agent = await stack.agent(token, repo, "laptop")
+    chained_before = _count("chained")
+    client = stack.client(token)
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+
+    session = await client.get_session(started.session.id)
+    assert [i.step for i in session.interactions] == ["Compile", "Test"]
+    for interaction in session.interactions:
+        assert interaction.status == pb.INTERACTION_STATUS_COMPLETED
+        assert interaction.result.status == pb.RESULT_STATUS_OK
+    handed = [a for _, _, a in stack.assignments() if a.session.id == started.session.id]
+    assert [a.interaction.step for a in handed] == ["Compile", "Test"]
+    assert {a.interaction.lease.executor_id for a in handed} == {agent.executor_id}
+    assert all(ack.accepted for _, ack in stack.acks())
+    # Step two came back leased from the fused report of step one.
+    assert _count("chained") - chained_before >= 1
+    output, _ = await client.read_output(started.session.id, session.interactions[0].id)
+    assert b"compiled" in b"".join(chunk.data for chunk in output)
+
+
+async def test_children_spread_over_executors_within_capacity(stack: Stack, tmp_path: Path) -> None:
+    token = await stack.token()
+    repo = make_repo(tmp_path / "repo")
+    agents = [await stack.agent(token, repo, f"box-{i}", max_parallel=1) for i in range(3)]
+    client = stack.client(token)
+    started = await client.start_session(
+        "Tree", {"parts": ["a", "b", "c", "d", "e"]}, mode="agentic"
+    )
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+
+    children = await client.children(started.session.id)
+    assert sorted(c.component.module_name for c in children) == [f"toy.{p}" for p in "abcde"]
+    for child in children:
+        assert child.status == pb.SESSION_STATUS_COMPLETE
+    child_ids = {c.id for c in children}
+    ran_by = {name for name, _, a in stack.assignments() if a.session.id in child_ids}
+    # Three single-slot executors: the five children spread over all three.
+    assert ran_by == {"box-0", "box-1", "box-2"}
+    # Never more than one command at a time on a one-slot executor.
+    for name in ran_by:
+        held = peak = 0
+        for seen in stack.seen:
+            if seen.agent != name:
+                continue
+            kind = seen.message.WhichOneof("message")
+            held += {"assignment": 1, "ack": -1}.get(kind or "", 0)
+            peak = max(peak, held)
+        assert peak == 1
+    ids = {agent.executor_id for agent in agents}
+    assert {a.interaction.lease.executor_id for _, _, a in stack.assignments()} <= ids
+    parent = await client.get_session(started.session.id)
+    spawn = next(i for i in parent.interactions if i.step == "Spawn")
+    assert spawn.result.status == pb.RESULT_STATUS_OK
+    assert [i.step for i in parent.interactions] == ["Prepare", "Spawn", "Finish"]
+
+
+BLOCKING = MAKEFILE.replace(
+    "compile:\n\t@echo compiled\n",
+    "compile:\n\t@echo compiling; while [ -f block ]; do sleep 0.05; done; echo compiled\n",
+).replace(
+    "work:\n\t@echo working on it\n",
+    "work:\n\t@echo working; while [ -f block ]; do sleep 0.05; done; echo worked\n",
+)
+
+
+def _blocking_repo(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path / "repo", {"Makefile": BLOCKING})
+    (repo / "block").write_text("")
+    return repo
+
+
+def _handed(stack: Stack, session_id: str) -> list[tuple[str, gpb.CommandAssignment]]:
+    return [(name, a) for name, _, a in stack.assignments() if a.session.id == session_id]
+
+
+async def _handed_to(stack: Stack, session_id: str, step: str, agent: str) -> None:
+    async def arrived() -> bool:
+        return any(
+            name == agent and a.interaction.step == step for name, a in _handed(stack, session_id)
+        )
+
+    await eventually(arrived, timeout=15)
+
+
+async def test_output_reaches_watchers_live_and_is_stored(stack: Stack, tmp_path: Path) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "laptop")
+    client = stack.client(token)
+    started = await client.start_session("Build", {}, mode="agentic")
+    chunks: list[bytes] = []
+
+    async def watch() -> None:
+        async for event in client.watch(started.session.id, include_output=True):
+            if event.WhichOneof("event") == "output":
+                chunks.append(event.output.data)
+
+    watcher = asyncio.create_task(watch())
+    await _handed_to(stack, started.session.id, "Compile", "laptop")
+
+    async def streamed() -> bool:
+        return b"compiling" in b"".join(chunks)
+
+    # Seen while the command is still running (it waits for the block file).
+    await eventually(streamed, timeout=10)
+    (repo / "block").unlink()
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+    session = await client.get_session(started.session.id)
+    stored, more = await client.read_output(started.session.id, session.interactions[0].id)
+    assert not more
+    text = b"".join(chunk.data for chunk in stored)
+    assert b"compiling" in text
+    assert b"compiled" in text
+    watcher.cancel()
+
+
+async def test_a_disconnected_executors_work_moves_on_at_once(stack: Stack, tmp_path: Path) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    first = await stack.agent(token, repo, "first")
+    client = stack.client(token)
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "first")
+    await stack.stop_agent(first)
+    (repo / "block").unlink()
+    began = time.monotonic()
+    await stack.agent(token, repo, "second")
+    await _handed_to(stack, started.session.id, "Compile", "second")
+    # Far sooner than the 30 s lease: the stream's end released the lease.
+    assert time.monotonic() - began < 10
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+    epochs = [
+        a.interaction.lease.epoch
+        for name, a in _handed(stack, started.session.id)
+        if a.interaction.step == "Compile"
+    ]
+    assert epochs == [1, 2]
+
+
+async def test_a_draining_executor_finishes_but_takes_nothing_new(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    leaving = await stack.agent(token, repo, "leaving", max_parallel=2)
+    client = stack.client(token)
+    first = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, first.session.id, "Compile", "leaving")
+    leaving.draining.set()
+    await asyncio.sleep(0.5)
+    second = await client.start_session("Build", {}, mode="agentic")
+    await asyncio.sleep(1.0)  # sweeps: the free slot of a draining executor is not used
+    assert not _handed(stack, second.session.id)
+    await stack.agent(token, repo, "staying", max_parallel=2)
+    (repo / "block").unlink()
+    await _status(stack, token, first.session.id, pb.SESSION_STATUS_COMPLETE)
+    await _status(stack, token, second.session.id, pb.SESSION_STATUS_COMPLETE)
+    by_leaving = [a.interaction.step for name, a in _handed(stack, first.session.id)]
+    assert by_leaving[0] == "Compile"
+    assert {name for name, _ in _handed(stack, second.session.id)} == {"staying"}
+    # Its result was accepted, but the next step was not chained to it.
+    assert [n for n, a in _handed(stack, first.session.id) if a.interaction.step == "Test"] == [
+        "staying"
+    ]
+
+
+async def test_stopping_the_gateway_lets_running_commands_report_first(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "box")
+    client = stack.client(token)
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "box")
+    stopping = asyncio.create_task(stack.gateway.stop(10.0))
+    await asyncio.sleep(0.5)
+    assert not stopping.done()  # the stream stays while its command runs
+    (repo / "block").unlink()
+    began = time.monotonic()
+    await asyncio.wait_for(stopping, 10)
+    assert time.monotonic() - began < 5  # ended once the result was in, not at the grace
+    session = await stack.sessions.stub.FetchSession(
+        spb.FetchSessionRequest(
+            scope=pb.Scope(account_id="acme", project_id="alpha", user_id="alice"),
+            session_id=started.session.id,
+        ),
+        metadata=stack.sessions.metadata,
+    )
+    steps = session.session.interactions
+    assert steps[0].status == pb.INTERACTION_STATUS_COMPLETED
+    assert steps[0].result.status == pb.RESULT_STATUS_OK
+    # The next step was not handed to an executor of a stopping gateway.
+    assert steps[1].status == pb.INTERACTION_STATUS_PENDING
+    assert not steps[1].lease.executor_id
+
+
+async def test_cancelling_a_tree_stops_its_running_commands(stack: Stack, tmp_path: Path) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "a", max_parallel=2)
+    await stack.agent(token, repo, "b", max_parallel=2)
+    client = stack.client(token)
+    started = await client.start_session("Tree", {"parts": ["x", "y", "z"]}, mode="agentic")
+
+    async def children_running() -> bool:
+        children = await client.children(started.session.id)
+        ids = {c.id for c in children}
+        running = {a.session.id for _, _, a in stack.assignments() if a.session.id in ids}
+        return len(children) == 3 and len(running) == 3
+
+    await eventually(children_running)
+    await client.cancel(started.session.id, "changed my mind")
+
+    async def cancels_sent() -> bool:
+        cancelled = [s for s in stack.seen if s.message.WhichOneof("message") == "cancel"]
+        return len(cancelled) == 3
+
+    await eventually(cancels_sent, timeout=10)
+    children = await client.children(started.session.id)
+    assert {c.status for c in children} == {pb.SESSION_STATUS_CANCELLED}
+    # The killed commands' results came back and were refused.
+
+    async def refused() -> bool:
+        return sum(1 for _, ack in stack.acks() if not ack.accepted) == 3
+
+    await eventually(refused, timeout=15)
+    for child in children:
+        history = await client.get_session(child.id)
+        assert [i.status for i in history.interactions] == [pb.INTERACTION_STATUS_ABANDONED]
+
+
+async def test_a_command_past_its_time_limit_is_failed_by_the_gateway(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    stack = await start_stack(default_command_timeout_seconds=1, command_run_grace_seconds=0)
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "hung")
+    client = stack.client(token)
+    started = await client.start_session("Build", {"max_rounds": 0}, mode="agentic")
+
+    async def timed_out() -> bool:
+        session = await client.get_session(started.session.id)
+        first = session.interactions[0]
+        return first.status == pb.INTERACTION_STATUS_COMPLETED
+
+    await eventually(timed_out, timeout=15)
+    session = await client.get_session(started.session.id)
+    first = session.interactions[0]
+    assert first.result.status == pb.RESULT_STATUS_ERROR
+    assert "time limit" in first.result.error_message
+    assert any(
+        s.message.WhichOneof("message") == "cancel" and s.message.cancel.interaction_id == first.id
+        for s in stack.seen
+    )
+    await client.cancel(started.session.id)
+
+
+async def test_stalled_agentic_sessions_get_their_next_step(stack: Stack, tmp_path: Path) -> None:
+    token = await stack.token()
+    repo = make_repo(tmp_path / "repo")
+    await stack.agent(token, repo, "box")
+    scope = pb.Scope(account_id="acme", project_id="alpha", user_id="alice")
+    # As a crash between two writes would leave it: active, agentic, nothing pending.
+    created = await stack.sessions.stub.CreateSession(
+        spb.CreateSessionRequest(
+            scope=scope,
+            type="Build",
+            execution_mode=pb.EXECUTION_MODE_AGENTIC,
+            definition_version=1,
+        ),
+        metadata=stack.sessions.metadata,
+    )
+    assert created.session.interaction_count == 0
+    await _status(stack, token, created.session.id, pb.SESSION_STATUS_COMPLETE)
+    session = await stack.client(token).get_session(created.session.id)
+    assert [i.step for i in session.interactions] == ["Compile", "Test"]
+
+
+async def test_a_reconnecting_executor_keeps_the_leases_it_still_holds(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    repo = _blocking_repo(tmp_path)
+    relay = Relay(stack.address)
+    await relay.start()
+    try:
+        agent = await stack.agent(token, repo, "roaming", address=relay.address)
+        client = stack.client(token)
+        started = await client.start_session("Build", {}, mode="agentic")
+        await _handed_to(stack, started.session.id, "Compile", "roaming")
+        first_id = agent.executor_id
+        # The executor's side of the connection drops; the gateway's stays up.
+        relay.cut_clients()
+
+        async def reconnected() -> bool:
+            return agent.connected.is_set() and relay.upstreams >= 2
+
+        await eventually(reconnected, timeout=10)
+        assert agent.executor_id == first_id  # the same executor, so the same lease holder
+        # The old stream's teardown must not release what the new one took over.
+        relay.cut_upstreams(keep=1)
+        await asyncio.sleep(0.5)
+        (repo / "block").unlink()
+        await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+        compiles = [
+            a.interaction.lease.epoch
+            for _, a in _handed(stack, started.session.id)
+            if a.interaction.step == "Compile"
+        ]
+        assert compiles == [1]  # never claimed again
+        assert all(ack.accepted for _, ack in stack.acks())
+        assert not [s for s in stack.seen if s.message.WhichOneof("message") == "cancel"]
+    finally:
+        await relay.close()
+
+
+async def test_a_late_result_for_an_older_lease_leaves_the_newer_one_alone(
+    start_stack: StartStack,
+) -> None:
+    # The executor stops heartbeating, its lease lapses, and the same
+    # executor claims the command again: two epochs of one interaction.
+    stack = await start_stack(lease_ttl_seconds=1, stream_idle_timeout_seconds=600)
+    token = await stack.token()
+    outbox: asyncio.Queue[gpb.ConnectRequest | None] = asyncio.Queue()
+    received: asyncio.Queue[gpb.ConnectResponse] = asyncio.Queue()
+    await outbox.put(
+        gpb.ConnectRequest(
+            register=gpb.Register(name="forgetful", capabilities=["shell"], max_parallel=2)
+        )
+    )
+
+    async def requests() -> AsyncIterator[gpb.ConnectRequest]:
+        while (message := await outbox.get()) is not None:
+            yield message
+
+    call = stack.stub().Connect(requests(), metadata=bearer(token))
+
+    async def pump() -> None:
+        async for response in call:
+            await received.put(response)
+
+    reader = asyncio.create_task(pump())
+
+    async def next_of(kind: str) -> gpb.ConnectResponse:
+        while True:
+            message = await asyncio.wait_for(received.get(), 15)
+            if message.WhichOneof("message") == kind:
+                return message
+
+    try:
+        await next_of("welcome")
+        client = stack.client(token)
+        started = await client.start_session("Build", {}, mode="agentic")
+        first = (await next_of("assignment")).assignment.interaction
+        second = (await next_of("assignment")).assignment.interaction
+        assert second.id == first.id
+        assert (first.lease.epoch, second.lease.epoch) == (1, 2)
+
+        def result(epoch: int, text: str) -> gpb.ConnectRequest:
+            return gpb.ConnectRequest(
+                result=gpb.CommandResult(
+                    session_id=started.session.id,
+                    interaction_id=first.id,
+                    lease_epoch=epoch,
+                    result=pb.Result(status=pb.RESULT_STATUS_OK, stdout=text),
+                )
+            )
+
+        await outbox.put(result(1, "late"))
+        late = (await next_of("ack")).ack
+        assert not late.accepted
+        assert late.code == "FAILED_PRECONDITION"
+        # The newer lease is still this stream's: its output is kept.
+        await outbox.put(
+            gpb.ConnectRequest(
+                output=gpb.CommandOutput(
+                    session_id=started.session.id,
+                    interaction_id=first.id,
+                    lease_epoch=2,
+                    stream=pb.OUTPUT_STREAM_STDOUT,
+                    data=b"from the second run\n",
+                )
+            )
+        )
+        await outbox.put(result(2, "current"))
+        assert (await next_of("ack")).ack.accepted
+        session = await client.get_session(started.session.id)
+        assert session.interactions[0].result.stdout == "current"
+        chunks, _ = await client.read_output(started.session.id, first.id)
+        assert b"".join(c.data for c in chunks) == b"from the second run\n"
+    finally:
+        await outbox.put(None)
+        call.cancel()
+        reader.cancel()

@@ -1,0 +1,116 @@
+"""A toy registry exercising every engine mechanism (loops, caps, children).
+
+Not a product workflow: it exists so engine behaviour is pinned
+independently of the design and coding families.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from specloom.workflow import (
+    DONE,
+    ChildSpec,
+    CommandKind,
+    CommandPlan,
+    ComponentView,
+    Judgement,
+    ParamSpec,
+    Registry,
+    ReportedResult,
+    StepContext,
+    StepDef,
+    Workflow,
+    commands,
+)
+
+
+class Shell:
+    """Runs `make <target>`; OK unless the report says otherwise."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SHELL
+    summary: ClassVar[str] = "run make"
+    needs_children: ClassVar[bool] = False
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        return CommandPlan(
+            commands.shell(ctx.step, ["make", self.target]), state={"last": self.target}
+        )
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        if result.outcome.value == "ok":
+            return Judgement.ok()
+        if result.outcome.value == "warning":
+            return Judgement.warning(result.error_message or "flaky")
+        fingerprint = str(result.data.get("fingerprint", ""))
+        return Judgement.error(
+            result.error_message or f"{self.target} failed",
+            fingerprint=fingerprint,
+            fail=bool(result.data.get("fatal", False)),
+        )
+
+
+class Spawn:
+    """One Leaf child per name in params["parts"]; OK when all complete."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SPAWN_CHILDREN
+    summary: ClassVar[str] = "spawn leaves"
+    needs_children: ClassVar[bool] = True
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        parts = [str(p) for p in ctx.params.get("parts") or []]  # type: ignore[union-attr]
+        specs = tuple(
+            ChildSpec(
+                type="Leaf",
+                key=f"toy.{part}",
+                component=ComponentView(name=part, module_name=f"toy.{part}", type="other"),
+                params={"component": f"toy.{part}"},
+            )
+            for part in parts
+        )
+        failed = tuple(c.id for c in ctx.children if c.status == "failed")
+        return CommandPlan(
+            commands.spawn_children(ctx.step, []), create_children=specs, revive_children=failed
+        )
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        bad = sorted(c.key for c in ctx.children if c.status != "complete")
+        if bad:
+            return Judgement.error(f"children not complete: {', '.join(bad)}")
+        return Judgement.ok(state={"children": sorted(c.key for c in ctx.children)})
+
+
+BUILD = Workflow(
+    type="Build",
+    version=1,
+    steps=(
+        StepDef("Compile", Shell("compile"), on_ok="Test"),
+        StepDef("Test", Shell("test"), on_ok=DONE, on_error="Fix"),
+        StepDef("Fix", Shell("fix"), on_ok="Test"),
+    ),
+    params={"parts": ParamSpec("names", kind=list)},
+)
+
+LEAF = Workflow(
+    type="Leaf",
+    version=1,
+    steps=(StepDef("Work", Shell("work"), on_ok=DONE),),
+    params={"component": ParamSpec("component", kind=str, required=True)},
+)
+
+TREE = Workflow(
+    type="Tree",
+    version=1,
+    steps=(
+        StepDef("Prepare", Shell("prepare"), on_ok="Spawn"),
+        StepDef("Spawn", Spawn(), on_ok="Finish"),
+        StepDef("Finish", Shell("finish"), on_ok=DONE),
+    ),
+    params={"parts": ParamSpec("names", kind=list, required=True)},
+    child_types=("Leaf",),
+)
+
+REGISTRY = Registry([BUILD, LEAF, TREE])
