@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,6 +25,7 @@ from specloom.agent import AgentLoop, AgentSettings, build_executor
 from specloom.client import Client
 from specloom.host import HostSettings
 from specloom.process import RunningHost, start_host
+from specloom.rpc.batching import Coalescer
 from specloom.rpc.tracing import setup_tracing
 from specloom.v1 import common_pb2 as pb
 from specloom_gateway.results import RESULT_SPAN
@@ -165,3 +167,65 @@ async def test_each_executor_result_is_one_trace_through_every_service(
         [write] = [s for s in trace if s.name.startswith(f"{SESSIONS_SPAN}AdvanceSession")]
         assert _parent_of(report, trace) is result
         assert _parent_of(write, trace) is report
+
+
+async def test_a_batch_links_every_caller_and_a_lone_call_stays_in_its_callers_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The coalescer's batch call runs in the trace context its callers give it.
+
+    Its task was scheduled by one caller, so without care every batch would
+    land in that caller's trace. A batch of several callers is a span of its
+    own with a link to each caller; a batch of one continues its caller.
+    """
+    tracer = trace.get_tracer("tests")
+    seen: list[trace.Span] = []
+
+    async def send(items: list[str]) -> list[str]:
+        seen.append(trace.get_current_span())
+        await asyncio.sleep(0)
+        return [item.upper() for item in items]
+
+    coalescer: Coalescer[str, str] = Coalescer(send, max_in_flight=1, name="shout")
+
+    async def call_in_span(name: str) -> tuple[str, trace.SpanContext]:
+        with tracer.start_as_current_span(name) as span:
+            return await coalescer.call(name), span.get_span_context()
+
+    # Two callers in one turn of the loop: one batch, linked to both.
+    together = await asyncio.gather(call_in_span("first"), call_in_span("second"))
+    assert [answer for answer, _ in together] == ["FIRST", "SECOND"]
+    [batch] = [s for s in spans.get_finished_spans() if s.name == "batch shout"]
+    assert batch.parent is None  # neither caller's child
+    assert {link.context.span_id for link in batch.links} == {
+        context.span_id for _, context in together
+    }
+    assert (batch.attributes or {}).get("specloom.batch_size") == 2
+    assert batch.context is not None
+    assert seen[0].get_span_context().span_id == batch.context.span_id
+
+    # A lone call continues its own caller's span, even though its batch task
+    # is scheduled from the end of another caller's batch.
+    blocker = asyncio.Event()
+
+    async def slow_send(items: list[str]) -> list[str]:
+        seen.append(trace.get_current_span())
+        if items == ["held"]:
+            await blocker.wait()
+        return items
+
+    lone: Coalescer[str, str] = Coalescer(slow_send, max_in_flight=1, name="lone")
+
+    async def lone_call(name: str) -> trace.SpanContext:
+        with tracer.start_as_current_span(name) as span:
+            await lone.call(name)
+            return span.get_span_context()
+
+    held = asyncio.create_task(lone_call("held"))
+    await asyncio.sleep(0.01)
+    queued = asyncio.create_task(lone_call("queued"))
+    await asyncio.sleep(0.01)
+    blocker.set()
+    held_context, queued_context = await held, await queued
+    assert seen[-2].get_span_context().span_id == held_context.span_id
+    assert seen[-1].get_span_context().span_id == queued_context.span_id

@@ -15,7 +15,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from opentelemetry.context import Context
 from prometheus_client import Histogram
+
+from specloom.rpc.tracing import batch_span, caller_context
 
 BATCH_SIZE = Histogram(
     "specloom_batch_size",
@@ -46,7 +49,8 @@ class Coalescer(Generic[Req, Resp]):
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._queue: list[tuple[Req, asyncio.Future[Resp]]] = []
+        self._name = name
+        self._queue: list[tuple[Req, asyncio.Future[Resp], Context | None]] = []
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -60,7 +64,7 @@ class Coalescer(Generic[Req, Resp]):
         """Send ``request`` (in some batch) and return its own outcome."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Resp] = loop.create_future()
-        self._queue.append((request, future))
+        self._queue.append((request, future, caller_context()))
         self._schedule(loop)
         return await future
 
@@ -81,12 +85,13 @@ class Coalescer(Generic[Req, Resp]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _flush(self, batch: list[tuple[Req, asyncio.Future[Resp]]]) -> None:
+    async def _flush(self, batch: list[tuple[Req, asyncio.Future[Resp], Context | None]]) -> None:
         self.batches += 1
         self.calls += len(batch)
         self._sizes.observe(len(batch))
         try:
-            outcomes = await self._send([request for request, _ in batch])
+            with batch_span(self._name, [caller for _, _, caller in batch]):
+                outcomes = await self._send([request for request, _, _ in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(
                     f"a batch of {len(batch)} calls came back with {len(outcomes)} outcomes"
@@ -94,13 +99,13 @@ class Coalescer(Generic[Req, Resp]):
         except BaseException as exc:
             # The whole batch failed (the peer is unreachable): every caller
             # gets the error its own single call would have got.
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # its caller gave up waiting
                 if isinstance(outcome, BaseException):

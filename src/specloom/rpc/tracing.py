@@ -10,12 +10,14 @@ here runs on the hot path: no interceptor is installed at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -68,6 +70,51 @@ def span(name: str, attributes: Mapping[str, str] | None = None) -> Iterator[Non
         yield
         return
     with trace.get_tracer(TRACER).start_as_current_span(name, attributes=attributes):
+        yield
+
+
+def caller_context() -> Context | None:
+    """The caller's trace context, for work done later on its behalf (None: tracing off)."""
+    if _installed is None:
+        return None
+    return otel_context.get_current()
+
+
+@contextmanager
+def batch_span(name: str, callers: Sequence[Context | None]) -> Iterator[None]:
+    """The trace context a batch call is made in, given its callers' contexts.
+
+    A batch runs in a task of its own, whose context is whichever caller
+    happened to schedule it; left alone, every caller's call would appear in
+    that one caller's trace. A batch of one continues its caller's trace. A
+    batch of several is a span of its own (``batch <name>``), the root of a
+    new trace, with a link to each caller's span: the shape OpenTelemetry
+    gives batch processing, so each caller's trace leads to the batch and the
+    batch names every caller. Without tracing this is a no-op.
+    """
+    if _installed is None:
+        yield
+        return
+    known = [c for c in callers if c is not None]
+    if len(callers) == 1 and known:
+        token = otel_context.attach(known[0])
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+        return
+    links = []
+    for caller in known:
+        linked = trace.get_current_span(caller).get_span_context()
+        if linked.is_valid:
+            links.append(trace.Link(linked))
+    with trace.get_tracer(TRACER).start_as_current_span(
+        f"batch {name}",
+        context=Context(),
+        kind=trace.SpanKind.INTERNAL,
+        links=links,
+        attributes={"specloom.batch_size": len(callers)},
+    ):
         yield
 
 

@@ -74,10 +74,17 @@ async def _many(
     sql, constants = _compile(statement, dialect)
     await cursor.executemany(sql, [{**constants, **p} for p in params], returning=True)
     rows: list[dict[str, Any] | None] = []
+    # Every result set of one statement has the same columns; psycopg builds
+    # its description afresh on each read, so it is read once.
+    names: list[str] | None = None
     while True:
         row = await cursor.fetchone()
-        names = [column.name for column in cursor.description or ()]
-        rows.append(dict(zip(names, row, strict=True)) if row is not None else None)
+        if row is None:
+            rows.append(None)
+        else:
+            if names is None:
+                names = [column.name for column in cursor.description or ()]
+            rows.append(dict(zip(names, row, strict=True)))
         if not cursor.nextset():
             break
     return rows
