@@ -92,6 +92,16 @@ class HeadCache:
         while len(self._heads) > self._size:
             self._heads.popitem(last=False)
 
+    def offer(self, head: pb.Session) -> None:
+        """Keep ``head`` unless a newer version of it is kept already.
+
+        For heads learned on the side (a spawn returns its children): by the
+        time the response arrives, a child may already have moved on here.
+        """
+        kept = self._heads.get(head.id)
+        if kept is None or kept[0].version < head.version:
+            self.put(head)
+
     def drop(self, session_id: str) -> None:
         self._heads.pop(session_id, None)
 
@@ -191,9 +201,7 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
             # would give it: its first result needs no read of its own.
             if not child.interactions or not self.engine.registry.serves(child.type):
                 continue
-            kept = self.cache.entry(child.scope, child.id)
-            if kept is None or kept[0].version < child.version:
-                self.cache.put(child)
+            self.cache.offer(child)
         for revival in write.revive:
             await self._kick(scope, revival.child_id)
         return response
