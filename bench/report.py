@@ -265,6 +265,10 @@ def _executors(results: Results) -> list[str]:
             "start push p50 / p99 (ms)",
             f"{fmt(e.get('start_push_p50_ms'))} / {fmt(e.get('start_push_p99_ms'))}",
         ],
+        [
+            "StartSession call alone p50 / p99 (ms)",
+            f"{fmt(e.get('start_call_p50_ms'))} / {fmt(e.get('start_call_p99_ms'))}",
+        ],
         ["connecting every stream (s)", fmt(e.get("connect_s"))],
     ]
     return [

@@ -165,7 +165,7 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
 
     Each sample is a two-step session started while every stream is idle: the
     *start push* runs from calling StartSession to the first command arriving
-    (session creation included); the *next push* from that command's arrival
+    (session creation included), the *start call* to StartSession returning; the *next push* from that command's arrival
     (the executor answers at once) to the second command's, i.e. one step.
     """
     gateway = cluster.service("gateway")
@@ -187,6 +187,7 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
     await asyncio.sleep(3.0)  # let allocations settle before reading RSS
     after = gateway.rss_mb()
     starts: list[float] = []
+    calls: list[float] = []
     nexts: list[float] = []
     try:
         async with Client(cluster.gateway, cluster.token) as client:
@@ -195,6 +196,7 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
                 response = await client.start_session(
                     NOOP_TYPE, {"ticks": 2}, idempotency_key=f"push-{uuid.uuid4().hex[:8]}-{n}"
                 )
+                calls.append(now() - started)
                 session_id = response.session.id
                 await asyncio.wait_for(second[session_id].wait(), 30.0)
                 first, then = arrivals[session_id][:2]
@@ -204,6 +206,7 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
     finally:
         await fleet.close()
     start_stats, next_stats = latency_stats(starts), latency_stats(nexts)
+    call_stats = latency_stats(calls)
     return {
         "count": count,
         "connect_s": connect_s,
@@ -215,5 +218,7 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
         "push_p99_ms": next_stats["p99_ms"],
         "start_push_p50_ms": start_stats["p50_ms"],
         "start_push_p99_ms": start_stats["p99_ms"],
+        "start_call_p50_ms": call_stats["p50_ms"],
+        "start_call_p99_ms": call_stats["p99_ms"],
         "push_samples": len(nexts),
     }

@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from specloom.v1 import common_pb2 as pb
@@ -434,26 +433,3 @@ async def test_a_late_result_for_an_older_lease_leaves_the_newer_one_alone(
         await outbox.put(None)
         call.cancel()
         reader.cancel()
-
-
-async def test_the_gateway_that_starts_a_session_claims_its_first_command_itself(
-    start_stack: StartStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An agentic start hands its first command to an executor here at once.
-
-    Other gateways learn of new work from Sessions' signal; the one that
-    started the session knows already and must not wait for that round trip
-    (it was most of the start-to-first-command latency). With the signal
-    stream and the sweeps silenced, only the start itself can dispatch.
-    """
-
-    async def no_signals(*args: object) -> None:
-        await asyncio.Event().wait()
-
-    monkeypatch.setattr("specloom_gateway.service.watch_work", no_signals)
-    stack = await start_stack(claim_sweep_interval_seconds=600)
-    token = await stack.token()
-    await stack.agent(token, make_repo(tmp_path / "repo"), "laptop")
-    client = stack.client(token)
-    started = await client.start_session("Build", {}, mode="agentic")
-    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)

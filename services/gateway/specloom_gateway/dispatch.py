@@ -1,9 +1,7 @@
 """Claiming work for the executors connected to this gateway.
 
 Sessions signals (``WatchWork``) when work may have become claimable in a
-scope; the gateway that starts an agentic session signals itself at once,
-without waiting for that round trip; lease expiry produces no signal, so a
-periodic sweep claims too.
+scope; lease expiry produces no signal, so a periodic sweep claims too.
 Claims use ``SELECT … FOR UPDATE SKIP LOCKED`` in Sessions, so any number of
 gateway replicas can claim at once without handing one command out twice.
 

@@ -22,7 +22,6 @@ from specloom.validate import require_id, require_scope
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
-from specloom_gateway.hub import scope_key
 
 MAX_REASON = 2000
 MAX_NAME = 128
@@ -106,14 +105,6 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 idempotency_key=request.idempotency_key,
             ),
         )
-        if (
-            mode == pb.EXECUTION_MODE_AGENTIC
-            and response.session.status == pb.SESSION_STATUS_ACTIVE
-        ):
-            # Its first command is claimable now. Other gateways hear of it
-            # through Sessions' work signal; this one need not wait for that
-            # round trip if it holds an executor of the scope.
-            self._deps.wake(scope_key(caller.scope))
         return gpb.StartSessionResponse(session=response.session, created=response.created)
 
     async def GetSession(
