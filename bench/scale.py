@@ -165,8 +165,9 @@ async def idle_executors(cluster: Cluster, count: int, samples: int) -> dict[str
 
     Each sample is a two-step session started while every stream is idle: the
     *start push* runs from calling StartSession to the first command arriving
-    (session creation included), the *start call* to StartSession returning; the *next push* from that command's arrival
-    (the executor answers at once) to the second command's, i.e. one step.
+    (session creation included), the *start call* to StartSession returning;
+    the *next push* from that command's arrival (the executor answers at once)
+    to the second command's, i.e. one step.
     """
     gateway = cluster.service("gateway")
     await asyncio.sleep(1.0)
