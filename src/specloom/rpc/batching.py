@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from opentelemetry.context import Context
 from prometheus_client import Histogram
@@ -33,6 +33,15 @@ Resp = TypeVar("Resp")
 SendBatch = Callable[[list[Req]], Awaitable[Sequence[Resp | BaseException]]]
 
 
+class _Queued(NamedTuple, Generic[Req, Resp]):
+    """One single call waiting for its batch."""
+
+    request: Req
+    future: asyncio.Future[Resp]
+    caller: Context | None
+    """The caller's trace context (None: tracing off)."""
+
+
 class Coalescer(Generic[Req, Resp]):
     """Single calls in, batch calls out (see the module doc)."""
 
@@ -50,7 +59,7 @@ class Coalescer(Generic[Req, Resp]):
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._name = name
-        self._queue: list[tuple[Req, asyncio.Future[Resp], Context | None]] = []
+        self._queue: list[_Queued[Req, Resp]] = []
         self._in_flight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,7 +73,7 @@ class Coalescer(Generic[Req, Resp]):
         """Send ``request`` (in some batch) and return its own outcome."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Resp] = loop.create_future()
-        self._queue.append((request, future, caller_context()))
+        self._queue.append(_Queued(request, future, caller_context()))
         self._schedule(loop)
         return await future
 
@@ -85,13 +94,13 @@ class Coalescer(Generic[Req, Resp]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _flush(self, batch: list[tuple[Req, asyncio.Future[Resp], Context | None]]) -> None:
+    async def _flush(self, batch: list[_Queued[Req, Resp]]) -> None:
         self.batches += 1
         self.calls += len(batch)
         self._sizes.observe(len(batch))
         try:
-            with batch_span(self._name, [caller for _, _, caller in batch]):
-                outcomes = await self._send([request for request, _, _ in batch])
+            with batch_span(self._name, [queued.caller for queued in batch]):
+                outcomes = await self._send([queued.request for queued in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(
                     f"a batch of {len(batch)} calls came back with {len(outcomes)} outcomes"

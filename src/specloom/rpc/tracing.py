@@ -95,19 +95,16 @@ def batch_span(name: str, callers: Sequence[Context | None]) -> Iterator[None]:
     if _installed is None:
         yield
         return
-    known = [c for c in callers if c is not None]
-    if len(callers) == 1 and known:
-        token = otel_context.attach(known[0])
+    if len(callers) == 1:
+        token = otel_context.attach(callers[0]) if callers[0] is not None else None
         try:
             yield
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
         return
-    links = []
-    for caller in known:
-        linked = trace.get_current_span(caller).get_span_context()
-        if linked.is_valid:
-            links.append(trace.Link(linked))
+    spans = (trace.get_current_span(c).get_span_context() for c in callers if c is not None)
+    links = [trace.Link(linked) for linked in spans if linked.is_valid]
     with trace.get_tracer(TRACER).start_as_current_span(
         f"batch {name}",
         context=Context(),

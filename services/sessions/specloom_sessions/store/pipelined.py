@@ -73,18 +73,14 @@ async def _many(
     """Run ``statement`` once per parameter set; each set's first row (or None)."""
     sql, constants = _compile(statement, dialect)
     await cursor.executemany(sql, [{**constants, **p} for p in params], returning=True)
+    # Every result set of one statement has the same columns (its RETURNING
+    # list, described even when no row matched); psycopg builds its
+    # description afresh on each read, so it is read once.
+    names = [column.name for column in cursor.description or ()]
     rows: list[dict[str, Any] | None] = []
-    # Every result set of one statement has the same columns; psycopg builds
-    # its description afresh on each read, so it is read once.
-    names: list[str] | None = None
     while True:
         row = await cursor.fetchone()
-        if row is None:
-            rows.append(None)
-        else:
-            if names is None:
-                names = [column.name for column in cursor.description or ()]
-            rows.append(dict(zip(names, row, strict=True)))
+        rows.append(dict(zip(names, row, strict=True)) if row is not None else None)
         if not cursor.nextset():
             break
     return rows
