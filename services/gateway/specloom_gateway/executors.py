@@ -64,6 +64,7 @@ class ExecutorStreams:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
         self._streams: set[_Stream] = set()
+        self._teardowns: set[asyncio.Task[None]] = set()
 
     async def connect(
         self, requests: AsyncIterator[gpb.ConnectRequest], context: Any
@@ -99,6 +100,17 @@ class ExecutorStreams:
                 yield message
         finally:
             self._streams.discard(stream)
+            teardown = stream.teardown
+            if teardown is not None and not teardown.done():
+                # A cancelled handler leaves its teardown running (shielded);
+                # shutdown waits for it while the Sessions channel is open.
+                self._teardowns.add(teardown)
+                teardown.add_done_callback(self._teardowns.discard)
+
+    async def wait_closed(self, within: float) -> None:
+        """Wait (bounded) for ended streams to release their leases."""
+        if self._teardowns:
+            await asyncio.wait(set(self._teardowns), timeout=within)
 
     def drain(self) -> None:
         """Stop handing out work; end streams as soon as they have nothing running."""
@@ -143,6 +155,8 @@ class _Stream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
         self._failure: SpecloomError | None = None
+        self.teardown: asyncio.Task[None] | None = None
+        """The stream's cleanup, once it ended (it may outlive the handler)."""
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -194,8 +208,8 @@ class _Stream:
             executor.close()
             # Shielded: a cancelled handler (the peer vanished) must still
             # release its leases, and a second cancellation must not stop it.
-            cleanup = asyncio.create_task(self._cleanup(helpers))
-            await asyncio.shield(cleanup)
+            self.teardown = asyncio.create_task(self._cleanup(helpers))
+            await asyncio.shield(self.teardown)
 
     async def _read(self) -> None:
         executor = self.executor

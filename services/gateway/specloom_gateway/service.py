@@ -87,6 +87,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop the background work (bounded: shutdown must not hang on one task)."""
+        # Before the channels close: an ended stream's teardown releases its
+        # leases through Sessions.
+        await self.streams.wait_closed(STOP_TIMEOUT)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
