@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.databases",
+    "tests.fixtures.loop_close",
     "tests.fixtures.orchestrators",
     "tests.fixtures.sessions_server",
 ]

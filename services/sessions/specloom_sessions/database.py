@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from specloom.errors import Aborted, Unavailable
+from specloom_sessions import sqlite_driver
 from specloom_sessions.config import SessionsSettings
 from specloom_sessions.events import CHANNEL, Changes, Hub
 
@@ -106,11 +107,13 @@ class Database:
     def open(cls, url: str, settings: SessionsSettings, hub: Hub | None = None) -> Database:
         """Create the engine for ``url`` (no connection is made yet)."""
         url = async_url(url)
+        sqlite = make_url(url).get_backend_name() == "sqlite"
         engine = create_async_engine(
             url,
             pool_size=settings.sessions_pool_size,
             max_overflow=settings.sessions_max_overflow,
             pool_recycle=1800,
+            connect_args={"async_creator_fn": sqlite_driver.connect} if sqlite else {},
         )
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, settings.sessions_sqlite_busy_timeout_ms)
