@@ -1,4 +1,13 @@
-"""An executor that moves to another gateway replica mid-command keeps its lease and output."""
+"""An executor that moves to another gateway replica mid-command keeps its lease and output.
+
+Whatever order the old stream's end and the new stream's registration reach
+the two replicas in, the lease stays with the executor, its result is
+accepted, and no other executor is handed the command: the new replica
+adopts the lease before it welcomes the stream; the old replica's late
+heartbeats and its teardown's release name the expiry they last saw and so
+leave an adoption alone; and a lease the old replica released first is
+taken back by the adoption as long as nobody claimed it meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +53,108 @@ class RawExecutor:
         self.call.cancel()
         self.reader.cancel()
         await self.channel.close(None)
+
+
+def _register(lease: spb.LeaseRef | None = None) -> gpb.ConnectRequest:
+    return gpb.ConnectRequest(
+        register=gpb.Register(
+            name="mover",
+            capabilities=["shell"],
+            max_parallel=1,
+            running=[lease] if lease is not None else [],
+        )
+    )
+
+
+def _result(session_id: str, lease: spb.LeaseRef) -> gpb.ConnectRequest:
+    return gpb.ConnectRequest(
+        result=gpb.CommandResult(
+            session_id=session_id,
+            interaction_id=lease.interaction_id,
+            lease_epoch=lease.epoch,
+            result=pb.Result(status=pb.RESULT_STATUS_OK),
+        )
+    )
+
+
+async def _lease_owner(stack: Stack, session_id: str) -> str:
+    fetched = await stack.sessions.stub.FetchSession(
+        spb.FetchSessionRequest(
+            scope=pb.Scope(account_id="acme", project_id="alpha", user_id="alice"),
+            session_id=session_id,
+            view=pb.INTERACTION_VIEW_LAST,
+        ),
+        metadata=stack.sessions.metadata,
+    )
+    return fetched.session.interactions[-1].lease.executor_id
+
+
+async def test_a_release_that_reaches_sessions_first_is_taken_back_by_the_adoption(
+    stack: Stack,
+) -> None:
+    token = await stack.token()
+    second = await host_gateway(stack.sessions, stack.orchestrators)
+    client = stack.client(token)
+    first = RawExecutor(stack.address, token)
+    moved: RawExecutor | None = None
+    try:
+        await first.outbox.put(_register())
+        await first.next_of("welcome")
+        started = await client.start_session("Build", {}, mode="agentic")
+        interaction = (await first.next_of("assignment")).assignment.interaction
+        lease = spb.LeaseRef(interaction_id=interaction.id, epoch=interaction.lease.epoch)
+        # The old stream ends first and its teardown releases the lease...
+        await first.close()
+        deadline = asyncio.get_running_loop().time() + 15
+        while await _lease_owner(stack, started.session.id):
+            assert asyncio.get_running_loop().time() < deadline, "the lease was never released"
+            await asyncio.sleep(0.05)
+        # ...then the executor, still running the command, registers elsewhere.
+        moved = RawExecutor(second.address, token)
+        await moved.outbox.put(_register(lease))
+        await moved.next_of("welcome")
+        assert await _lease_owner(stack, started.session.id)
+        await moved.outbox.put(_result(started.session.id, lease))
+        ack = (await moved.next_of("ack")).ack
+        assert ack.accepted, ack.message
+        session = await client.get_session(started.session.id)
+        assert session.interactions[0].status == pb.INTERACTION_STATUS_COMPLETED
+    finally:
+        if moved is not None:
+            await moved.close()
+        await first.close()
+        await second.stop(0.5)
+
+
+async def test_late_heartbeats_of_the_old_stream_leave_the_adoption_alone(stack: Stack) -> None:
+    token = await stack.token()
+    second = await host_gateway(stack.sessions, stack.orchestrators)
+    client = stack.client(token)
+    first = RawExecutor(stack.address, token)
+    moved: RawExecutor | None = None
+    try:
+        await first.outbox.put(_register())
+        await first.next_of("welcome")
+        started = await client.start_session("Build", {}, mode="agentic")
+        interaction = (await first.next_of("assignment")).assignment.interaction
+        lease = spb.LeaseRef(interaction_id=interaction.id, epoch=interaction.lease.epoch)
+        moved = RawExecutor(second.address, token)
+        await moved.outbox.put(_register(lease))
+        await moved.next_of("welcome")
+        # A heartbeat the executor sent on its old stream before it moved,
+        # processed by the old replica after the adoption: not renewed there.
+        await first.outbox.put(gpb.ConnectRequest(heartbeat=gpb.Heartbeat(running=[lease])))
+        cancel = (await first.next_of("cancel")).cancel
+        assert cancel.interaction_id == interaction.id
+        await first.close()
+        await moved.outbox.put(_result(started.session.id, lease))
+        ack = (await moved.next_of("ack")).ack
+        assert ack.accepted, ack.message
+    finally:
+        if moved is not None:
+            await moved.close()
+        await first.close()
+        await second.stop(0.5)
 
 
 async def test_output_and_result_through_a_second_replica_after_a_move(stack: Stack) -> None:

@@ -173,6 +173,13 @@ class _Stream:
         settings = deps.settings
         helpers: list[asyncio.Task[None]] = []
         try:
+            # Leases carried over from before a reconnect are adopted before
+            # the welcome: once welcomed, the executor may close its old
+            # stream, whose teardown must then find the leases renewed here
+            # and leave them alone; and output for them may be the first
+            # thing it sends, which must not be dropped as "not held here".
+            if running:
+                await self._resume(running)
             yield gpb.ConnectResponse(
                 welcome=gpb.Welcome(
                     executor_id=executor.id,
@@ -189,11 +196,6 @@ class _Stream:
                 executor.capacity,
                 ",".join(executor.capabilities),
             )
-            # Leases carried over from before a reconnect are adopted before
-            # any message is read: output for them may be the first thing the
-            # executor sends, and must not be dropped as "not held here".
-            if running:
-                await self._resume(running)
             helpers += [
                 asyncio.create_task(self._read()),
                 asyncio.create_task(self._watchdog()),
@@ -269,7 +271,7 @@ class _Stream:
             listed = {ref.interaction_id for ref in beat.running}
             self._forget_unlisted(listed)
             if beat.running:
-                await self._renew(list(beat.running))
+                await self._renew([self._as_seen(ref) for ref in beat.running])
         except SpecloomError as exc:
             if exc.code == "UNAUTHENTICATED":
                 self._fail(exc)
@@ -298,6 +300,14 @@ class _Stream:
             )
         self._spawn(self._release([held.ref() for held in stale]))
         self._deps.wake(executor.key)
+
+    def _as_seen(self, ref: spb.LeaseRef) -> spb.LeaseRef:
+        """``ref`` with the expiry this stream last saw, so the renewal is a
+        compare-and-set; without one (a lease not known here) it adopts."""
+        held = self.executor.running.get(ref.interaction_id)
+        if held is None or held.epoch != ref.epoch:
+            return spb.LeaseRef(interaction_id=ref.interaction_id, epoch=ref.epoch)
+        return held.ref()
 
     async def _renew(self, leases: list[spb.LeaseRef]) -> list[spb.LeaseRef]:
         """Renew leases; stop what was lost; adopt renewed leases we did not know."""

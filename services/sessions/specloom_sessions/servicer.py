@@ -384,12 +384,13 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
         require_id("executor_id", request.executor_id)
         if len(request.leases) > MAX_LEASE_REFS:
             raise InvalidArgument(f"leases lists more than {MAX_LEASE_REFS} leases")
-        refs: list[tuple[str, int]] = []
+        refs: list[leases.LeaseKey] = []
         for index, lease in enumerate(request.leases):
             require_id(f"leases[{index}].interaction_id", lease.interaction_id)
             if lease.epoch < 1:
                 raise InvalidArgument(f"leases[{index}].epoch must be at least 1")
-            refs.append((lease.interaction_id, lease.epoch))
+            expires = from_timestamp(lease.expires_at) if lease.HasField("expires_at") else None
+            refs.append((lease.interaction_id, lease.epoch, expires))
         check.in_range("ttl_seconds", request.ttl_seconds, 1, check.MAX_LEASE_TTL)
         renewed, lost, expires = await leases.renew_leases(
             self.db, request.executor_id, refs, request.ttl_seconds

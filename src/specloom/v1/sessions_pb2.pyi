@@ -1349,10 +1349,13 @@ class LeaseRef(_message.Message):
     """The lease epoch held."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
-        """When the lease lapses, as last granted or renewed (RenewLeases answers
-        with it). A release naming it takes effect only if the lease was not
-        renewed since — by another gateway replica now holding the same
-        executor's stream after it reconnected there.
+        """When the lease lapses, as the caller last saw it granted or renewed
+        (RenewLeases answers with it). A renewal or release naming it takes
+        effect only if nobody renewed the lease since: an executor that moved to
+        another gateway replica had it adopted there, and the old replica's late
+        heartbeats and teardown must leave that adoption alone. A renewal
+        without it adopts the lease: it is renewed when this executor holds it,
+        or when its holder released it and nobody claimed it since.
         """
 
     def __init__(
@@ -1385,7 +1388,9 @@ class RenewLeasesRequest(_message.Message):
     """New length from now, 1 to 3600 seconds."""
     @_builtins.property
     def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseRef]:
-        """The leases it holds."""
+        """The leases it holds; each with the expiry last seen (renew if unchanged)
+        or without one (adopt, after a reconnect).
+        """
 
     def __init__(
         self,

@@ -168,37 +168,65 @@ async def claim_joins(
         return await _lease_keys(tx, picked, claimer_id, ttl_seconds, now, "join")
 
 
+LeaseKey = tuple[str, int, dt.datetime | None]
+"""(interaction id, epoch, expiry as the caller last saw it, or None)."""
+
+
+def _named(lease: LeaseKey) -> ColumnElement[bool]:
+    """The one lease ``lease`` names, as the caller last saw it.
+
+    With an expiry it is a compare-and-set: the lease matches only while
+    nobody has renewed it since the caller did. An executor that moved to
+    another gateway replica has its leases adopted there (a renewal with a
+    new expiry), so the old replica's late heartbeats and its teardown's
+    release, which name the old expiry, leave the adoption alone.
+    """
+    interaction_id, epoch, expires = lease
+    return and_(
+        I.c.id == interaction_id,
+        I.c.lease_epoch == epoch,
+        *([I.c.lease_expires_at == expires] if expires is not None else []),
+    )
+
+
 async def renew_leases(
-    db: Database, executor_id: str, leases: Sequence[tuple[str, int]], ttl_seconds: int
+    db: Database, executor_id: str, leases: Sequence[LeaseKey], ttl_seconds: int
 ) -> tuple[list[tuple[str, int]], list[tuple[str, int]], dt.datetime]:
-    """Extend the leases still held; returns (renewed, lost, their new expiry)."""
+    """Extend the leases still held; returns (renewed, lost, their new expiry).
+
+    A lease named with its expiry is renewed only if it is still as the
+    caller last saw it. A lease named without one is *adopted*: renewed if
+    this executor holds it, or if its holder released it and nobody has
+    claimed it since (same epoch, no owner) — an executor that reconnects
+    after its old stream's teardown released the command it is still
+    running takes it back instead of losing it to a second run.
+    """
     now = utcnow()
     expires = now + dt.timedelta(seconds=ttl_seconds)
     if not leases:
         return [], [], expires
+    held = I.c.lease_owner == executor_id
+    unowned = I.c.lease_owner.is_(None)
+    named = [
+        and_(_named(lease), held if lease[2] is not None else or_(held, unowned))
+        for lease in leases
+    ]
     async with db.write() as tx:
         renewed = (
             await tx.conn.execute(
                 update(I)
-                .where(
-                    I.c.lease_owner == executor_id,
-                    I.c.status == pb.INTERACTION_STATUS_PENDING,
-                    tuple_(I.c.id, I.c.lease_epoch).in_(list(leases)),
-                )
-                .values(lease_expires_at=expires)
+                .where(I.c.status == pb.INTERACTION_STATUS_PENDING, or_(*named))
+                .values(lease_owner=executor_id, lease_expires_at=expires)
                 .returning(I.c.id, I.c.lease_epoch)
             )
         ).all()
-    held = {(row[0], row[1]) for row in renewed}
+    kept = {(row[0], row[1]) for row in renewed}
+    refs = [(interaction_id, epoch) for interaction_id, epoch, _ in leases]
     return (
-        [lease for lease in leases if lease in held],
-        [lease for lease in leases if lease not in held],
+        [lease for lease in refs if lease in kept],
+        [lease for lease in refs if lease not in kept],
         expires,
     )
-
-
-LeaseKey = tuple[str, int, dt.datetime | None]
-"""(interaction id, epoch, expiry as last set or None)."""
 
 
 async def release_leases(
@@ -220,18 +248,7 @@ async def release_leases(
         I.c.status == const(pb.INTERACTION_STATUS_PENDING),
     ]
     if exact:
-        where.append(
-            or_(
-                *(
-                    and_(
-                        I.c.id == interaction_id,
-                        I.c.lease_epoch == epoch,
-                        *([I.c.lease_expires_at == expires] if expires is not None else []),
-                    )
-                    for interaction_id, epoch, expires in exact
-                )
-            )
-        )
+        where.append(or_(*(_named(lease) for lease in exact)))
     elif interaction_ids:
         where.append(I.c.id.in_(list(interaction_ids)))
     async with db.write() as tx:
