@@ -4,7 +4,9 @@ It gives every handler the same edges:
 
 * a request whose bytes do not decode is INVALID_ARGUMENT naming the
   message type (grpc's own answer would be INTERNAL, which the contract
-  reserves for our bugs);
+  reserves for our bugs); one over the message cap is RESOURCE_EXHAUSTED
+  naming its size and the cap (the transport reads it whole, see
+  :data:`specloom.rpc.server.TRANSPORT_CEILING`);
 * a :class:`~specloom.errors.SpecloomError` becomes its status code and
   message; anything else is logged with a reference and answered INTERNAL
   without details (a stack trace is not an API);
@@ -32,7 +34,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from specloom.errors import InvalidArgument, SpecloomError, Unauthenticated
+from specloom.errors import InvalidArgument, ResourceExhausted, SpecloomError, Unauthenticated
 from specloom.ids import new_id
 from specloom.logs import log_context
 from specloom.rpc import metadata as md
@@ -60,19 +62,21 @@ def bounded(message: str) -> str:
 
 
 class _Malformed:
-    """Stands in for a request whose bytes did not decode."""
+    """Stands in for a request that cannot be handled: its bytes did not
+    decode, or there are more of them than the cap allows."""
 
-    __slots__ = ("problem", "type_name")
+    __slots__ = ("_error",)
 
-    def __init__(self, type_name: str, problem: str) -> None:
-        self.type_name = type_name
-        self.problem = problem
+    def __init__(self, error: SpecloomError) -> None:
+        self._error = error
 
-    def error(self) -> InvalidArgument:
-        return InvalidArgument(f"request is not a valid {self.type_name} message: {self.problem}")
+    def error(self) -> SpecloomError:
+        return self._error
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None, max_bytes: int
+) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
     # The bound FromString of a generated class: its __self__ is the class.
@@ -80,10 +84,20 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     type_name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request")
 
     def decode(data: bytes) -> Any:
+        if len(data) > max_bytes:
+            return _Malformed(
+                ResourceExhausted(
+                    f"{type_name} message of {len(data)} bytes is larger than max "
+                    f"({max_bytes} bytes)"
+                )
+            )
         try:
             return deserializer(data)
         except (DecodeError, ValueError, RuntimeError) as exc:
-            return _Malformed(type_name, str(exc) or type(exc).__name__)
+            problem = str(exc) or type(exc).__name__
+            return _Malformed(
+                InvalidArgument(f"request is not a valid {type_name} message: {problem}")
+            )
 
     return decode
 
@@ -103,9 +117,12 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Errors, internal auth and metrics for every handler (see module doc)."""
 
-    def __init__(self, internal_secret: str | None, *, tracing: bool = False) -> None:
+    def __init__(
+        self, internal_secret: str | None, *, tracing: bool = False, max_message_bytes: int
+    ) -> None:
         self._secret = internal_secret.encode() if internal_secret else None
         self._tracing = tracing
+        self._max_bytes = max_message_bytes
 
     async def intercept_service(
         self,
@@ -120,7 +137,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         method: str = details.method
         service, name = split_method(method)
         needs_secret = self._secret is not None and method.startswith(md.INTERNAL_SERVICES)
-        deserialize = _tolerant(handler.request_deserializer)
+        deserialize = _tolerant(handler.request_deserializer, self._max_bytes)
         serialize = handler.response_serializer
 
         def guard(context: Any) -> None:

@@ -25,6 +25,14 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message accepted or sent. Payload caps inside the services are
 smaller and answer RESOURCE_EXHAUSTED with a message naming the field."""
 
+TRANSPORT_CEILING = 4
+"""The transport takes messages up to this many times the cap, so a message
+over the cap is read whole and refused by the interceptor. Refused by the
+transport instead, it would be cut off mid-send: the sender's library then
+fails its own write and reports INTERNAL ("Failed execute_batch") before the
+server's RESOURCE_EXHAUSTED reaches it. Past the ceiling the transport
+still refuses, and what the sender sees is up to its library."""
+
 KEEPALIVE_OPTIONS: list[tuple[str, int]] = [
     # Executor streams live for hours behind NATs and load balancers that
     # drop idle connections; pings keep them open and detect dead peers.
@@ -68,11 +76,13 @@ class GrpcServer:
         self._tls = tls
         self.server = grpc.aio.server(
             interceptors=[
-                ServiceInterceptor(internal_secret, tracing=tracing),
+                ServiceInterceptor(
+                    internal_secret, tracing=tracing, max_message_bytes=max_message_bytes
+                ),
                 *extra_interceptors,
             ],
             options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", TRANSPORT_CEILING * max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 ("grpc.so_reuseport", 0),
