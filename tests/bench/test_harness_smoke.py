@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+# The harness plots with matplotlib and races DBOS and LangGraph, all of
+# which come with the `bench` extra; `make test` installs it, a plain
+# `pip install -e '.[dev]'` does not.
+pytest.importorskip(
+    "matplotlib", reason="the bench extra is not installed (pip install -e '.[dev,bench]')"
+)
+
 from bench.config import BenchConfig
 from bench.docs import replace_section
 from bench.plot import plot
