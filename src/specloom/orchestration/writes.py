@@ -50,6 +50,8 @@ class PlannedChild:
     session: pb.Session
     first: NewStep
     progress: Progress
+    depends_on: tuple[str, ...] = ()
+    """Ids of the siblings it waits for (``NewChild.depends_on``)."""
 
 
 @dataclass(frozen=True)
