@@ -20,12 +20,19 @@ from specloom.workflow import BRANCH_STATE_KEY, ChildSpec, Dependency
 def creation_order(
     step: str, specs: Sequence[ChildSpec], existing: Mapping[str, pb.Session]
 ) -> list[ChildSpec]:
-    """``specs`` with every child after the siblings it depends on.
+    """``specs`` in the order to create them: longest chain of dependents first.
 
-    Among children free to go at the same point the spec order holds, so a
-    spawn without dependencies creates its children exactly as listed.
+    A child's *height* is the number of children on the longest chain from
+    it through its dependents (1 for a child nobody waits for). Sorting by
+    height, highest first, puts every child after the siblings it depends
+    on (a dependency is always higher than its dependents) and — since
+    claims go oldest first — lets the critical path claim its executors
+    before independent work that can wait, as a list scheduler would.
+    Equal heights keep the spec order, so a spawn without dependencies
+    creates its children exactly as listed.
+
     ``existing`` (by key) are children made by an earlier attempt: they may
-    be depended on and need no ordering. ``InvalidArgument`` names a
+    be depended on and are not created again. ``InvalidArgument`` names a
     dependency on no sibling, on itself, or a cycle.
     """
     listed = {spec.key: spec for spec in specs}
@@ -38,15 +45,29 @@ def creation_order(
                     f"step {step}: child {spec.key!r} depends on {key!r}, which is no child "
                     "of this spawn"
                 )
+    topological = _topological(step, list(listed.values()), existing)
+    height = {key: 1 for key in listed}
+    for spec in reversed(topological):
+        for key in spec.depends_on:
+            if key in listed:
+                height[key] = max(height[key], height[spec.key] + 1)
+    position = {id(spec): index for index, spec in enumerate(specs)}
+    return sorted(specs, key=lambda spec: (-height[spec.key], position[id(spec)]))
+
+
+def _topological(
+    step: str, specs: Sequence[ChildSpec], existing: Mapping[str, pb.Session]
+) -> list[ChildSpec]:
+    """``specs`` with each after its dependencies (``InvalidArgument`` naming a cycle)."""
     order: list[ChildSpec] = []
-    placed: set[str] = set(existing) - set(listed)
+    placed: set[str] = set(existing) - {spec.key for spec in specs}
     remaining = list(specs)
     while remaining:
         ready = [s for s in remaining if all(k in placed for k in s.depends_on)]
         if not ready:
             raise InvalidArgument(f"step {step}: {_cycle(remaining)}")
-        # One pass places everything ready now, in spec order: a chain of n
-        # children takes n passes, each a scan of what is left.
+        # One pass places everything ready now: a chain of n children takes
+        # n passes, each a scan of what is left.
         order.extend(ready)
         placed.update(spec.key for spec in ready)
         remaining = [s for s in remaining if s.key not in placed]
