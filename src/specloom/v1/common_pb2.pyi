@@ -835,8 +835,9 @@ Global___GitCommand: _TypeAlias = GitCommand  # noqa: Y015
 class SpawnChildren(_message.Message):
     """SpawnChildren is the step of a parent that waits on its children. The
     gateway runs the children on connected executors and reports this
-    interaction when every child is terminal; the parent's judge then checks
-    the children itself rather than trusting the reporter.
+    interaction when no child can make progress (every child is terminal, or
+    waits for a sibling that failed or was cancelled); the parent's judge
+    then checks the children itself rather than trusting the reporter.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -33,8 +33,9 @@ class _DispatchEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dispatch.Val
     DISPATCH_EXECUTOR: _Dispatch.ValueType  # 1
     """Claimable by a connected executor with the required capability."""
     DISPATCH_JOIN: _Dispatch.ValueType  # 2
-    """A spawn-children wait: claimable by a gateway once every child is
-    terminal.
+    """A spawn-children wait: claimable by a gateway once no child can make
+    progress (every child terminal, or waiting on a failed or cancelled
+    sibling).
     """
 
 class Dispatch(_Dispatch, metaclass=_DispatchEnumTypeWrapper):
@@ -45,8 +46,9 @@ DISPATCH_UNSPECIFIED: Dispatch.ValueType  # 0
 DISPATCH_EXECUTOR: Dispatch.ValueType  # 1
 """Claimable by a connected executor with the required capability."""
 DISPATCH_JOIN: Dispatch.ValueType  # 2
-"""A spawn-children wait: claimable by a gateway once every child is
-terminal.
+"""A spawn-children wait: claimable by a gateway once no child can make
+progress (every child terminal, or waiting on a failed or cancelled
+sibling).
 """
 Global___Dispatch: _TypeAlias = Dispatch  # noqa: Y015
 
