@@ -3,10 +3,11 @@
 The simulator drives the same :class:`~specloom.orchestration.engine.Engine`
 the gRPC servicer drives; only persistence is replaced by a dict, and the
 executor by a *responder* the test supplies (what each command "reported").
-Children run interleaved with their parent in a fixed order, and a parent's
-spawn step is reported (as the gateway does) once every child is terminal,
-so a trace is fully deterministic and can be pinned in a committed golden
-file.
+Children run interleaved with their parent in a fixed order; a child's
+commands wait for its dependencies as Sessions makes them wait; a parent's
+spawn step is reported (as the gateway does) once no child can make progress
+(every child terminal, or waiting for a failed or cancelled sibling). So a
+trace is fully deterministic and can be pinned in a committed golden file.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def dispatch_of(execution_mode: int, command: pb.Command) -> tuple[int, str]:
     kind = kind_of(command)
     if kind == "spawn_children":
         # Children are always agentic; the gateway reports the join even for
-        # a manual parent, once every child is terminal.
+        # a manual parent, once no child can make progress.
         return spb.DISPATCH_JOIN, ""
     if kind == "control":
         return spb.DISPATCH_UNSPECIFIED, ""
