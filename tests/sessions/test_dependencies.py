@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import grpc
 import pytest
@@ -33,7 +33,7 @@ class Family:
         self.ids: dict[str, str] = {}
         self.leases: dict[str, pb.Interaction] = {}
 
-    async def spawn(self, waits: dict[str, Sequence[str]], *, first: bool = True) -> None:
+    async def spawn(self, waits: Mapping[str, Sequence[str]], *, first: bool = True) -> None:
         """Create children named by ``waits``' keys, each waiting for the named siblings.
 
         ``first``: the parent's first command completes and its join is
