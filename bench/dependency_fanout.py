@@ -223,28 +223,37 @@ def _waits(graph: Graph, watch: Watch, delay: float) -> tuple[int, list[float]]:
 
 
 async def measure(
-    configurations: Sequence[tuple[int, int]], ticks: int, delay: float, logs: Path
+    configurations: Sequence[tuple[int, int]],
+    ticks: int,
+    delays: Sequence[float],
+    logs: Path,
 ) -> list[Run]:
-    """Every (components, slots) configuration on one fresh cluster."""
+    """Every (components, slots) configuration at every delay, on one fresh cluster."""
     runs: list[Run] = []
     with scratch_database(admin_url_from_env(), "dependency_fanout") as url:
         async with running("split", url, logs) as cluster:
             # Warm-up: first connections and query plans are not the figure.
             await run_context(cluster, Shape(2, 0, 1), 2, 1, 0.01)
-            for components, slots in configurations:
-                started = now()
-                found = await run_context(cluster, SHAPES[components], slots, ticks, delay)
-                log.info(
-                    "%d components on %d slots: %.2f s (bound %.2f s, %.2fx) in %.1f s",
-                    components,
-                    slots,
-                    found.wall_s,
-                    found.bound_s,
-                    found.ratio,
-                    now() - started,
-                )
-                runs.append(found)
+            for delay in delays:
+                for components, slots in configurations:
+                    runs.append(await _one(cluster, components, slots, ticks, delay))
     return runs
+
+
+async def _one(cluster: Cluster, components: int, slots: int, ticks: int, delay: float) -> Run:
+    started = now()
+    found = await run_context(cluster, SHAPES[components], slots, ticks, delay)
+    log.info(
+        "%d components on %d slots, %.2f s steps: %.2f s (bound %.2f s, %.2fx) in %.1f s",
+        components,
+        slots,
+        delay,
+        found.wall_s,
+        found.bound_s,
+        found.ratio,
+        now() - started,
+    )
+    return found
 
 
 def render(runs: Sequence[Run], machine: dict[str, Any], phase: str) -> str:
@@ -283,7 +292,7 @@ def render(runs: Sequence[Run], machine: dict[str, Any], phase: str) -> str:
     for run in runs:
         lines.append(
             f"| {run.components} | {run.chain} | {run.slots} | {run.ticks} × "
-            f"{run.delay * 1000:.0f} ms | {run.wall_s:.2f} | {run.bound_s:.2f} | "
+            f"{run.delay * 1000:,.0f} ms | {run.wall_s:.2f} | {run.bound_s:.2f} | "
             f"{run.ratio:.2f}x | {run.wake_ms:.0f} | {run.join_ms:.0f} | "
             f"{run.gating_violations} |"
         )
@@ -324,14 +333,19 @@ def main(argv: list[str] | None = None) -> None:
         help="components x slots, comma-separated (default 12x4,12x8,50x8,50x16)",
     )
     parser.add_argument("--ticks", type=int, default=2, help="steps per child")
-    parser.add_argument("--delay", type=float, default=0.25, help="seconds per step")
+    parser.add_argument(
+        "--delays",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[0.25, 1.0],
+        help="seconds per step, comma-separated (default 0.25,1)",
+    )
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
     parser.add_argument("--out", type=Path, default=None, help="service logs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="dependency-fanout-"))
     machine = machine_facts(server_facts(admin_url_from_env()).version)
-    runs = asyncio.run(measure(args.runs, args.ticks, args.delay, out))
+    runs = asyncio.run(measure(args.runs, args.ticks, args.delays, out))
     section = render(runs, machine, PHASE_1)
     print(section)
     print(f"(service logs in {out})")

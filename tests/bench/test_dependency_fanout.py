@@ -55,7 +55,7 @@ async def test_a_tiny_run_through_the_services(
     postgres_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", postgres_admin_url)
-    (run,) = await measure([(12, 4)], ticks=1, delay=0.05, logs=tmp_path / "logs")
+    (run,) = await measure([(12, 4)], ticks=1, delays=[0.05], logs=tmp_path / "logs")
     assert run.components == 12
     assert run.gating_violations == 0
     assert run.wall_s >= run.bound_s > 0
