@@ -303,6 +303,9 @@ def render(runs: Sequence[Run], machine: dict[str, Any], phase: str) -> str:
         f"Target (issue 13): within {TARGET_RATIO}x of the bound — {met} here "
         f"(worst {worst:.2f}x).",
     ]
+    analysis = REPO / "bench" / "dependency_fanout_analysis.md"
+    if analysis.exists():
+        lines += ["", analysis.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
