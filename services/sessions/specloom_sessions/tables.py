@@ -200,6 +200,29 @@ interactions = Table(
     ),
 )
 
+# Which sessions a session waits for: siblings (children of one parent) whose
+# work it builds on. The transitive closure is stored, so "waits on a failed
+# session, however indirectly" is one probe by primary key, as is "may run"
+# (no row whose dependency is not complete) in the claim.
+session_dependencies = Table(
+    "session_dependencies",
+    metadata,
+    Column(
+        "session_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "depends_on_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # Completing a session looks up its dependents (to wake their claims).
+    Index("ix_session_dependencies_depends_on", "depends_on_id"),
+)
+
 outputs = Table(
     "outputs",
     metadata,

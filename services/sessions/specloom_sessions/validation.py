@@ -239,6 +239,15 @@ def new_child(field: str, value: spb.NewChild, limits: Limits) -> None:
         raise InvalidArgument(f"{field}.definition_version must be at least 1")
     if value.HasField("first"):
         new_interaction(f"{field}.first", value.first, limits)
+    if len(value.depends_on) > limits.children_per_write:
+        raise ResourceExhausted(
+            f"{field}.depends_on lists {len(value.depends_on)} sessions; the cap is "
+            f"{limits.children_per_write}"
+        )
+    for index, dependency in enumerate(value.depends_on):
+        require_id(f"{field}.depends_on[{index}]", dependency)
+        if dependency == value.id:
+            raise InvalidArgument(f"{field}.depends_on[{index}]: a child cannot wait for itself")
 
 
 def revived_child(field: str, value: spb.RevivedChild, limits: Limits) -> None:
@@ -276,6 +285,7 @@ def children(
             raise InvalidArgument(f"create_children[{index}].key {child.key!r} is listed twice")
         ids.add(child.id)
         keys.add(child.key)
+    _no_cycle(create)
     revived: set[str] = set()
     for index, item in enumerate(revive):
         revived_child(f"revive_children[{index}]", item, limits)
@@ -284,6 +294,45 @@ def children(
                 f"revive_children[{index}].session_id {item.session_id} is listed twice"
             )
         revived.add(item.session_id)
+
+
+def _no_cycle(create: Sequence[spb.NewChild]) -> None:
+    """Refuse children of one request that wait for each other in a circle.
+
+    Children created earlier cannot wait for new ones (their rows are
+    written), so a cycle can only close among the request's own children.
+    """
+    new = {child.id for child in create}
+    waits = {child.id: [d for d in child.depends_on if d in new] for child in create}
+    done: set[str] = set()
+    for start in waits:
+        if start in done:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, position = stack[-1]
+            targets = waits[node]
+            if position == len(targets):
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+                continue
+            stack[-1] = (node, position + 1)
+            target = targets[position]
+            if target in on_path:
+                cycle = [*path[path.index(target) :], target]
+                raise InvalidArgument(
+                    "create_children: depends_on forms a cycle: " + " -> ".join(cycle)
+                )
+            if target not in done:
+                path.append(target)
+                on_path.add(target)
+                stack.append((target, 0))
 
 
 def idempotency_key(field: str, value: str) -> str:

@@ -45,6 +45,11 @@ __all__ = ["DEFAULT_PR_COMMAND", "GitFailure", "GitOutcome", "GitSettings", "run
 class GitFailure(Exception):
     """An operation could not be carried out; the message is the step's error."""
 
+    def __init__(self, message: str, data: JsonObject | None = None) -> None:
+        super().__init__(message)
+        self.data: JsonObject = dict(data or {})
+        """Facts for ``Result.data`` beside the error (a merge's conflicted files)."""
+
 
 @dataclass(frozen=True)
 class GitSettings:
@@ -220,13 +225,24 @@ def add_worktree(
             main("worktree", "add", "--quiet", "-b", op.branch, str(target), base)
         emit(f"git: worktree {op.path} on branch {op.branch}")
         tree = _Git(target, settings)
+    merged: JsonObject = {}
+    if op.merge:
+        # Dependencies' work first: a merge needs an index that matches
+        # HEAD, and what `gather` takes is staged.
+        from specloom.agent.gitmerge import merge_branches
+
+        merged = merge_branches(tree, list(op.merge), "", emit)
     gathered = _gather(tree, op.gather, emit)
-    return {
+    data: JsonObject = {
         "branch": op.branch,
         "commit": tree.head(),
         "worktree": workspace_relative(workspace, target),
         "gathered_files": list(gathered),
     }
+    if op.merge:
+        data["merged"] = merged["merged"]
+        data["already_merged"] = merged["already_merged"]
+    return data
 
 
 def workspace_relative(workspace: Workspace, path: Path) -> str:
@@ -236,6 +252,10 @@ def workspace_relative(workspace: Workspace, path: Path) -> str:
 
 def commit(repo: _Git, workdir: Path, op: pb.Commit, emit: Emit) -> JsonObject:
     """Commit exactly ``op.paths``; whatever else is staged or modified stays out."""
+    if op.squash_onto:
+        from specloom.agent.gitmerge import squash_commit
+
+        return squash_commit(repo, workdir, op, emit)
     if not op.paths:
         raise GitFailure("commit needs at least one path")
     _gather(repo, op.gather, emit)
@@ -371,6 +391,12 @@ def run_git_command(
                 status, message, data = push(repo, operation.push, emit)
                 if status != pb.RESULT_STATUS_OK:
                     outcome.status, outcome.error_message = status, message
+            elif kind == "merge":
+                # gitmerge builds on this module's runner, so it is imported
+                # where it is used rather than at the top (a cycle otherwise).
+                from specloom.agent.gitmerge import merge_branches
+
+                data = merge_branches(repo, operation.merge.branches, operation.merge.message, emit)
             elif kind == "pull_request":
                 data = {
                     "pull_request": _pull_request(
@@ -383,6 +409,7 @@ def run_git_command(
     except GitFailure as exc:
         outcome.status = pb.RESULT_STATUS_ERROR
         outcome.error_message = str(exc)
+        outcome.data.update(exc.data)
     return outcome
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from specloom.documents._graph import graph_problems
 from specloom.documents._markdown import (
     MAX_DOCUMENT_BYTES,
     Body,
@@ -96,7 +97,9 @@ def validate_design(
         found = document.find("components")
         if found:
             components, problems = _components(found[0])
-            errors += problems
+            # The graph is judged once the list itself is right: a dependency
+            # on a component with a broken entry is not an unknown name.
+            errors += problems or graph_problems(components)
     if errors:
         return DesignReport(component_type, _capped(errors))
     return DesignReport(component_type, (), components, dependencies)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from specloom.errors import FailedPrecondition, InvalidArgument
 from specloom.ids import new_id
 from specloom.orchestration.params import component_of, subject_of, validate_params
+from specloom.orchestration.spawn import creation_order, dependencies_for
 
 # The data a decision writes, and its helpers, live in .writes; re-exported
 # here because every caller of the engine needs them beside it.
@@ -42,8 +43,10 @@ from specloom.orchestration.writes import (
 from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import (
+    DEPENDENCIES_STATE_KEY,
     ChildSpec,
     CommandPlan,
+    Dependency,
     Judgement,
     Progress,
     Registry,
@@ -200,17 +203,16 @@ class Engine:
                 f"the limit is {MAX_CHILDREN_PER_STEP}"
             )
         by_key = {child.idempotency_key: child for child in existing}
-        ids: list[str] = []
-        for spec in plan.create_children:
-            found = by_key.get(spec.key)
-            if found is not None:
+        # Dependencies first: a dependent child's first command names their
+        # branches, read from their own initial state.
+        for spec in creation_order(command.step, plan.create_children, by_key):
+            if spec.key in by_key:
                 # A retried spawn reuses the children it made the first time.
-                ids.append(found.id)
                 continue
-            planned = self._child(head, spec)
+            planned = self._child(head, spec, dependencies_for(spec, by_key))
             write.children.append(planned)
             by_key[spec.key] = planned.session
-            ids.append(planned.session.id)
+        ids = list(dict.fromkeys(by_key[spec.key].id for spec in plan.create_children))
         revived: list[str] = []
         by_id = {child.id: child for child in existing}
         for child_id in plan.revive_children:
@@ -237,7 +239,9 @@ class Engine:
             if not spawn.resumed_child_ids:
                 spawn.resumed_child_ids.extend(revived)
 
-    def _child(self, parent: pb.Session, spec: ChildSpec) -> PlannedChild:
+    def _child(
+        self, parent: pb.Session, spec: ChildSpec, dependencies: Sequence[Dependency] = ()
+    ) -> PlannedChild:
         workflow = self.registry.latest(spec.type)
         validate_params(workflow, spec.params)
         child = pb.Session(
@@ -253,11 +257,16 @@ class Engine:
             idempotency_key=spec.key,
         )
         dict_to_struct(spec.params, child.params)
-        first, state = self._first_step(workflow, child, dict(spec.state), lease=None)
+        given: JsonObject = dict(spec.state)
+        if dependencies:
+            given[DEPENDENCIES_STATE_KEY] = [d.to_dict() for d in dependencies]
+        first, state = self._first_step(workflow, child, given, lease=None)
         dict_to_struct(state, child.state)
         progress = initial(workflow)
         dict_to_struct(progress.to_dict(), child.progress)
-        return PlannedChild(child, first, progress)
+        return PlannedChild(
+            child, first, progress, depends_on=tuple(d.session_id for d in dependencies)
+        )
 
     # -- the three decisions ---------------------------------------------------------
 

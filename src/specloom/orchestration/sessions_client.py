@@ -72,6 +72,7 @@ def advance_request(scope: pb.Scope, head: pb.Session, write: Write) -> spb.Adva
                 definition_version=child.definition_version,
                 first=new_interaction(planned.first),
                 key=child.idempotency_key,
+                depends_on=list(planned.depends_on),
             )
         )
     for revival in write.revive:

@@ -50,6 +50,8 @@ class PlannedChild:
     session: pb.Session
     first: NewStep
     progress: Progress
+    depends_on: tuple[str, ...] = ()
+    """Ids of the siblings it waits for (``NewChild.depends_on``)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def dispatch_of(execution_mode: int, command: pb.Command) -> tuple[int, str]:
     kind = kind_of(command)
     if kind == "spawn_children":
         # Children are always agentic; the gateway reports the join even for
-        # a manual parent, once every child is terminal.
+        # a manual parent, once no child can make progress.
         return spb.DISPATCH_JOIN, ""
     if kind == "control":
         return spb.DISPATCH_UNSPECIFIED, ""

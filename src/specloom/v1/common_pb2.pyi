@@ -523,6 +523,7 @@ class AddWorktree(_message.Message):
     BRANCH_FIELD_NUMBER: _builtins.int
     BASE_FIELD_NUMBER: _builtins.int
     GATHER_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Worktree path relative to the workspace root."""
     branch: _builtins.str
@@ -535,6 +536,17 @@ class AddWorktree(_message.Message):
         starts (a review reads its siblings' designs this way).
         """
 
+    @_builtins.property
+    def merge(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Branches to merge into the worktree, in order, after it is created (or
+        reused): a child that depends on siblings starts from its parent's
+        branch plus their work. Exactly as Merge: branches already merged are
+        skipped, and a conflict leaves the merge in progress and fails the
+        operation naming the files in `Result.data.conflicts` (paths relative
+        to the worktree); run again once they are resolved, it concludes the
+        merge and goes on. Merged before `gather` is taken.
+        """
+
     def __init__(
         self,
         *,
@@ -542,10 +554,11 @@ class AddWorktree(_message.Message):
         branch: _builtins.str = ...,
         base: _builtins.str = ...,
         gather: _abc.Iterable[Global___BranchFiles] | None = ...,
+        merge: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "branch", b"branch", "gather", b"gather", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "branch", b"branch", "gather", b"gather", "merge", b"merge", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -589,10 +602,24 @@ class Commit(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     GATHER_FIELD_NUMBER: _builtins.int
     ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
+    SQUASH_ONTO_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Commit message."""
     allow_empty: _builtins.bool
     """Succeed without a commit when nothing changed."""
+    squash_onto: _builtins.str
+    """Squash: make the commit on top of this revision (a commit of the
+    current branch's history, usually the session's base) instead of HEAD,
+    holding the base's tree with `paths` as they are in the working tree,
+    and move the current branch to it. The commits between the base and
+    HEAD (a parent's merges of its children) are replaced by this one
+    commit; files outside `paths` keep the base's content in it and stay
+    in the working tree as uncommitted changes. The branch moves only if
+    nobody moved it meanwhile. Run again when the squash already landed
+    (HEAD's only parent is the base and its tree is the same) it makes no
+    second commit and reports the first. Refused while a merge is in
+    progress, on a detached HEAD, or when the base is not in HEAD's history.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Paths relative to the working directory. Required."""
@@ -610,14 +637,55 @@ class Commit(_message.Message):
         message: _builtins.str = ...,
         gather: _abc.Iterable[Global___BranchFiles] | None = ...,
         allow_empty: _builtins.bool = ...,
+        squash_onto: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "gather", b"gather", "message", b"message", "paths", b"paths"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "gather", b"gather", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Commit: _TypeAlias = Commit  # noqa: Y015
+
+@_typing.final
+class Merge(_message.Message):
+    """Merge merges branches into the current branch of the command's working
+    directory, in order. A branch already in the current branch's history is
+    skipped, so running it again is safe. A conflict stops it with the merge
+    left in progress: the result is ERROR naming the conflicted files in
+    `Result.data.conflicts` (paths relative to the repository's working tree)
+    and the branch in `Result.data.merging`. Once the files are resolved
+    (edited free of conflict markers, or deleted), running the same Merge
+    again stages them, concludes the merge and goes on with the remaining
+    branches. Data on success: `merged` (branches merged now),
+    `already_merged`, `branch` and `commit` (the new HEAD).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCHES_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Message of each merge commit; "{branch}" is replaced by the branch
+    merged. Empty: "Merge {branch}".
+    """
+    @_builtins.property
+    def branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Branches (or other revisions) to merge, in order. Required."""
+
+    def __init__(
+        self,
+        *,
+        branches: _abc.Iterable[_builtins.str] | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Merge: _TypeAlias = Merge  # noqa: Y015
 
 @_typing.final
 class Push(_message.Message):
@@ -694,6 +762,7 @@ class GitOperation(_message.Message):
     COMMIT_FIELD_NUMBER: _builtins.int
     PUSH_FIELD_NUMBER: _builtins.int
     PULL_REQUEST_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create_branch(self) -> Global___CreateBranch:
         """Create and check out a branch."""
@@ -714,6 +783,10 @@ class GitOperation(_message.Message):
     def pull_request(self) -> Global___PullRequest:
         """Open a pull request."""
 
+    @_builtins.property
+    def merge(self) -> Global___Merge:
+        """Merge branches into the working directory's branch."""
+
     def __init__(
         self,
         *,
@@ -722,12 +795,13 @@ class GitOperation(_message.Message):
         commit: Global___Commit | None = ...,
         push: Global___Push | None = ...,
         pull_request: Global___PullRequest | None = ...,
+        merge: Global___Merge | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "merge", b"merge", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "merge", b"merge", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["create_branch", "add_worktree", "commit", "push", "pull_request"]  # noqa: Y015
+    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["create_branch", "add_worktree", "commit", "push", "pull_request", "merge"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_op) -> _WhichOneofReturnType_op | None: ...
 
@@ -761,8 +835,9 @@ Global___GitCommand: _TypeAlias = GitCommand  # noqa: Y015
 class SpawnChildren(_message.Message):
     """SpawnChildren is the step of a parent that waits on its children. The
     gateway runs the children on connected executors and reports this
-    interaction when every child is terminal; the parent's judge then checks
-    the children itself rather than trusting the reporter.
+    interaction when no child can make progress (every child is terminal, or
+    waits for a sibling that failed or was cancelled); the parent's judge
+    then checks the children itself rather than trusting the reporter.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

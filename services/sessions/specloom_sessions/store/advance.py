@@ -67,6 +67,11 @@ from specloom_sessions.store._common import (
     is_pending,
     work_of,
 )
+from specloom_sessions.store.dependencies import (
+    HAS_DEPENDENTS,
+    add_dependencies,
+    has_dependents,
+)
 from specloom_sessions.store.diagnose import child_conflict, diagnose
 from specloom_sessions.store.step import (
     ALLOWED_FROM,
@@ -139,14 +144,25 @@ async def after_guard(tx: Tx, step: Step, row: Row, now: dt.datetime) -> Advance
     done = await _complete(tx, step, now) if step.complete is not None else None
     appended = await _append(tx, step, row, now)
     advanced = Advanced(session=session_of(row), completed=done, appended=appended)
-    if step.finishes and row["parent_id"] is not None:
-        # The parent's spawn step may now have only terminal children.
-        tx.changes.work.add((row["account_id"], row["project_id"], True))
+    note_finish(tx, step, row)
     if step.create_children or step.revive_children:
         await _create_children(tx, step, row, now)
         await _revive_children(tx, step, row, now)
         advanced.children = await children_with_last(tx.conn, step.session_id)
     return advanced
+
+
+def note_finish(tx: Tx, step: Step, row: Row) -> None:
+    """Work signals for a step that finished its session (``row``: the guard's RETURNING)."""
+    if not step.finishes:
+        return
+    if row["parent_id"] is not None:
+        # The parent's spawn step may now have only terminal children (or
+        # only children waiting on this one, which failed).
+        tx.changes.work.add((row["account_id"], row["project_id"], True))
+    if row.get(HAS_DEPENDENTS):
+        # Siblings waiting for this session may now be claimable.
+        tx.changes.work.add((row["account_id"], row["project_id"], False))
 
 
 class _Shape(NamedTuple):
@@ -215,6 +231,10 @@ def _session_update(shape: _Shape) -> Any:
     elif shape.completes:
         values["pending_seq"] = None
     returning: list[Any] = list(SESSION_HEAD_COLUMNS)
+    if shape.finish == pb.SESSION_STATUS_COMPLETE:
+        # Once per session, in the write that completes it: one index probe,
+        # no round trip of its own.
+        returning.append(has_dependents())
     if shape.notifies:
         # NOTIFY in the RETURNING saves a round trip; it is sent at commit
         # and dropped with a rollback, like any other effect of the write.
@@ -419,6 +439,7 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
         await tx.conn.execute(insert(S), sessions)
     except IntegrityError as exc:
         raise _ChildConflict from exc
+    await add_dependencies(tx, step.session_id, step.create_children)
     if firsts:
         await tx.conn.execute(insert(I), firsts)
 
