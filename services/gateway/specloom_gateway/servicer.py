@@ -53,12 +53,19 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _head(self, caller: Caller, session_id: str, view: int) -> pb.Session:
+    async def _head(
+        self, caller: Caller, session_id: str, view: int, *, total_usage: bool = False
+    ) -> pb.Session:
         """The session in the caller's scope (NOT_FOUND outside it)."""
         require_id("session_id", session_id)
         response = await self._up.call(
             self._sessions.FetchSession,
-            spb.FetchSessionRequest(scope=caller.scope, session_id=session_id, view=view),  # type: ignore[arg-type]
+            spb.FetchSessionRequest(
+                scope=caller.scope,
+                session_id=session_id,
+                view=view,  # type: ignore[arg-type]
+                include_total_usage=total_usage,
+            ),
         )
         return response.session
 
@@ -112,7 +119,8 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     ) -> gpb.GetSessionResponse:
         caller = await self._auth.caller(context)
         view = request.view or pb.INTERACTION_VIEW_ALL
-        return gpb.GetSessionResponse(session=await self._head(caller, request.session_id, view))
+        session = await self._head(caller, request.session_id, view, total_usage=True)
+        return gpb.GetSessionResponse(session=session)
 
     async def ListSessions(
         self, request: gpb.ListSessionsRequest, context: Any

@@ -122,7 +122,9 @@ class GetSessionResponse(_message.Message):
     SESSION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def session(self) -> _common_pb2.Session:
-        """The session."""
+        """The session, with `usage` (its own agent steps) and `total_usage` (with
+        every descendant's) filled.
+        """
 
     def __init__(
         self,
