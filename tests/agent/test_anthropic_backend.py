@@ -151,6 +151,36 @@ async def test_tools_are_confined(api: StandinAPI, workspace: Workspace, tmp_pat
     assert sum("refused" in line for line in lines) >= 10
 
 
+@pytest.mark.parametrize(
+    ("mode", "runs"),
+    [
+        (pb.EXECUTION_MODE_AUTO, False),
+        (pb.EXECUTION_MODE_MANUAL, False),
+        (pb.EXECUTION_MODE_UNSPECIFIED, False),
+        (pb.EXECUTION_MODE_AGENTIC, True),
+    ],
+)
+async def test_only_agentic_sessions_run_programs_outside_the_allowed_list(
+    api: StandinAPI, workspace: Workspace, mode: pb.ExecutionMode.ValueType, runs: bool
+) -> None:
+    api.script(Reply.tools(("run_command", {"argv": ["touch", "ran.txt"]})), Reply.text("done"))
+    request = AgentRequest(
+        command=pb.AgentCommand(prompt="p", allowed_commands=["wc"]),
+        workspace=workspace,
+        workdir=workspace.root,
+        execution_mode=mode,
+    )
+
+    async def ignore(line: str) -> None:
+        pass
+
+    outcome = await backend_for(api).run(request, ignore)
+    assert outcome.status == pb.RESULT_STATUS_OK
+    assert (workspace.root / "ran.txt").exists() is runs
+    (result,) = tool_results(api, 1)
+    assert bool(result.get("is_error")) is not runs
+
+
 async def test_resume_continues_the_conversation(api: StandinAPI, workspace: Workspace) -> None:
     api.script(Reply.text("first answer"), Reply.text("second answer"))
     backend = backend_for(api)

@@ -19,6 +19,7 @@ from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
 from specloom.validate import require_id, require_scope
+from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
@@ -238,9 +239,10 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     async def _manual_head(self, caller: Caller, session_id: str) -> pb.Session:
         head = await self._head(caller, session_id, pb.INTERACTION_VIEW_LAST)
-        if head.execution_mode == pb.EXECUTION_MODE_AGENTIC:
+        if head.execution_mode in EXECUTOR_DRIVEN:
+            mode = EXECUTION_MODE_NAMES[head.execution_mode]
             raise FailedPrecondition(
-                f"session {session_id} is agentic: connected executors run its commands"
+                f"session {session_id} is {mode}: connected executors run its commands"
             )
         return head
 

@@ -54,6 +54,7 @@ from specloom.workflow import (
     initial,
 )
 from specloom.workflow._proto import (
+    child_execution_mode,
     child_view_from_pb,
     component_to_pb,
     context_from_pb,
@@ -246,7 +247,7 @@ class Engine:
             id=self._ids(),
             type=workflow.type,
             status=pb.SESSION_STATUS_ACTIVE,
-            execution_mode=pb.EXECUTION_MODE_AGENTIC,
+            execution_mode=child_execution_mode(parent.execution_mode),
             parent_id=parent.id,
             scope=parent.scope,
             name=spec.name or subject_of(workflow, spec.params),

@@ -48,6 +48,7 @@ from specloom.errors import Aborted, InvalidArgument
 from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
+from specloom.workflow._proto import child_execution_mode
 from specloom_sessions.database import Database, Tx
 from specloom_sessions.events import CHANNEL, Changes
 from specloom_sessions.rows import (
@@ -398,7 +399,7 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
                 "user_id": parent["user_id"],
                 "type": child.type,
                 "status": pb.SESSION_STATUS_ACTIVE,
-                "execution_mode": pb.EXECUTION_MODE_AGENTIC,
+                "execution_mode": child_execution_mode(parent["execution_mode"]),
                 "parent_id": step.session_id,
                 "name": child.name,
                 "component": child.component.SerializeToString(),

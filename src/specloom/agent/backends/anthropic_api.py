@@ -5,10 +5,11 @@ The model gets five tools — ``read_file``, ``write_file``, ``edit_file``
 executor carries them out in the command's working directory. Every path
 goes through :mod:`specloom.agent.backends.files` (absolute paths, ``..``
 escapes and symlinks that leave the directory are refused, as are ``.git``
-and ``.specloom``); ``run_command`` runs an argv, never a shell string, only
-when ``argv[0]`` is one of the command's ``allowed_commands``, with a time
-limit. A refusal goes back to the model as a tool error it can read and
-adapt to; it never ends the run.
+and ``.specloom``); ``run_command`` runs an argv, never a shell string, with a
+time limit, and — unless the session is agentic (full autonomy) — only when
+``argv[0]`` is one of the command's ``allowed_commands``. A refusal goes
+back to the model as a tool error it can read and adapt to; it never ends
+the run.
 
 The conversation is saved after every turn under
 ``.specloom/conversations/<id>.json`` at the workspace root, so a fix or
@@ -485,7 +486,10 @@ class AnthropicBackend:
         allowed = list(request.command.allowed_commands)
         # Exact match on argv[0]: "pytest" allows "pytest", not "./pytest" or
         # "/tmp/pytest", which would be a different program under the same name.
-        if argv[0] not in allowed:
+        # Only an agentic session runs any program (full autonomy, as the
+        # claude CLI's bypassPermissions); AUTO, MANUAL and unset are confined.
+        confined = request.execution_mode != pb.EXECUTION_MODE_AGENTIC
+        if confined and argv[0] not in allowed:
             shown = ", ".join(allowed) if allowed else "none"
             raise ToolError(f"refused: {argv[0]!r} is not an allowed command (allowed: {shown})")
         outcome = await run_process(

@@ -12,14 +12,21 @@ A watchdog (``silence_timeout``) kills its whole process group when it has
 printed nothing for that long; the step then fails with a message saying so
 and the conversation id, so a retry can resume.
 
-Permissions follow the session's execution mode. Headless there is nobody
-to ask, so in manual and auto mode the CLI runs with ``acceptEdits``: edits
-inside the working directory are accepted (so are plain file commands such
-as ``touch`` or ``mkdir`` there), edits outside it are refused, and the only
-programs it may run are the command's ``allowed_commands`` (``--allowedTools
-Bash(<name> *)``). In agentic mode the executor drives the session end to
-end and the CLI bypasses permission prompts — except as root, where the CLI
-refuses that and we fall back to the confined mode, saying so.
+Permissions follow the session's execution mode; AUTO is the confinement
+boundary. Headless there is nobody to ask, so in auto mode (and manual,
+when a person runs a command locally, and unset) the CLI runs with
+``acceptEdits``: edits inside the working directory are accepted (so are
+plain file commands such as ``touch`` or ``mkdir`` there), edits outside it
+are refused, and the only programs it may run are the command's
+``allowed_commands`` (``--allowedTools Bash(<name> *)``). In agentic mode the
+agent has full autonomy and the CLI bypasses permission prompts — except as
+root, where the CLI refuses that and we fall back to the confined mode,
+saying so. An executor that must not trust a session's starter confines it
+by passing AUTO.
+
+Failures are classified (:mod:`.claude_stream`) and passing ones re-run
+with back-off, resuming the CLI's session; the CLI's own API retries come
+first and each shows in the transcript.
 """
 
 from __future__ import annotations
