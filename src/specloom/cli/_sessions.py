@@ -255,3 +255,13 @@ def workflows(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_json([as_dict(w) for w in described])
     else:
         console.print(workflows_table(described))
+
+
+def _register_drive() -> None:
+    # In its own module: driving pulls in the executor (git, the backends).
+    from specloom.cli._drive import drive
+
+    app.command("drive")(drive)
+
+
+_register_drive()
