@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import gateway_pb2_grpc as gpb_grpc
@@ -342,7 +343,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     async def WhoAmI(self, request: gpb.WhoAmIRequest, context: Any) -> gpb.WhoAmIResponse:
         caller = await self._auth.caller(context)
-        return gpb.WhoAmIResponse(info=caller.info)
+        return gpb.WhoAmIResponse(info=caller.info, server_time=to_timestamp(utcnow()))
 
     # -- executors --------------------------------------------------------------------
 
