@@ -149,4 +149,10 @@ def agent(
     if model:
         updates["anthropic_model"] = model
     settings = settings.model_copy(update=updates)
+    from specloom.agent.usage import PricesError, load_prices
+
+    try:
+        load_prices(settings.prices_file)
+    except PricesError as exc:
+        raise CliError(f"{exc} (SPECLOOM_AGENT_PRICES_FILE)", EXIT_USAGE) from None
     raise typer.Exit(asyncio.run(run_agent(settings)))
