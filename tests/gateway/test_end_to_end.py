@@ -237,6 +237,13 @@ async def test_a_context_is_coded_by_three_executors_in_parallel(
         "inventory.stock",
     ]
     histories = {c.id: await client.get_session(c.id) for c in children}
+    # Usage: the parent runs no agent step itself; its total sums the
+    # children's (zero tokens: the scripted backend, which says so).
+    agent_steps = sum(c.usage.agent_steps for c in histories.values())
+    assert agent_steps >= 3
+    assert not parent.HasField("usage")
+    assert parent.total_usage.agent_steps == agent_steps
+    assert parent.total_usage.input_tokens == 0
     for child in histories.values():
         assert child.status == pb.SESSION_STATUS_COMPLETE, child.status_reason
         workdirs = {i.command.workdir for i in child.interactions if i.step != "Initialize"}

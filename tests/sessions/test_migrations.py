@@ -52,8 +52,8 @@ def _indexes(url: str) -> dict[str, set[str]]:
 
 async def test_migrations_build_the_declared_schema(database_url: str) -> None:
     settings = HostSettings(database_url=database_url)
-    assert await SERVICE.admin["migrate"](settings) == "0004"
-    assert await SERVICE.admin["migrate"](settings) == "0004"  # idempotent
+    assert await SERVICE.admin["migrate"](settings) == "0005"
+    assert await SERVICE.admin["migrate"](settings) == "0005"  # idempotent
     assert _differences(database_url) == []
     declared = {
         table.name: {index.name for index in table.indexes if index.name}
@@ -70,7 +70,7 @@ async def test_migrations_build_the_declared_schema(database_url: str) -> None:
             assert not inspect(conn).has_table("sessions")
     finally:
         engine.dispose()
-    assert upgrade(database_url) == "0004"
+    assert upgrade(database_url) == "0005"
     assert _differences(database_url) == []
 
 

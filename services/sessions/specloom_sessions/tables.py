@@ -44,6 +44,20 @@ PENDING = 1
 DISPATCH_EXECUTOR = 1
 DISPATCH_JOIN = 2
 
+USAGE_COLUMNS = (
+    "usage_input_tokens",
+    "usage_output_tokens",
+    "usage_cache_creation_tokens",
+    "usage_cache_read_tokens",
+    "usage_cost_micros",
+    "usage_turns",
+    "usage_duration_ms",
+    "usage_retries",
+    "usage_agent_steps",
+    "usage_unpriced_steps",
+)
+"""``sessions`` columns summing ``Result.usage``, in :data:`USAGE_FIELDS` order."""
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -114,6 +128,10 @@ sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
+    # AI usage of the session's own agent steps, added by each step's
+    # session-row update (no statement of its own); totals over a subtree
+    # are summed at read time. Cost in micro-dollars: integer sums are exact.
+    *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in USAGE_COLUMNS),
     Index("ix_sessions_scope_created", "account_id", "project_id", "created_at", "id"),
     Index("ix_sessions_parent_created", "parent_id", "created_at", "id"),
     Index(

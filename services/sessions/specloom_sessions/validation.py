@@ -7,6 +7,7 @@ unchecked, so a bad request never turns into INTERNAL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
 
 SESSION_STATUSES = frozenset(pb.SessionStatus.values()) - {pb.SESSION_STATUS_UNSPECIFIED}
+FAILURE_CLASSES = frozenset(pb.FailureClass.values())
+MAX_USAGE_COUNT = 10**12
+"""Largest token count (or turns, milliseconds...) one result may report."""
+MAX_USAGE_COST = 1e6
+"""Largest estimated cost in US dollars one result may report."""
 EXECUTION_MODES = frozenset(pb.ExecutionMode.values()) - {pb.EXECUTION_MODE_UNSPECIFIED}
 RESULT_STATUSES = frozenset(pb.ResultStatus.values()) - {pb.RESULT_STATUS_UNSPECIFIED}
 VIEWS = frozenset(pb.InteractionView.values())
@@ -158,7 +164,35 @@ def result(field: str, value: pb.Result, limits: Limits) -> pb.Result:
     if value.status not in RESULT_STATUSES:
         raise InvalidArgument(f"{field}.status must be OK, WARNING or ERROR")
     _depth(f"{field}.data", value.data)
+    if value.failure_class not in FAILURE_CLASSES:
+        raise InvalidArgument(f"{field}.failure_class {value.failure_class} is not a known class")
+    if value.HasField("usage"):
+        usage(f"{field}.usage", value.usage)
     return value
+
+
+def usage(field: str, value: pb.Usage) -> None:
+    """Counts that are whole and bounded, a cost that is a finite amount."""
+    counts = {
+        "input_tokens": value.input_tokens,
+        "output_tokens": value.output_tokens,
+        "cache_creation_input_tokens": value.cache_creation_input_tokens,
+        "cache_read_input_tokens": value.cache_read_input_tokens,
+        "turns": value.turns,
+        "duration_ms": value.duration_ms,
+        "retries": value.retries,
+        "agent_steps": value.agent_steps,
+        "unpriced_steps": value.unpriced_steps,
+    }
+    for name, count in counts.items():
+        if not 0 <= count <= MAX_USAGE_COUNT:
+            raise InvalidArgument(f"{field}.{name} must be between 0 and {MAX_USAGE_COUNT}")
+    if not (math.isfinite(value.cost_usd) and 0 <= value.cost_usd <= MAX_USAGE_COST):
+        raise InvalidArgument(
+            f"{field}.cost_usd must be a finite amount between 0 and {MAX_USAGE_COST:g}"
+        )
+    if len(value.models) > MAX_LIST:
+        raise InvalidArgument(f"{field}.models has {len(value.models)} entries; at most {MAX_LIST}")
 
 
 def scope_and_id(scope: pb.Scope, session_id: str, field: str = "session_id") -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
+from specloom.cli._render import cost_of, usage_line
 from specloom.client import Client, status_name
 from specloom.demo.sample import COMPONENTS, CONTEXT, FILES
 from specloom.demo.script import write_script
@@ -152,6 +153,10 @@ async def run_demo(
                     history = await client.get_session(child.id)
                     out.print(f"  {child.name:<28} {chain(history)}", highlight=False)
                 final = await client.get_session(session.id, view=pb.INTERACTION_VIEW_NONE)
+                if final.total_usage.agent_steps:
+                    out.print(
+                        usage_line("  usage, with children", final.total_usage), highlight=False
+                    )
                 outcome.sessions.append((session_type, session.id, status_name(final.status)))
                 if final.status != pb.SESSION_STATUS_COMPLETE:
                     out.print(
@@ -175,13 +180,20 @@ async def run_demo(
 
 
 def chain(session: pb.Session) -> str:
-    """A session's steps in one line: ``Initialize → RunTests ✗ → FixTestFailures → …``."""
+    """A session's steps in one line: ``Initialize → RunTests ✗ → FixTestFailures → …``.
+
+    Agent steps carry their tokens and estimated cost: ``(1200/340 tok $0.0123)``.
+    """
     marks = {pb.RESULT_STATUS_OK: "", pb.RESULT_STATUS_WARNING: " ~", pb.RESULT_STATUS_ERROR: " ✗"}
-    steps = [
-        i.step + marks.get(i.result.status, "")
-        for i in session.interactions
-        if i.command.WhichOneof("kind") != "control"
-    ]
+    steps = []
+    for i in session.interactions:
+        if i.command.WhichOneof("kind") == "control":
+            continue
+        step = i.step + marks.get(i.result.status, "")
+        if i.result.HasField("usage"):
+            used = i.result.usage
+            step += f" ({used.input_tokens}/{used.output_tokens} tok {cost_of(used)})"
+        steps.append(step)
     return " → ".join(steps)
 
 
@@ -204,7 +216,8 @@ def summary(outcome: DemoOutcome, backend: str) -> list[str]:
         lines += [
             "",
             "The model's edits in this run were REPLAYED from a recorded script "
-            "(specloom/demo/script.py), not generated.",
+            "(specloom/demo/script.py), not generated: every agent step reports zero "
+            "tokens and no cost, because no model ran.",
             "To have a real model write them: `specloom demo --backend claude-code` "
             "(needs the `claude` CLI) or `ANTHROPIC_API_KEY=… specloom demo --backend anthropic`.",
         ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
 from specloom.errors import FailedPrecondition, InvalidArgument
 from specloom.ids import new_id
@@ -48,6 +49,7 @@ from specloom.workflow import (
     CommandPlan,
     Dependency,
     Judgement,
+    Outcome,
     Progress,
     Registry,
     Workflow,
@@ -55,6 +57,7 @@ from specloom.workflow import (
     initial,
 )
 from specloom.workflow._proto import (
+    child_execution_mode,
     child_view_from_pb,
     component_to_pb,
     context_from_pb,
@@ -248,7 +251,7 @@ class Engine:
             id=self._ids(),
             type=workflow.type,
             status=pb.SESSION_STATUS_ACTIVE,
-            execution_mode=pb.EXECUTION_MODE_AGENTIC,
+            execution_mode=child_execution_mode(parent.execution_mode),
             parent_id=parent.id,
             scope=parent.scope,
             name=spec.name or subject_of(workflow, spec.params),
@@ -344,6 +347,7 @@ class Engine:
             children=tuple(child_view_from_pb(c) for c in children or ()),
         )
         judgement = self._judge(row.name, row.step.judge, ctx, reported_view)
+        judgement = classified(judgement, reported)
         judged = judged_result(reported, judgement)
         completed = pb.Interaction()
         completed.CopyFrom(pending)
@@ -466,6 +470,25 @@ class Engine:
                 write,
             )
         return write
+
+
+def classified(judgement: Judgement, reported: pb.Result) -> Judgement:
+    """The judge's ERROR, adjusted to the executor's class of the failure.
+
+    Whatever the step, a provider failure means the same thing: a
+    *transient* one (retries inside the step ran out) carries no fingerprint,
+    so two in a row are never "stuck" — the loop's round cap still bounds
+    them; a *permanent* one ends the session at once (fail), since no revise
+    or fix round can log a CLI in or repair a key, and a resume retries it
+    once a person has. The model's own failure is left to the judge.
+    """
+    if judgement.outcome is not Outcome.ERROR:
+        return judgement
+    if reported.failure_class == pb.FAILURE_CLASS_TRANSIENT and judgement.fingerprint:
+        return replace(judgement, fingerprint="")
+    if reported.failure_class == pb.FAILURE_CLASS_PERMANENT and not judgement.fail:
+        return replace(judgement, fail=True)
+    return judgement
 
 
 def _cached(children: Sequence[pb.Session] | None, load_children: ChildrenLoader) -> ChildrenLoader:

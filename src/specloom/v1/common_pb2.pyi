@@ -74,28 +74,94 @@ class _ExecutionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Executi
     EXECUTION_MODE_UNSPECIFIED: _ExecutionMode.ValueType  # 0
     """Treated as MANUAL by StartSession."""
     EXECUTION_MODE_MANUAL: _ExecutionMode.ValueType  # 1
-    """A person fetches each command (GetNextCommand) and submits its result."""
+    """A person drives: they fetch each command (GetNextCommand, or `specloom
+    session drive`), run it (locally, with the same executor an agent uses,
+    or by hand) and submit its result. Children of a manual session are run
+    by executors, confined as in AUTO.
+    """
     EXECUTION_MODE_AUTO: _ExecutionMode.ValueType  # 2
-    """Like MANUAL, but the AI agent may run its tools without asking."""
+    """Connected executor agents drive the session end to end with the AI
+    agent confined: edits only inside the command's working directory, and
+    only the command's allowed programs. Children are AUTO too.
+    """
     EXECUTION_MODE_AGENTIC: _ExecutionMode.ValueType  # 3
-    """Connected executor agents drive the session end to end. Child sessions
-    are always agentic.
+    """Connected executor agents drive the session end to end with the AI
+    agent fully autonomous (an executor may still confine it, e.g. for
+    starters its owner does not trust). Children are AGENTIC too.
     """
 
 class ExecutionMode(_ExecutionMode, metaclass=_ExecutionModeEnumTypeWrapper):
-    """ExecutionMode says who carries out a session's commands."""
+    """ExecutionMode says who carries out a session's commands, and how freely
+    the AI agent may act.
+    """
 
 EXECUTION_MODE_UNSPECIFIED: ExecutionMode.ValueType  # 0
 """Treated as MANUAL by StartSession."""
 EXECUTION_MODE_MANUAL: ExecutionMode.ValueType  # 1
-"""A person fetches each command (GetNextCommand) and submits its result."""
+"""A person drives: they fetch each command (GetNextCommand, or `specloom
+session drive`), run it (locally, with the same executor an agent uses,
+or by hand) and submit its result. Children of a manual session are run
+by executors, confined as in AUTO.
+"""
 EXECUTION_MODE_AUTO: ExecutionMode.ValueType  # 2
-"""Like MANUAL, but the AI agent may run its tools without asking."""
+"""Connected executor agents drive the session end to end with the AI
+agent confined: edits only inside the command's working directory, and
+only the command's allowed programs. Children are AUTO too.
+"""
 EXECUTION_MODE_AGENTIC: ExecutionMode.ValueType  # 3
-"""Connected executor agents drive the session end to end. Child sessions
-are always agentic.
+"""Connected executor agents drive the session end to end with the AI
+agent fully autonomous (an executor may still confine it, e.g. for
+starters its owner does not trust). Children are AGENTIC too.
 """
 Global___ExecutionMode: _TypeAlias = ExecutionMode  # noqa: Y015
+
+class _FailureClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailureClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_CLASS_UNSPECIFIED: _FailureClass.ValueType  # 0
+    """Not classified: the step's judge decides alone."""
+    FAILURE_CLASS_TRANSIENT: _FailureClass.ValueType  # 1
+    """The provider or the network failed for a passing reason (connection
+    error, timeout, 429, 5xx, overloaded) and the retries inside the step
+    ran out. Never counted as "the same failure twice" by stuck detection.
+    """
+    FAILURE_CLASS_PERMANENT: _FailureClass.ValueType  # 2
+    """A person must act first (not logged in, a bad key, the CLI missing, a
+    model that does not exist, a request the provider refuses): the session
+    fails at once with the provider's message and `Result.failure_hint`,
+    and a resume retries once it is fixed.
+    """
+    FAILURE_CLASS_MODEL: _FailureClass.ValueType  # 3
+    """The model itself did not do the work (it said it could not, or ran out
+    of turns): a normal error for the step's loop.
+    """
+
+class FailureClass(_FailureClass, metaclass=_FailureClassEnumTypeWrapper):
+    """FailureClass says what kind of failure an ERROR result is, where the
+    executor could tell (agent commands classify theirs).
+    """
+
+FAILURE_CLASS_UNSPECIFIED: FailureClass.ValueType  # 0
+"""Not classified: the step's judge decides alone."""
+FAILURE_CLASS_TRANSIENT: FailureClass.ValueType  # 1
+"""The provider or the network failed for a passing reason (connection
+error, timeout, 429, 5xx, overloaded) and the retries inside the step
+ran out. Never counted as "the same failure twice" by stuck detection.
+"""
+FAILURE_CLASS_PERMANENT: FailureClass.ValueType  # 2
+"""A person must act first (not logged in, a bad key, the CLI missing, a
+model that does not exist, a request the provider refuses): the session
+fails at once with the provider's message and `Result.failure_hint`,
+and a resume retries once it is fixed.
+"""
+FAILURE_CLASS_MODEL: FailureClass.ValueType  # 3
+"""The model itself did not do the work (it said it could not, or ran out
+of turns): a normal error for the step's loop.
+"""
+Global___FailureClass: _TypeAlias = FailureClass  # noqa: Y015
 
 class _ResultStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -286,6 +352,140 @@ class Scope(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
+
+@_typing.final
+class ModelUsage(_message.Message):
+    """ModelUsage is what one model consumed: tokens by kind and their
+    estimated cost.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_CREATION_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    PRICED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Model name as the provider reported it, e.g. "claude-sonnet-4-5"."""
+    input_tokens: _builtins.int
+    """Input tokens not read from or written to the prompt cache."""
+    output_tokens: _builtins.int
+    """Output tokens (thinking included)."""
+    cache_creation_input_tokens: _builtins.int
+    """Input tokens written to the prompt cache."""
+    cache_read_input_tokens: _builtins.int
+    """Input tokens read from the prompt cache."""
+    cost_usd: _builtins.float
+    """Estimated cost in US dollars, from the executor's price table; 0 when
+    the table has no price for the model (then `priced` is false).
+    """
+    priced: _builtins.bool
+    """True when the price table knew the model, so `cost_usd` is an estimate
+    rather than missing.
+    """
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cache_creation_input_tokens: _builtins.int = ...,
+        cache_read_input_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        priced: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_creation_input_tokens", b"cache_creation_input_tokens", "cache_read_input_tokens", b"cache_read_input_tokens", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "priced", b"priced"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelUsage: _TypeAlias = ModelUsage  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """Usage is what the AI agent consumed for one agent step, or summed over
+    many (a session's steps, or a session and its descendants).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_CREATION_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    AGENT_STEPS_FIELD_NUMBER: _builtins.int
+    UNPRICED_STEPS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model the command ran (for a sum: empty)."""
+    input_tokens: _builtins.int
+    """Input tokens, summed over models."""
+    output_tokens: _builtins.int
+    """Output tokens, summed over models."""
+    cache_creation_input_tokens: _builtins.int
+    """Prompt-cache write tokens, summed over models."""
+    cache_read_input_tokens: _builtins.int
+    """Prompt-cache read tokens, summed over models."""
+    cost_usd: _builtins.float
+    """Estimated cost in US dollars (see ModelUsage.cost_usd): what the price
+    table could price. `unpriced_steps` says when something is missing.
+    """
+    turns: _builtins.int
+    """Model turns (requests that got an answer)."""
+    duration_ms: _builtins.int
+    """Wall time the agent ran, retries and back-off included."""
+    retries: _builtins.int
+    """Transient failures retried inside the step(s)."""
+    agent_steps: _builtins.int
+    """Agent steps counted: 1 for one step's usage."""
+    unpriced_steps: _builtins.int
+    """Agent steps that used a model the price table has no price for: their
+    tokens are counted, their cost is not in `cost_usd`.
+    """
+    note: _builtins.str
+    """Anything a reader should know, e.g. that the scripted backend replayed
+    recorded edits and no model ran (so every figure is zero).
+    """
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelUsage]:
+        """Per model, for one step: a step may use more than one (the claude CLI
+        uses a small model for side tasks). Empty in sums.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        models: _abc.Iterable[Global___ModelUsage] | None = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cache_creation_input_tokens: _builtins.int = ...,
+        cache_read_input_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        turns: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        retries: _builtins.int = ...,
+        agent_steps: _builtins.int = ...,
+        unpriced_steps: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_steps", b"agent_steps", "cache_creation_input_tokens", b"cache_creation_input_tokens", "cache_read_input_tokens", b"cache_read_input_tokens", "cost_usd", b"cost_usd", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "models", b"models", "note", b"note", "output_tokens", b"output_tokens", "retries", b"retries", "turns", b"turns", "unpriced_steps", b"unpriced_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
 
 @_typing.final
 class Component(_message.Message):
@@ -1055,6 +1255,9 @@ class Result(_message.Message):
     LOG_REF_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     OUTPUT_TRUNCATED_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    FAILURE_CLASS_FIELD_NUMBER: _builtins.int
+    FAILURE_HINT_FIELD_NUMBER: _builtins.int
     status: Global___ResultStatus.ValueType
     """The outcome as the executor saw it. Required."""
     exit_code: _builtins.int
@@ -1071,6 +1274,12 @@ class Result(_message.Message):
     """Reference to the full output ("outputs/<session_id>/<seq>")."""
     output_truncated: _builtins.bool
     """True when output was cut at the executor's cap."""
+    failure_class: Global___FailureClass.ValueType
+    """What kind of failure an ERROR is, where the executor could tell."""
+    failure_hint: _builtins.str
+    """For a classified failure: what a person can do about it ("run claude
+    and /login", "set ANTHROPIC_API_KEY"...). Also part of `error_message`.
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """Structured data: agent conversation id, git commit sha, test summary..."""
@@ -1078,6 +1287,12 @@ class Result(_message.Message):
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileContent]:
         """Files collected after the command (see Command.collect_files)."""
+
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """For agent commands: the model, tokens, turns, time and estimated cost
+        of this step. Unset for other commands.
+        """
 
     def __init__(
         self,
@@ -1092,10 +1307,13 @@ class Result(_message.Message):
         log_ref: _builtins.str = ...,
         files: _abc.Iterable[Global___FileContent] | None = ...,
         output_truncated: _builtins.bool = ...,
+        usage: Global___Usage | None = ...,
+        failure_class: Global___FailureClass.ValueType = ...,
+        failure_hint: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "status", b"status", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "failure_class", b"failure_class", "failure_hint", b"failure_hint", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1193,6 +1411,8 @@ class Session(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id (a UUID)."""
     type: _builtins.str
@@ -1263,6 +1483,19 @@ class Session(_message.Message):
         is resumed is running again, so resuming clears it.
         """
 
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """AI usage of this session's own agent steps, summed as their results
+        are recorded (no per-model breakdown: see each step's Result.usage).
+        """
+
+    @_builtins.property
+    def total_usage(self) -> Global___Usage:
+        """`usage` summed over this session and every descendant. Filled by reads
+        of one session for people (GetSession); unset in lists, watch events
+        and other heads.
+        """
+
     def __init__(
         self,
         *,
@@ -1286,10 +1519,12 @@ class Session(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        usage: Global___Usage | None = ...,
+        total_usage: Global___Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "total_usage", b"total_usage", "updated_at", b"updated_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "type", b"type", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "total_usage", b"total_usage", "type", b"type", "updated_at", b"updated_at", "usage", b"usage", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

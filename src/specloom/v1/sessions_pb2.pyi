@@ -393,10 +393,15 @@ class FetchSessionRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
+    INCLUDE_TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Session id. Required."""
     view: _common_pb2.InteractionView.ValueType
     """How much history to include."""
+    include_total_usage: _builtins.bool
+    """Fill `Session.total_usage`: the session's usage summed with every
+    descendant's (one more indexed query).
+    """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Caller's scope. Required."""
@@ -407,10 +412,11 @@ class FetchSessionRequest(_message.Message):
         scope: _common_pb2.Scope | None = ...,
         session_id: _builtins.str = ...,
         view: _common_pb2.InteractionView.ValueType = ...,
+        include_total_usage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_total_usage", b"include_total_usage", "scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

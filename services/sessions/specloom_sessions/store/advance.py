@@ -48,6 +48,7 @@ from specloom.errors import Aborted, InvalidArgument
 from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
+from specloom.workflow._proto import child_execution_mode
 from specloom_sessions.database import Database, Tx
 from specloom_sessions.events import CHANNEL, Changes
 from specloom_sessions.rows import (
@@ -81,7 +82,8 @@ from specloom_sessions.store.step import (
     completion,
     status_name,
 )
-from specloom_sessions.tables import UtcDateTime
+from specloom_sessions.store.usage import deltas as usage_deltas
+from specloom_sessions.tables import USAGE_COLUMNS, UtcDateTime
 
 __all__ = [
     "Advanced",
@@ -176,6 +178,7 @@ class _Shape(NamedTuple):
     sets_state: bool
     sets_progress: bool
     notifies: bool
+    adds_usage: bool = False
 
 
 def _literals(values: frozenset[int]) -> list[Any]:
@@ -219,6 +222,11 @@ def _session_update(shape: _Shape) -> Any:
         values["state"] = bindparam("p_state", type_=LargeBinary)
     if shape.sets_progress:
         values["progress"] = bindparam("p_progress", type_=LargeBinary)
+    if shape.adds_usage:
+        # The step's agent usage, added in the same update: a step refused
+        # or rolled back adds nothing, and a replay never reaches here.
+        for name in USAGE_COLUMNS:
+            values[name] = S.c[name] + bindparam(f"p_{name}", type_=BigInteger)
     if shape.finish is not None:
         values["status"] = shape.finish
         values["status_reason"] = bindparam("p_reason", type_=Text)
@@ -274,6 +282,11 @@ def guard_call(
     else:
         tx.changes.update(changes)
         payload = None
+    usage = (
+        step.complete.result.usage
+        if step.complete is not None and step.complete.result.HasField("usage")
+        else None
+    )
     shape = _Shape(
         check_version=bool(step.expected_version),
         finish=int(step.finish.status) if step.finish is not None else None,
@@ -283,6 +296,7 @@ def guard_call(
         sets_state=step.state is not None,
         sets_progress=step.progress is not None,
         notifies=payload is not None,
+        adds_usage=usage is not None,
     )
     params: dict[str, Any] = {
         "p_id": step.session_id,
@@ -301,6 +315,8 @@ def guard_call(
         params["p_reason"] = step.finish.reason
     if payload is not None:
         params["p_payload"] = payload
+    if usage is not None:
+        params.update({f"p_{name}": value for name, value in usage_deltas(usage).items()})
     return _session_update(shape), params
 
 
@@ -403,7 +419,7 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
                 "user_id": parent["user_id"],
                 "type": child.type,
                 "status": pb.SESSION_STATUS_ACTIVE,
-                "execution_mode": pb.EXECUTION_MODE_AGENTIC,
+                "execution_mode": child_execution_mode(parent["execution_mode"]),
                 "parent_id": step.session_id,
                 "name": child.name,
                 "component": child.component.SerializeToString(),

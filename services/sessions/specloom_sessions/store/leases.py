@@ -281,13 +281,13 @@ async def release_leases(
 
 
 async def find_stalled(db: Database, idle_ms: int, limit: int) -> list[pb.Session]:
-    """Agentic active sessions with nothing pending, unchanged for ``idle_ms``, stalest first."""
+    """Executor-driven active sessions with nothing pending, unchanged for ``idle_ms``."""
     cutoff = utcnow() - dt.timedelta(milliseconds=idle_ms)
     query = (
         select(*SESSION_HEAD_COLUMNS)
         .where(
             S.c.status == pb.SESSION_STATUS_ACTIVE,
-            S.c.execution_mode == pb.EXECUTION_MODE_AGENTIC,
+            S.c.execution_mode.in_([pb.EXECUTION_MODE_AUTO, pb.EXECUTION_MODE_AGENTIC]),
             S.c.pending_seq.is_(None),
             S.c.updated_at <= cutoff,
         )
