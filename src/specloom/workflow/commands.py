@@ -130,11 +130,20 @@ def commit(
     *,
     gather: Iterable[pb.BranchFiles] = (),
     allow_empty: bool = False,
+    expect_branch: str = "",
 ) -> pb.GitOperation:
-    """Commit exactly ``paths`` (after taking ``gather`` from other branches)."""
+    """Commit exactly ``paths`` (after taking ``gather`` from other branches).
+
+    ``allow_empty``: unchanged paths are success (a retried commit that landed);
+    ``expect_branch``: refuse unless the workdir is a worktree on that branch.
+    """
     return pb.GitOperation(
         commit=pb.Commit(
-            paths=list(paths), message=message, gather=list(gather), allow_empty=allow_empty
+            paths=list(paths),
+            message=message,
+            gather=list(gather),
+            allow_empty=allow_empty,
+            expect_branch=expect_branch,
         )
     )
 
