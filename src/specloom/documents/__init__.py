@@ -34,6 +34,7 @@ from specloom.documents._spec import (
 from specloom.documents._validate import (
     MAX_ERRORS,
     DesignReport,
+    folded_name,
     is_module_name,
     validate_design,
     validate_review,
@@ -56,6 +57,7 @@ __all__ = [
     "Section",
     "Table",
     "document_spec",
+    "folded_name",
     "is_module_name",
     "parse",
     "required_sections",
