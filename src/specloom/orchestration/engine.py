@@ -116,9 +116,21 @@ class Engine:
         scope: pb.Scope,
         execution_mode: int,
         params: Mapping[str, JsonValue],
-    ) -> tuple[pb.Session, NewStep]:
-        """A new top-level session and its first interaction (ids chosen by Sessions)."""
-        workflow = self.registry.latest(session_type)
+        *,
+        version: int = 0,
+    ) -> pb.Session:
+        """A new top-level session, without its first interaction (see :meth:`begin`).
+
+        Sessions chooses a top-level session's id, and the first step's command
+        names it (the session's worktree and branch), so that step is planned
+        once the session exists. ``version`` opens an older definition (tests
+        of definitions kept for running sessions); 0 is the newest.
+        """
+        workflow = (
+            self.registry.get(session_type, version)
+            if version
+            else self.registry.latest(session_type)
+        )
         validate_params(workflow, params)
         mode = execution_mode or pb.EXECUTION_MODE_MANUAL
         session = pb.Session(
@@ -131,10 +143,21 @@ class Engine:
             definition_version=workflow.version,
         )
         dict_to_struct(params, session.params)
-        first, state = self._first_step(workflow, session, {}, lease=None)
-        dict_to_struct(state, session.state)
         dict_to_struct(initial(workflow).to_dict(), session.progress)
-        return session, first
+        return session
+
+    def begin(self, head: pb.Session) -> Write:
+        """The write that issues a just-created session's first step.
+
+        The same command :meth:`next_step` would plan, without the children
+        loader: a first step has no children to read.
+        """
+        if not head.id:
+            raise ValueError("begin needs the session's id")
+        workflow = self.workflow_of(head)
+        state = struct_to_dict(head.state)
+        first, after = self._first_step(workflow, head, state, lease=None)
+        return Write(append=[first], state=after if after != state else None)
 
     def _first_step(
         self,
@@ -238,7 +261,7 @@ class Engine:
                 spawn.resumed_child_ids.extend(revived)
 
     def _child(self, parent: pb.Session, spec: ChildSpec) -> PlannedChild:
-        workflow = self.registry.latest(spec.type)
+        workflow = self.registry.child(self.workflow_of(parent), spec.type)
         validate_params(workflow, spec.params)
         child = pb.Session(
             id=self._ids(),

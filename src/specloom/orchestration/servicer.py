@@ -246,11 +246,23 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
         if len(request.idempotency_key) > 200:
             raise InvalidArgument("idempotency_key is longer than 200 characters")
         params = parse_struct("params", request.params)
-        session, first = self.engine.open(
-            request.type, request.scope, request.execution_mode, params
-        )
-        response = await self.sessions.create(session, first, request.idempotency_key)
-        return opb.OpenSessionResponse(session=response.session, created=response.created)
+        session = self.engine.open(request.type, request.scope, request.execution_mode, params)
+        response = await self.sessions.create(session, None, request.idempotency_key)
+        head = response.session
+        if response.created:
+            # The first step names the session's id (its worktree and
+            # branch), so it is issued now that Sessions has chosen it.
+            self.cache.put(head)
+            advanced = await self._apply(request.scope, head, self.engine.begin(head))
+            opened = _head_after(advanced)
+        else:
+            # The key matched an earlier start: its first step may still be
+            # missing if that start stopped between the two writes.
+            after, outcome = await self._next(request.scope, head.id, cached=False)
+            opened = _bare(after)
+            if isinstance(outcome, pb.Interaction):
+                opened.interactions.append(outcome)
+        return opb.OpenSessionResponse(session=opened, created=response.created)
 
     async def NextStep(self, request: opb.NextStepRequest, context: Any) -> opb.NextStepResponse:
         require_scope(request.scope)

@@ -289,11 +289,12 @@ class Simulation:
         params: Mapping[str, JsonValue],
         *,
         mode: int = pb.EXECUTION_MODE_AGENTIC,
+        version: int = 0,
     ) -> str:
-        """Open a root session; returns its key ("")."""
-        session, first = self.engine.open(session_type, self.scope, mode, params)
+        """Open a root session (the newest definition unless ``version``); returns its key ("")."""
+        session = self.engine.open(session_type, self.scope, mode, params, version=version)
         stored = self._insert(session, "")
-        self._append(stored, first)
+        self._apply(stored, self.engine.begin(self._head(stored)))
         return ""
 
     def session(self, key: str = "") -> pb.Session:

@@ -29,6 +29,7 @@ from specloom.workflow._model import (
     Step,
     StepDef,
     Workflow,
+    max_rounds_of,
 )
 from specloom.workflow._progress import (
     Control,
@@ -67,4 +68,5 @@ __all__ = [
     "apply",
     "fold",
     "initial",
+    "max_rounds_of",
 ]

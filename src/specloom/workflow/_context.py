@@ -109,6 +109,11 @@ class ChildSpec:
     component: ComponentView | None = None
     params: Mapping[str, JsonValue] = field(default_factory=dict)
     state: Mapping[str, JsonValue] = field(default_factory=dict)
+    """The child's initial state (its base branch, inherited rules, ...)."""
+    depends_on: tuple[str, ...] = ()
+    """Keys of sibling children (of the same spawn) this child waits for: it
+    starts once they are complete, from a base that holds their work
+    (dependency-gated fan-out, issue 13)."""
 
 
 @dataclass(frozen=True)
