@@ -59,6 +59,7 @@ from specloom.workflow._proto import (
     record_of,
     reported_from_pb,
 )
+from specloom.workflow._record import StateError
 from specloom.workflow.commands import kind_of
 
 log = logging.getLogger("specloom.orchestration")
@@ -409,6 +410,10 @@ class Engine:
     ) -> Judgement:
         try:
             return judge(ctx, reported)
+        except StateError as exc:
+            # Stored state of the wrong shape: no retry can fix it. Naming
+            # the field keeps it inspectable (and fixable by hand).
+            return Judgement.error(f"{step}: unreadable session state: {exc.message}", fail=True)
         except Exception:
             # A judge that raises is our bug. Failing the session with a
             # reason keeps it inspectable and resumable once fixed; an

@@ -141,6 +141,8 @@ def summarize(command: pb.Command) -> dict[str, Any]:
                 detail["base"] = op.add_worktree.base
             elif name == "commit":
                 detail["paths"] = list(op.commit.paths)
+                if op.commit.expect_branch:
+                    detail["expect_branch"] = op.commit.expect_branch
                 if op.commit.gather:
                     detail["gather"] = [
                         {"branch": g.branch, "paths": list(g.paths)} for g in op.commit.gather

@@ -28,7 +28,7 @@ from specloom.workflow import (
     StepContext,
     commands,
 )
-from specloom_context_design._common import (
+from specloom_context_design.v1._common import (
     SESSION_KIND,
     WORKTREES,
     branch_of,

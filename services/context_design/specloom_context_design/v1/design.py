@@ -21,8 +21,8 @@ from specloom.workflow import (
     StepContext,
     commands,
 )
-from specloom_context_design import prompts
-from specloom_context_design._common import (
+from specloom_context_design.v1 import prompts
+from specloom_context_design.v1._common import (
     agent_metadata,
     agent_options,
     cap_of,
@@ -34,8 +34,8 @@ from specloom_context_design._common import (
     text,
     workdir_of,
 )
-from specloom_context_design.initialize import git_facts, git_failure
-from specloom_context_design.prompts import DesignSubject
+from specloom_context_design.v1.initialize import git_facts, git_failure
+from specloom_context_design.v1.prompts import DesignSubject
 
 VALIDATE = "ValidateDesign"
 """The step whose ERROR rounds a revise belongs to."""

@@ -23,8 +23,8 @@ from specloom.workflow import (
     StepContext,
     commands,
 )
-from specloom_context_design import prompts
-from specloom_context_design._common import (
+from specloom_context_design.v1 import prompts
+from specloom_context_design.v1._common import (
     agent_metadata,
     agent_options,
     context_name,
@@ -33,8 +33,8 @@ from specloom_context_design._common import (
     text,
     workdir_of,
 )
-from specloom_context_design.design import judge_agent
-from specloom_context_design.initialize import git_facts, git_failure
+from specloom_context_design.v1.design import judge_agent
+from specloom_context_design.v1.initialize import git_facts, git_failure
 
 COMPONENT_DESIGNS = "component_designs"
 CONTEXT_DESIGN = "context_design"

@@ -25,7 +25,7 @@ from specloom.workflow import (
     StepContext,
     commands,
 )
-from specloom_context_design._common import (
+from specloom_context_design.v1._common import (
     COMPONENT_DESIGN,
     COMPONENT_DESIGN_REVIEW,
     REVIEW_KEY,
@@ -37,7 +37,7 @@ from specloom_context_design._common import (
     text,
     workdir_of,
 )
-from specloom_context_design.initialize import git_facts, git_failure
+from specloom_context_design.v1.initialize import git_facts, git_failure
 
 
 def _failed_ids(children: Sequence[ChildView], session_type: str) -> tuple[str, ...]:

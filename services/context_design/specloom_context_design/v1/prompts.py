@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from specloom.documents import CONTEXT, document_spec, review_spec
 from specloom.protoconv import JsonValue
 from specloom.workflow import ComponentView, StepContext
-from specloom_context_design._common import rules_for, text
+from specloom_context_design.v1._common import rules_for, text
 
 MAX_STORIES = 50
 """User stories listed at most (the rest are counted, not inlined)."""
