@@ -34,7 +34,7 @@ from specloom.demo.sample import COMPONENTS, CONTEXT, FILES
 from specloom.demo.script import write_script
 from specloom.host import HostSettings, discover, new_secret
 from specloom.process import start_host
-from specloom.protoconv import struct_to_dict
+from specloom.protoconv import JsonObject, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 
 PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
@@ -64,6 +64,18 @@ def _git(project: Path, *args: str) -> str:
         ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def stage_params(base: str) -> JsonObject:
+    """A pipeline stage's params: the sample context, from the last stage's branch if any.
+
+    Sessions never move the project's checkout, so a stage finds the work of
+    the one before it only by starting from its branch.
+    """
+    params: JsonObject = {"context": CONTEXT, "profile": "python"}
+    if base:
+        params["base"] = base
+    return params
 
 
 def checkout_fingerprint(project: Path) -> str:
@@ -175,12 +187,9 @@ async def run_demo(
     try:
         async with Client(host.address, token) as client:
             for session_type in stages:
-                params = {"context": CONTEXT, "profile": "python"}
-                if outcome.branch:
-                    # Each stage builds on the last one's branch: the
-                    # project's own checkout never moves.
-                    params["base"] = outcome.branch
-                started = await client.start_session(session_type, params, mode="agentic")
+                started = await client.start_session(
+                    session_type, stage_params(outcome.branch), mode="agentic"
+                )
                 session = started.session
                 out.rule(f"{session_type}  ({session.id})")
                 await watch(client, session.id, as_json=False)
