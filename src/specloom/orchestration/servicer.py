@@ -248,20 +248,20 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
         params = parse_struct("params", request.params)
         session = self.engine.open(request.type, request.scope, request.execution_mode, params)
         response = await self.sessions.create(session, None, request.idempotency_key)
-        head = response.session
-        if response.created:
-            # The first step names the session's id (its worktree and
-            # branch), so it is issued now that Sessions has chosen it.
-            self.cache.put(head)
-            advanced = await self._apply(request.scope, head, self.engine.begin(head))
-            opened = _head_after(advanced)
-        else:
-            # The key matched an earlier start: its first step may still be
-            # missing if that start stopped between the two writes.
-            after, outcome = await self._next(request.scope, head.id, cached=False)
-            opened = _bare(after)
-            if isinstance(outcome, pb.Interaction):
-                opened.interactions.append(outcome)
+        opened = response.session
+        # The first step names the session's id (its worktree and branch), so
+        # it is issued now that Sessions has chosen it; also for a session an
+        # earlier start with the same key created but stopped before issuing.
+        if opened.interaction_count == 0 and opened.status == pb.SESSION_STATUS_ACTIVE:
+            try:
+                advanced = await self._apply(request.scope, opened, self.engine.begin(opened))
+                opened = _head_after(advanced)
+            except Aborted:
+                # A concurrent start with the same key issued it first.
+                after, outcome = await self._next(request.scope, opened.id, cached=False)
+                opened = _bare(after)
+                if isinstance(outcome, pb.Interaction):
+                    opened.interactions.append(outcome)
         return opb.OpenSessionResponse(session=opened, created=response.created)
 
     async def NextStep(self, request: opb.NextStepRequest, context: Any) -> opb.NextStepResponse:

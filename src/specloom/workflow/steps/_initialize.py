@@ -83,16 +83,26 @@ class Initialize:
 
     # -- the step ------------------------------------------------------------------------
 
+    def worktree(
+        self, ctx: StepContext, state: SessionState, workdir: str, branch: str
+    ) -> list[pb.GitOperation]:
+        """The operations that make the session's worktree, in order.
+
+        The worktree on its branch from its base (the ``base`` param, or the
+        parent's branch for a child) with the family's gathered files. A child
+        of a dependency-gated fan-out also brings in ``state.dependencies``'
+        branches here, in order, so it starts from its dependencies' work.
+        """
+        base = state.base or text_param(ctx, "base")
+        return [commands.add_worktree(workdir, branch, base, self.gather(ctx, state))]
+
     def command(self, ctx: StepContext) -> CommandPlan:
         state = SessionState.of(ctx)
         branch = session_branch(
             text_param(ctx, "branch_prefix") or self.prefix, subject_of(ctx), ctx.session_id
         )
         workdir = worktree_path(ctx.session_id)
-        base = state.base or text_param(ctx, "base")
-        operations = [
-            commands.add_worktree(workdir, branch, base, self.gather(ctx, state)),
-        ]
+        operations = self.worktree(ctx, state, workdir, branch)
         # The command runs at the workspace root: the worktree does not exist
         # before it, so what it collects is named from the root.
         collect = [under(workdir, path) for path in self.inputs(ctx, state)]
