@@ -11,6 +11,7 @@ import hashlib
 
 from specloom.protoconv import JsonValue
 from specloom.workflow._context import Judgement, ReportedResult
+from specloom.workflow._model import Outcome
 
 __all__ = ["agent_failed", "clip", "fingerprint", "git_failed", "said"]
 
@@ -44,6 +45,6 @@ def agent_failed(
     """ERROR (or WARNING, retried as is) for an agent that did not finish its work."""
     reason = said(result)
     problem = f"{step}: the agent did not finish" + (f": {reason}" if reason else "")
-    if result.outcome.value == "warning":
+    if result.outcome is Outcome.WARNING:
         return Judgement.warning(problem, state)
     return Judgement.error(problem, fingerprint=fingerprint("agent", problem), state=state)
