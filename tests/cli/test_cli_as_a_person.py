@@ -132,13 +132,21 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
             "log",
             "--format=%s",
             "-1",
-            "context-design-session-for-inventory",
+            f"context-design-session-for-inventory-{session['id'][-8:]}",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
     assert committed.stdout.strip().startswith("Design")
+    # The session worked in its own worktree: the person's checkout never moved.
+    current = subprocess.run(
+        ["git", "-C", str(project), "branch", "--show-current"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert current.stdout.strip() == "main"
 
 
 @pytest.mark.slow

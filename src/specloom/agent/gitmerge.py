@@ -206,9 +206,10 @@ def squash_commit(repo: _Git, workdir: Path, op: pb.Commit, emit: Emit) -> JsonO
     _gather(repo, op.gather, emit)
     paths = sorted({repo.relative(_confined(workdir, p)) for p in op.paths})
     missing = [p for p in paths if not (repo.top / p).exists() and not _known(repo, head, p)]
-    if missing and not op.allow_empty:
-        raise GitFailure(f"nothing at {', '.join(missing)} to commit")
-    paths = [p for p in paths if p not in missing]
+    if missing:
+        # As for every commit: a step that was to produce these files never
+        # passes empty (see gitops.commit).
+        raise GitFailure(f"nothing at {', '.join(missing)} to commit: they do not exist")
     tree = _tree_of(repo, base, paths)
     if _parents(repo, head) == [base] and _tree(repo, head) == tree:
         # A retry after the squash landed: the same commit, not a second one.

@@ -44,6 +44,7 @@ from specloom.documents._spec import (
 from specloom.documents._validate import (
     MAX_ERRORS,
     DesignReport,
+    folded_name,
     is_module_name,
     validate_design,
     validate_review,
@@ -70,6 +71,7 @@ __all__ = [
     "context_namespace",
     "dependency_graph",
     "document_spec",
+    "folded_name",
     "graph_problems",
     "is_module_name",
     "parse",

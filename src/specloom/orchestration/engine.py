@@ -65,6 +65,7 @@ from specloom.workflow._proto import (
     record_of,
     reported_from_pb,
 )
+from specloom.workflow._record import StateError
 from specloom.workflow.commands import kind_of
 
 log = logging.getLogger("specloom.orchestration")
@@ -122,9 +123,21 @@ class Engine:
         scope: pb.Scope,
         execution_mode: int,
         params: Mapping[str, JsonValue],
-    ) -> tuple[pb.Session, NewStep]:
-        """A new top-level session and its first interaction (ids chosen by Sessions)."""
-        workflow = self.registry.latest(session_type)
+        *,
+        version: int = 0,
+    ) -> pb.Session:
+        """A new top-level session, without its first interaction (see :meth:`begin`).
+
+        Sessions chooses a top-level session's id, and the first step's command
+        names it (the session's worktree and branch), so that step is planned
+        once the session exists. ``version`` opens an older definition (tests
+        of definitions kept for running sessions); 0 is the newest.
+        """
+        workflow = (
+            self.registry.get(session_type, version)
+            if version
+            else self.registry.latest(session_type)
+        )
         validate_params(workflow, params)
         mode = execution_mode or pb.EXECUTION_MODE_MANUAL
         session = pb.Session(
@@ -137,10 +150,21 @@ class Engine:
             definition_version=workflow.version,
         )
         dict_to_struct(params, session.params)
-        first, state = self._first_step(workflow, session, {}, lease=None)
-        dict_to_struct(state, session.state)
         dict_to_struct(initial(workflow).to_dict(), session.progress)
-        return session, first
+        return session
+
+    def begin(self, head: pb.Session) -> Write:
+        """The write that issues a just-created session's first step.
+
+        The same command :meth:`next_step` would plan, without the children
+        loader: a first step has no children to read.
+        """
+        if not head.id:
+            raise ValueError("begin needs the session's id")
+        workflow = self.workflow_of(head)
+        state = struct_to_dict(head.state)
+        first, after = self._first_step(workflow, head, state, lease=None)
+        return Write(append=[first], state=after if after != state else None)
 
     def _first_step(
         self,
@@ -245,7 +269,7 @@ class Engine:
     def _child(
         self, parent: pb.Session, spec: ChildSpec, dependencies: Sequence[Dependency] = ()
     ) -> PlannedChild:
-        workflow = self.registry.latest(spec.type)
+        workflow = self.registry.child(self.workflow_of(parent), spec.type)
         validate_params(workflow, spec.params)
         child = pb.Session(
             id=self._ids(),
@@ -399,6 +423,10 @@ class Engine:
     ) -> Judgement:
         try:
             return judge(ctx, reported)
+        except StateError as exc:
+            # Stored state of the wrong shape: no retry can fix it. Naming
+            # the field keeps it inspectable (and fixable by hand).
+            return Judgement.error(f"{step}: unreadable session state: {exc.message}", fail=True)
         except Exception:
             # A judge that raises is our bug. Failing the session with a
             # reason keeps it inspectable and resumable once fixed; an

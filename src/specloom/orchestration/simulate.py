@@ -148,6 +148,8 @@ def summarize(command: pb.Command) -> dict[str, Any]:
                 detail["branches"] = list(op.merge.branches)
             elif name == "commit":
                 detail["paths"] = list(op.commit.paths)
+                if op.commit.expect_branch:
+                    detail["expect_branch"] = op.commit.expect_branch
                 if op.commit.gather:
                     detail["gather"] = [
                         {"branch": g.branch, "paths": list(g.paths)} for g in op.commit.gather
@@ -302,11 +304,12 @@ class Simulation:
         params: Mapping[str, JsonValue],
         *,
         mode: int = pb.EXECUTION_MODE_AGENTIC,
+        version: int = 0,
     ) -> str:
-        """Open a root session; returns its key ("")."""
-        session, first = self.engine.open(session_type, self.scope, mode, params)
+        """Open a root session (the newest definition unless ``version``); returns its key ("")."""
+        session = self.engine.open(session_type, self.scope, mode, params, version=version)
         stored = self._insert(session, "")
-        self._append(stored, first)
+        self._apply(stored, self.engine.begin(self._head(stored)))
         return ""
 
     def session(self, key: str = "") -> pb.Session:

@@ -686,7 +686,8 @@ Global___AgentCommand: _TypeAlias = AgentCommand  # noqa: Y015
 @_typing.final
 class CreateBranch(_message.Message):
     """CreateBranch creates (or reuses) a branch in the main checkout and checks
-    it out.
+    it out. Definition v1 only: from v2 every session works in a worktree of its
+    own (AddWorktree) and the main checkout is never touched.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -713,8 +714,12 @@ Global___CreateBranch: _TypeAlias = CreateBranch  # noqa: Y015
 
 @_typing.final
 class AddWorktree(_message.Message):
-    """AddWorktree gives a child session its own checkout on its own branch, so
-    parallel children never share a working tree.
+    """AddWorktree gives a session its own checkout on its own branch, so
+    concurrent sessions never share a working tree and the main checkout (HEAD,
+    index, files) is never touched. Sessions use
+    `.specloom/worktrees/<session_id>` on a branch named
+    `<prefix>-session-for-<subject>-<last 8 characters of the session id>`.
+    Retried with the same path and branch, it reuses the worktree.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -729,7 +734,10 @@ class AddWorktree(_message.Message):
     branch: _builtins.str
     """Branch to create for the worktree (reused if it exists)."""
     base: _builtins.str
-    """Start point of the branch, usually the parent's branch."""
+    """Start point of a new branch: the parent's branch for a child, the `base`
+    parameter for a top-level session; empty means the main checkout's HEAD
+    commit.
+    """
     @_builtins.property
     def gather(self) -> _containers.RepeatedCompositeFieldContainer[Global___BranchFiles]:
         """Files to bring into the new worktree from other branches before work
@@ -802,11 +810,22 @@ class Commit(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     GATHER_FIELD_NUMBER: _builtins.int
     ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
+    EXPECT_BRANCH_FIELD_NUMBER: _builtins.int
     SQUASH_ONTO_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Commit message."""
     allow_empty: _builtins.bool
-    """Succeed without a commit when nothing changed."""
+    """Succeed without a commit when nothing changed: every path exists and is
+    already committed as it is (a retried commit whose first try landed).
+    A path that does not exist and is unknown to git is an ERROR naming it,
+    whatever this says: a step that must produce files never passes empty.
+    """
+    expect_branch: _builtins.str
+    """The branch the commit must land on. Non-empty: the executor refuses to
+    commit unless the command's workdir is the top of a worktree whose
+    current branch is this one (a session's own worktree, on its own
+    branch). Empty: no check (definition v1 sessions).
+    """
     squash_onto: _builtins.str
     """Squash: make the commit on top of this revision (a commit of the
     current branch's history, usually the session's base) instead of HEAD,
@@ -837,11 +856,12 @@ class Commit(_message.Message):
         message: _builtins.str = ...,
         gather: _abc.Iterable[Global___BranchFiles] | None = ...,
         allow_empty: _builtins.bool = ...,
+        expect_branch: _builtins.str = ...,
         squash_onto: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "gather", b"gather", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "expect_branch", b"expect_branch", "gather", b"gather", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -33,6 +33,7 @@ from specloom.workflow._model import (
     Step,
     StepDef,
     Workflow,
+    max_rounds_of,
 )
 from specloom.workflow._progress import (
     Control,
@@ -75,4 +76,5 @@ __all__ = [
     "dependencies_of",
     "fold",
     "initial",
+    "max_rounds_of",
 ]

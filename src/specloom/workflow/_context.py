@@ -153,6 +153,7 @@ class ChildSpec:
     component: ComponentView | None = None
     params: Mapping[str, JsonValue] = field(default_factory=dict)
     state: Mapping[str, JsonValue] = field(default_factory=dict)
+    """The child's initial state (its base branch, inherited rules, ...)."""
     depends_on: tuple[str, ...] = ()
     """Keys of siblings (children of this spawn, or made by an earlier attempt)
     whose work this child builds on, in the order their branches are merged.

@@ -143,10 +143,13 @@ def commit(
     gather: Iterable[pb.BranchFiles] = (),
     allow_empty: bool = False,
     squash_onto: str = "",
+    expect_branch: str = "",
 ) -> pb.GitOperation:
     """Commit exactly ``paths`` (after taking ``gather`` from other branches).
 
-    ``squash_onto``: one commit on that base replacing the branch's commits since it.
+    ``allow_empty``: unchanged paths are success (a retried commit that landed);
+    ``squash_onto``: one commit on that base replacing the branch's commits since it;
+    ``expect_branch``: refuse unless the workdir is a worktree on that branch.
     """
     return pb.GitOperation(
         commit=pb.Commit(
@@ -155,6 +158,7 @@ def commit(
             gather=list(gather),
             allow_empty=allow_empty,
             squash_onto=squash_onto,
+            expect_branch=expect_branch,
         )
     )
 
