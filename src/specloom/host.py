@@ -89,6 +89,13 @@ class ServiceContext:
     """Push cleanups here (engines, background tasks); closed on shutdown, last in first out."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Values from command-line flags, applied over environment variables."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """What a service serves besides the gRPC port, by name (the web console's
+    URL): filled through :meth:`announce`, printed by ``specloom up``."""
+
+    def announce(self, name: str, url: str) -> None:
+        """Publish an endpoint this service serves on a port of its own."""
+        self.endpoints[name] = url
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another specloom service (TLS when a root CA is configured)."""
@@ -109,7 +116,7 @@ class ServiceSpec:
     """A service as a process sees it."""
 
     name: str
-    """``sessions``, ``context_design``, ``coding`` or ``gateway``."""
+    """``sessions``, ``context_design``, ``coding``, ``gateway`` or ``web``."""
     summary: str
     """One line for ``specloom serve --help``."""
     setup: Setup

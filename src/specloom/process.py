@@ -44,6 +44,11 @@ class RunningHost:
             host = "127.0.0.1"
         return f"{host}:{self.port}"
 
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Endpoints services serve on ports of their own (``web``: the console's URL)."""
+        return dict(self.context.endpoints)
+
     async def stop(self, grace: float | None = None) -> None:
         """Drain (within ``grace``), then release every resource."""
         wait = self.context.settings.grace_seconds if grace is None else grace

@@ -40,6 +40,7 @@ def test_the_wheel_holds_only_unambiguous_top_level_packages(tmp_path: Path) -> 
         "specloom_context_design",
         "specloom_coding",
         "specloom_gateway",
+        "specloom_web",
     }
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
