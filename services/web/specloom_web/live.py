@@ -50,7 +50,7 @@ MAX_PENDING_OUTPUT = 256 * 1024
 # -- the sessions list ---------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class _Slot:
     """One browser's mailbox: the newest message, and a wake-up."""
 
@@ -244,8 +244,12 @@ class _SessionModel:
 class SessionStream:
     """One browser's live session page."""
 
-    def __init__(self, gateway: Gateway, token: str, session_id: str, csrf: str) -> None:
+    def __init__(
+        self, gateway: Gateway, token: str, session_id: str, csrf: str, shown_version: int = 0
+    ) -> None:
         self._gateway = gateway
+        self._shown_version = shown_version
+        """The version the page was rendered at: its snapshot is not sent again."""
         self._token = token
         self._client = gateway.client(token)
         self._model = _SessionModel(session_id)
@@ -254,6 +258,7 @@ class SessionStream:
         self._changed = asyncio.Event()
         self._done: str | None = None
         self._retry_steps: list[str] = []
+        self._snapshot_version = 0
 
     async def stream(self, limit: sse.StreamLimit) -> AsyncIterator[str]:
         """The SSE text until the session ends, the browser leaves, or shutdown."""
@@ -269,7 +274,16 @@ class SessionStream:
                     continue
                 await asyncio.sleep(DEBOUNCE_SECONDS)
                 self._changed.clear()
-                for text in self._updates(utcnow()):
+                updates = self._updates(utcnow())
+                if self._shown_version:
+                    # The first update is the snapshot the page already shows when
+                    # the versions match: remember it (so only changes go out) and
+                    # send nothing, rather than replace the page under the reader.
+                    same = self._snapshot_version == self._shown_version
+                    self._shown_version = 0
+                    if same:
+                        updates = [u for u in updates if not _rendered_by_page(u)]
+                for text in updates:
                     yield text
                 if self._done is not None:
                     yield sse.message(self._done, "")
@@ -297,6 +311,7 @@ class SessionStream:
                 model.apply(event)
                 if first and model.root is not None:
                     first = False
+                    self._snapshot_version = model.root.version
                     self._retry_steps = retry_steps(workflows, model.root)
                     if model.root.type in parents:
                         model.known_tree = await load_tree(self._client, model.root_id, parents)
@@ -377,10 +392,7 @@ class SessionStream:
             model.dirty_steps.clear()
         if model.dirty_children:
             model.dirty_children = False
-            ordered = sorted(
-                model.children.values(),
-                key=lambda c: (c.created_at.seconds, c.created_at.nanos, c.id),
-            )
+            ordered = ordered_children(list(model.children.values()))
             nodes = tree_of(ordered, model.known_tree)
             message = self._send("children", render.fragment("children", nodes))
             if message:
@@ -405,6 +417,15 @@ class SessionStream:
             chunks.clear()
         model.pending_bytes = 0
         return out
+
+
+def _rendered_by_page(message: str) -> bool:
+    """Header, actions and step rows: what a page rendered at the snapshot's version shows.
+
+    Children are sent anyway: their versions are not the session's, and they
+    may have moved between the page's render and the watch's start.
+    """
+    return message.startswith("event: replace") and 'id="children"' not in message
 
 
 def ordered_children(children: Sequence[pb.Session]) -> list[pb.Session]:

@@ -93,7 +93,7 @@ async def session_page(request: Request) -> Response:
         who=Who.of(info),
         csrf=who_.csrf,
         nav="sessions",
-        live="" if terminal else f"/live/sessions/{session_id}",
+        live="" if terminal else f"/live/sessions/{session_id}?v={session.version}",
         h=header(session, now),
         retry_steps=retry_steps(workflows, session),
         tree=tree,
@@ -249,7 +249,14 @@ async def live_session(request: Request) -> Response:
     limit = console(request).streams
     if not limit.acquire():
         return _busy()
-    stream = SessionStream(console(request).gateway, who_.token, session_id, who_.csrf)
+    shown = request.query_params.get("v", "")
+    stream = SessionStream(
+        console(request).gateway,
+        who_.token,
+        session_id,
+        who_.csrf,
+        int(shown) if shown.isdigit() and len(shown) < 19 else 0,
+    )
 
     async def body() -> AsyncIterator[str]:
         try:

@@ -41,6 +41,11 @@ RESULT_WORDS: dict[int, str] = {
     pb.RESULT_STATUS_WARNING: "warning",
     pb.RESULT_STATUS_ERROR: "error",
 }
+CONTROL_LABELS: dict[int, str] = {
+    pb.CONTROL_ACTION_PAUSE: "Pause",
+    pb.CONTROL_ACTION_RESUME: "Resume",
+    pb.CONTROL_ACTION_RETRY_FROM: "Retry",
+}
 
 
 def status_name(status: int) -> str:
@@ -202,6 +207,7 @@ class Step:
     seq: int
     id: str
     step: str
+    """The step's name; for a person's decision, what was decided (``Retry``, ``Pause``)."""
     kind: str
     outcome: str
     """pending, ok, warning, error, abandoned, or control."""
@@ -283,7 +289,10 @@ def step_of(
     counts = seen if seen is not None else {}
     kind = interaction.command.WhichOneof("kind") or ""
     occurrence = counts.get(interaction.step, 0) + 1
-    if kind != "control":
+    if kind == "control":
+        # Resume and retry restart every loop counter: rounds count afresh.
+        counts.clear()
+    else:
         counts[interaction.step] = occurrence
     metadata = struct_to_dict(interaction.command.metadata)
     declared = metadata.get("round")
@@ -293,7 +302,9 @@ def step_of(
     return Step(
         seq=interaction.seq,
         id=interaction.id,
-        step=interaction.step,
+        step=CONTROL_LABELS.get(interaction.command.control.action, "Decision")
+        if kind == "control"
+        else interaction.step,
         kind=kind,
         outcome=outcome_of(interaction),
         duration=_duration(interaction, now),

@@ -13,7 +13,7 @@ from specloom_web import render
 from specloom_web.documents import documents_of
 from specloom_web.optional_fields import usage_of
 from specloom_web.present import Headline, command_view, headline, result_view, step_of
-from specloom_web.testruns import test_table
+from specloom_web.testruns import run_table
 
 TREE_DEPTH = 3
 """Levels of descendants shown (a context's children and their own children)."""
@@ -103,7 +103,7 @@ def detail_html(
         usage=usage_of(interaction),
         pending=pending,
         executor=step.executor,
-        tests=test_table(interaction),
+        tests=run_table(interaction),
         documents=documents_of(interaction),
         has_output=has_output,
         output_text=output.text if output else "",

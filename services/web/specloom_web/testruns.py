@@ -25,7 +25,7 @@ MAX_CASES = 2000
 
 
 @dataclass(frozen=True)
-class TestCase:
+class CaseResult:
     """One test of a run."""
 
     name: str
@@ -37,7 +37,7 @@ class TestCase:
 
 
 @dataclass(frozen=True)
-class TestTable:
+class RunTable:
     """A run's summary and its tests."""
 
     passed: int
@@ -47,7 +47,7 @@ class TestTable:
     outcome: str
     """The judge's word for the run (``reported``, ``no_report``, ``load_error``...)."""
     command: str
-    cases: tuple[TestCase, ...]
+    cases: tuple[CaseResult, ...]
     more: int
     """Tests not listed (past :data:`MAX_CASES`)."""
     listed_all: bool
@@ -103,7 +103,7 @@ def _junit_cases(content: bytes) -> list[tuple[str, str, str, str]] | None:
     return cases
 
 
-def test_table(interaction: pb.Interaction) -> TestTable | None:
+def run_table(interaction: pb.Interaction) -> RunTable | None:
     """The test table of a step that ran tests, or None for any other step."""
     if not interaction.HasField("result"):
         return None
@@ -112,7 +112,7 @@ def test_table(interaction: pb.Interaction) -> TestTable | None:
         return None
     failures = [f for f in run.get("failures") or [] if isinstance(f, dict)]  # type: ignore[union-attr]
     by_title = {_str(f.get("title")): f for f in failures}
-    listed: list[TestCase] = []
+    listed: list[CaseResult] = []
     listed_all = False
     for file in interaction.result.files:
         if not file.exists or not file.path.endswith(".xml"):
@@ -126,13 +126,13 @@ def test_table(interaction: pb.Interaction) -> TestTable | None:
             if fact is not None:
                 message = _str(fact.get("message")) or message
             location = _location(fact) if fact is not None else ""
-            listed.append(TestCase(title, outcome, message, location, seconds))
+            listed.append(CaseResult(title, outcome, message, location, seconds))
         break
     # Failures the report did not list (or no report at all): the judge's own.
     for title, fact in by_title.items():
         kind = _str(fact.get("kind"))
         listed.append(
-            TestCase(
+            CaseResult(
                 title or "(no test name)",
                 "error" if kind == "error" else "failed",
                 _str(fact.get("message")),
@@ -142,7 +142,7 @@ def test_table(interaction: pb.Interaction) -> TestTable | None:
     order = {"failed": 0, "error": 0, "passed": 1, "skipped": 2}
     listed.sort(key=lambda case: order.get(case.outcome, 3))
     command = run.get("command")
-    return TestTable(
+    return RunTable(
         passed=_int(run.get("passed")),
         failed=_int(run.get("failed")),
         errors=_int(run.get("errors")) + _int(run.get("load_errors")),
