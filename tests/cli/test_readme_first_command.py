@@ -69,6 +69,7 @@ def test_the_readme_first_command_runs_the_demo_to_the_end(tmp_path: Path) -> No
     for session_type in ("ContextDesign", "ContextComponentsDesign", "ContextCoding"):
         assert re.search(rf"session:\s+{session_type}\s+complete", output), output[-4000:]
     assert "REPLAYED from a recorded script" in output
+    assert re.search(r"console:\s+http://127\.0\.0\.1:\d+", output), "it names its web console"
     demo_project = Path(re.search(r"project:\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     branch = re.search(r"branch:\s+(\S+)", output).group(1)  # type: ignore[union-attr]
     files = subprocess.run(
