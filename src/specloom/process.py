@@ -119,6 +119,7 @@ async def start_host(
             merged = Registry.merged(*(spec.workflows for spec in orchestrators if spec.workflows))
             add_orchestrator(server, build_servicer(merged, context))
         await server.start()
+        context.serving.set()
     except BaseException:
         await server.stop(0)
         await resources.aclose()
