@@ -295,6 +295,9 @@ def test_an_action_without_the_csrf_token_is_refused(stack: Stack, browser: Any)
 
 
 def test_workflows_and_executors(stack: Stack, browser: Any) -> None:
+    browser.get(f"{stack.web}/sessions?show=all")
+    assert len(css(browser, "#session-rows tr[data-session]")) == 13  # 3 + 7 children + 3
+    shot(browser, "14-all-sessions")
     browser.get(f"{stack.web}/workflows")
     assert len(css(browser, "svg.workflow-diagram")) >= 9
     coding = css(browser, "#ComponentCoding svg")[0]

@@ -372,7 +372,8 @@ class SessionStream:
                         "actions",
                         session.id,
                         status_name(session.status),
-                        self._retry_steps,
+                        # Retry waits for a running step's result (the API refuses it).
+                        [] if _running(session) else self._retry_steps,
                         self._csrf,
                     ),
                 ),
@@ -417,6 +418,10 @@ class SessionStream:
             chunks.clear()
         model.pending_bytes = 0
         return out
+
+
+def _running(session: pb.Session) -> bool:
+    return any(i.status == pb.INTERACTION_STATUS_PENDING for i in session.interactions)
 
 
 def _rendered_by_page(message: str) -> bool:

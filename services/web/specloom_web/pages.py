@@ -80,11 +80,12 @@ async def session_page(request: Request) -> Response:
     now = utcnow()
     parents = parent_types(workflows)
     tree = await load_tree(who_.client, session_id, parents) if session.type in parents else []
-    open_detail: dict[int, str] = {}
+    open_detail: dict[int, Markup] = {}
     for interaction in session.interactions:
         if interaction.status == pb.INTERACTION_STATUS_PENDING:
             output = await read_output(who_.client, session_id, interaction.id)
-            open_detail[interaction.seq] = detail_html(session_id, interaction, output, now)
+            html = detail_html(session_id, interaction, output, now)
+            open_detail[interaction.seq] = Markup(html)  # noqa: S704 - our template's output
     terminal = session.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
     return page(
         request,
@@ -95,7 +96,7 @@ async def session_page(request: Request) -> Response:
         nav="sessions",
         live="" if terminal else f"/live/sessions/{session_id}?v={session.version}",
         h=header(session, now),
-        retry_steps=retry_steps(workflows, session),
+        retry_steps=retry_steps(workflows, session) if not open_detail else [],
         tree=tree,
         rows=steps_of(session.interactions, now),
         open_detail=open_detail,
