@@ -190,3 +190,71 @@ async def test_the_live_session_page_sends_changes_and_ends(console: Console) ->
     assert any("lunch" in h for h in headers), "the pause and its reason arrived"
     assert any('data-status="cancelled"' in h for h in headers)
     assert seen[-1][0] == "end"
+
+
+async def test_a_running_steps_output_streams_to_its_open_page(console: Console) -> None:
+    import grpc
+
+    from specloom.v1 import gateway_pb2 as gpb
+    from specloom.v1.gateway_pb2_grpc import GatewayServiceStub
+
+    async with console.client() as client:
+        started = await client.start_session("ContextDesign", PARAMS, mode="agentic")
+    session_id = started.session.id
+    outbox: asyncio.Queue[gpb.ConnectRequest] = asyncio.Queue()
+    outbox.put_nowait(
+        gpb.ConnectRequest(
+            register=gpb.Register(name="streamer", capabilities=["git"], max_parallel=1)
+        )
+    )
+
+    async def requests() -> AsyncIterator[gpb.ConnectRequest]:
+        while True:
+            yield await outbox.get()
+
+    async with grpc.aio.insecure_channel(console.host.address) as channel:
+        # An executor speaking Connect: it takes Initialize and streams output
+        # without reporting, so the step stays running while the page reads it.
+        call = GatewayServiceStub(channel).Connect(
+            requests(), metadata=(("authorization", f"Bearer {console.token}"),)
+        )
+        assignment = None
+        async for message in call:
+            if message.WhichOneof("message") == "assignment":
+                assignment = message.assignment
+                break
+        assert assignment is not None
+
+        def chunk(text: str) -> gpb.ConnectRequest:
+            return gpb.ConnectRequest(
+                output=gpb.CommandOutput(
+                    session_id=session_id,
+                    interaction_id=assignment.interaction.id,
+                    lease_epoch=assignment.interaction.lease.epoch,
+                    stream=pb.OUTPUT_STREAM_STDOUT,
+                    data=text.encode(),
+                )
+            )
+
+        outbox.put_nowait(chunk("stored before the page opened\n"))
+        await asyncio.sleep(0.6)  # flushed to Sessions
+        async with console.browser(console.token) as web:
+            page = await web.get(f"/sessions/{session_id}")
+            assert "stored before the page opened" in page.text, "a running step opens with output"
+            async with web.stream("GET", f"/live/sessions/{session_id}") as response:
+                stream = events(response)
+                outbox.put_nowait(chunk("streamed while open\n"))
+                texts: list[str] = []
+
+                async def until_streamed() -> None:
+                    async for name, data in stream:
+                        if name == "output":
+                            texts.append(data)
+                            if "streamed while open" in data:
+                                return
+
+                await asyncio.wait_for(until_streamed(), 10)
+        call.cancel()
+    assert any(assignment.interaction.id in text for text in texts)
+    async with console.client() as client:
+        await client.cancel(session_id, "done")
