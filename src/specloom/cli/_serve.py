@@ -152,6 +152,8 @@ def up(
 async def _serve(spec: ServiceSpec, settings: HostSettings, overrides: dict[str, Any]) -> None:
     host = await start_host([spec], settings, overrides)
     errors.print(f"specloom {spec.name} serving on {host.address}")
+    for name, url in host.endpoints.items():
+        errors.print(f"specloom {spec.name}: {name} on {url}")
     await stop_signals().wait()
     await host.stop()
 
