@@ -258,3 +258,30 @@ async def test_a_running_steps_output_streams_to_its_open_page(console: Console)
     assert any(assignment.interaction.id in text for text in texts)
     async with console.client() as client:
         await client.cancel(session_id, "done")
+
+
+async def test_a_console_of_its_own_says_when_the_gateway_is_unreachable() -> None:
+    # The Kubernetes shape: `specloom serve web`, configured with a gateway address.
+    import socket
+
+    from specloom.host import HostSettings, discover
+    from specloom.process import start_host
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+    host = await start_host(
+        [discover()["web"]],
+        HostSettings(listen="127.0.0.1:0"),
+        {"web_listen": "127.0.0.1:0", "web_gateway_address": dead, "web_call_timeout_seconds": 3},
+    )
+    try:
+        async with httpx.AsyncClient(
+            base_url=host.endpoints["web"], cookies={"specloom_token": "slm_x"}, timeout=15
+        ) as web:
+            assert (await web.get("/healthz")).text == "ok"
+            page = await web.get("/sessions")
+        assert page.status_code == 503
+        assert "The gateway is unreachable" in page.text
+    finally:
+        await host.stop(1)

@@ -186,3 +186,23 @@ def test_list_filters_are_checked() -> None:
         ListQuery.parse({"status": "nope"})
     query = ListQuery.parse({"status": "active", "page": "abc"})
     assert query.url(page="") == "/sessions?status=active"
+
+
+async def test_live_streams_are_capped_and_all_end_at_shutdown() -> None:
+    from specloom_web.sse import StreamLimit, message
+
+    limit = StreamLimit(2)
+    assert limit.acquire()
+    assert limit.acquire()
+    assert not limit.acquire(), "past the cap a browser is told to retry"
+    limit.release()
+    ended: list[str] = []
+    unregister = limit.on_close(lambda: ended.append("a"))
+    limit.on_close(lambda: ended.append("b"))
+    unregister()
+    limit.close()
+    assert ended == ["b"]
+    assert not limit.acquire(), "no new stream once shutting down"
+    assert message("replace", "<p>a</p>\n<p>b</p>") == (
+        "event: replace\ndata: <p>a</p>\ndata: <p>b</p>\n\n"
+    )
