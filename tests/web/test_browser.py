@@ -85,8 +85,22 @@ def css(browser: Any, selector: str) -> list[Any]:
 
 
 def text_of(browser: Any, selector: str) -> str:
-    found = css(browser, selector)
-    return str(found[0].text) if found else ""
+    """The text of the first match, read again when a live update replaced it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            found = css(browser, selector)
+            return str(found[0].text) if found else ""
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"{selector} kept being replaced")
+
+
+def path_of(browser: Any) -> str:
+    from urllib.parse import urlsplit
+
+    return str(urlsplit(browser.current_url).path)
 
 
 def click(browser: Any, selector: str) -> None:
@@ -136,7 +150,7 @@ def test_sign_in(stack: Stack, agent: Path, browser: Any) -> None:
     shot(browser, "01-sign-in")
     css(browser, "#token")[0].send_keys(stack.admin_token)
     css(browser, ".signin button[type=submit]")[0].click()
-    until(lambda: browser.current_url.endswith("/sessions"), "the sessions list after sign-in")
+    until(lambda: path_of(browser) == "/sessions", "the sessions list after sign-in")
     cookies = {c["name"]: c for c in browser.get_cookies()}
     token_cookie = cookies["specloom_token"]
     assert token_cookie["httpOnly"] is True
@@ -187,7 +201,10 @@ def test_the_pipeline_progresses_live(stack: Stack, browser: Any) -> None:
     until(progressed, "ContextCoding and its three children complete")
     assert same_page(browser, marker), "the session page updated without a reload"
     assert len(seen) > 1, f"the page showed the session progressing, saw only {seen}"
-    steps = [li.get_attribute("data-outcome") for li in css(browser, "#steps > li")]
+    steps = until(
+        lambda: [li.get_attribute("data-outcome") for li in css(browser, "#steps > li")],
+        "the steps",
+    )
     assert steps == ["ok", "ok", "ok"], steps
     shot(browser, "04-context-coding")
 
@@ -229,7 +246,15 @@ def test_retry_a_step(stack: Stack, browser: Any) -> None:
     assert "problem" in text_of(browser, "#session-header .reason") or text_of(
         browser, "#session-header .reason"
     )
-    shot(browser, "06-failed")
+    # The invalid design, rendered, with the validator's word beside it.
+    assert "ValidateDesign" in text_of(browser, "#step-3 .step-name")
+    click(browser, "#step-3 summary")
+    validator = until(lambda: css(browser, "#step-3 .validator"), "the validator's problems")
+    assert "Missing required sections: test assertions" in validator[0].text
+    document = css(browser, "#step-3 article.markdown")[0]
+    assert document.find_element("css selector", "h1").text == "Inventory"
+    assert "docs/design/inventory.md" in document.text
+    shot(browser, "06-failed-design-and-validator")
     before = len(css(browser, "#steps > li"))
     click(browser, "#action-retry summary")
     from selenium.webdriver.support.ui import Select
@@ -246,16 +271,18 @@ def test_retry_a_step(stack: Stack, browser: Any) -> None:
     assert "Running again" in text_of(browser, ".notice")
     control = until(
         lambda: [
-            li
+            li.text
             for li in css(browser, "#steps > li")
             if li.get_attribute("data-outcome") == "control"
         ],
         "the retry recorded in the timeline",
     )
-    assert "retry from GenerateContextDesign" in control[-1].text
-    until(lambda: len(css(browser, "#steps > li")) > before + 1, "the retried step running")
-    names = [li.text for li in css(browser, "#steps > li")]
-    assert any("GenerateContextDesign" in n for n in names[before + 1 :]), names
+    assert "retry from GenerateContextDesign" in control[-1]
+    names = until(
+        lambda: [li.text for li in css(browser, "#steps > li")][before + 1 :],
+        "the retried step in the timeline",
+    )
+    assert "GenerateContextDesign" in names[0], names
     shot(browser, "07-retried")
 
 
@@ -313,11 +340,11 @@ def test_another_projects_token_sees_nothing(stack: Stack, browser: Any) -> None
     visible = stack.call(stack.admin_token, "list_sessions", top_level_only=True)
     some_id = visible[0][0].id  # type: ignore[index]
     css(browser, ".who button")[0].click()
-    until(lambda: "/signin" in browser.current_url, "signed out")
+    until(lambda: path_of(browser) == "/signin", "signed out")
     assert "specloom_token" not in {c["name"] for c in browser.get_cookies()}
     css(browser, "#token")[0].send_keys(stack.token_for("elsewhere", "mallory"))
     css(browser, ".signin button[type=submit]")[0].click()
-    until(lambda: browser.current_url.endswith("/sessions"), "signed in as the other project")
+    until(lambda: path_of(browser) == "/sessions", "signed in as the other project")
     assert "No sessions yet" in text_of(browser, "#session-rows")
     shot(browser, "12-other-project-list")
     browser.get(f"{stack.web}/sessions/{some_id}")

@@ -258,7 +258,6 @@ class SessionStream:
         self._changed = asyncio.Event()
         self._done: str | None = None
         self._retry_steps: list[str] = []
-        self._snapshot_version = 0
 
     async def stream(self, limit: sse.StreamLimit) -> AsyncIterator[str]:
         """The SSE text until the session ends, the browser leaves, or shutdown."""
@@ -274,15 +273,19 @@ class SessionStream:
                     continue
                 await asyncio.sleep(DEBOUNCE_SECONDS)
                 self._changed.clear()
+                # The page was rendered at some version: while the session is
+                # still at it, the first update would repeat what the page shows.
+                # Remember it (so only later changes go out) without sending it,
+                # rather than replace the page under the reader. Compared with
+                # the version the update is rendered from, not the snapshot's:
+                # changes folded in since must go out.
+                root = self._model.root
+                current = root.version if root is not None else -1
+                unchanged = bool(self._shown_version) and current == self._shown_version
+                self._shown_version = 0
                 updates = self._updates(utcnow())
-                if self._shown_version:
-                    # The first update is the snapshot the page already shows when
-                    # the versions match: remember it (so only changes go out) and
-                    # send nothing, rather than replace the page under the reader.
-                    same = self._snapshot_version == self._shown_version
-                    self._shown_version = 0
-                    if same:
-                        updates = [u for u in updates if not _rendered_by_page(u)]
+                if unchanged:
+                    updates = [u for u in updates if not _rendered_by_page(u)]
                 for text in updates:
                     yield text
                 if self._done is not None:
@@ -311,7 +314,6 @@ class SessionStream:
                 model.apply(event)
                 if first and model.root is not None:
                     first = False
-                    self._snapshot_version = model.root.version
                     self._retry_steps = retry_steps(workflows, model.root)
                     if model.root.type in parents:
                         model.known_tree = await load_tree(self._client, model.root_id, parents)
@@ -361,6 +363,25 @@ class SessionStream:
         for key in [k for k in self._sent if k.startswith("output-replace-")]:
             out.append(self._sent.pop(key))
         session = model.full()
+        # Steps and children first, the header (with the status) last: a reader
+        # who sees the new status sees the steps that led to it.
+        if model.dirty_steps:
+            rows = {row.seq: row for row in steps_of(session.interactions, now)}
+            for seq in sorted(model.dirty_steps):
+                if seq in rows:
+                    message = self._send(
+                        f"step-{seq}", render.fragment("step_row", session.id, rows[seq])
+                    )
+                    if message:
+                        out.append(message)
+            model.dirty_steps.clear()
+        if model.dirty_children:
+            model.dirty_children = False
+            ordered = ordered_children(list(model.children.values()))
+            nodes = tree_of(ordered, model.known_tree)
+            message = self._send("children", render.fragment("children", nodes))
+            if message:
+                out.append(message)
         if model.dirty_header:
             model.dirty_header = False
             h = header(session, now)
@@ -381,23 +402,6 @@ class SessionStream:
                 message = self._send(key, html)
                 if message:
                     out.append(message)
-        if model.dirty_steps:
-            rows = {row.seq: row for row in steps_of(session.interactions, now)}
-            for seq in sorted(model.dirty_steps):
-                if seq in rows:
-                    message = self._send(
-                        f"step-{seq}", render.fragment("step_row", session.id, rows[seq])
-                    )
-                    if message:
-                        out.append(message)
-            model.dirty_steps.clear()
-        if model.dirty_children:
-            model.dirty_children = False
-            ordered = ordered_children(list(model.children.values()))
-            nodes = tree_of(ordered, model.known_tree)
-            message = self._send("children", render.fragment("children", nodes))
-            if message:
-                out.append(message)
         for interaction_id, chunks in model.output.items():
             if not chunks:
                 continue
