@@ -285,3 +285,27 @@ async def test_a_console_of_its_own_says_when_the_gateway_is_unreachable() -> No
         assert "The gateway is unreachable" in page.text
     finally:
         await host.stop(1)
+
+
+async def test_a_change_right_after_the_page_loaded_still_reaches_it(console: Console) -> None:
+    # The page was rendered at version V; a change lands while its stream
+    # starts. The first update then carries V+1 and must not be held back as
+    # "what the page already shows".
+    for _ in range(3):
+        session_id = await manual_session(console)
+        async with console.client() as client:
+            session = await client.get_session(session_id)
+        async with (
+            console.browser(console.token) as web,
+            web.stream("GET", f"/live/sessions/{session_id}?v={session.version}") as response,
+        ):
+            stream = events(response)
+            async with console.client() as client:
+                await client.pause(session_id, "right away")
+
+            async def paused_header(stream: AsyncIterator[tuple[str, str]]) -> None:
+                async for name, data in stream:
+                    if name == "replace" and 'data-status="paused"' in data:
+                        return
+
+            await asyncio.wait_for(paused_header(stream), 10)
