@@ -28,6 +28,8 @@ class Console:
     """An admin token of account ``local``, project ``default``."""
     other_token: str
     """A token of project ``elsewhere`` in the same account."""
+    settings: HostSettings
+    """The host's settings (its internal secret, for a second host beside it)."""
 
     def client(self, token: str | None = None) -> Client:
         return Client(self.host.address, token or self.token)
@@ -71,6 +73,6 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
             other = await client.create_token(
                 pb.Scope(account_id="local", project_id="elsewhere", user_id="mallory")
             )
-        yield Console(host, host.endpoints["web"], token, other.token)
+        yield Console(host, host.endpoints["web"], token, other.token, settings)
     finally:
         await host.stop(1)
