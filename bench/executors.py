@@ -43,6 +43,9 @@ class NoopExecutor:
     """False: hold assignments until :meth:`report` is called (the growth run
     paces sessions itself); held leases are listed in heartbeats, as a real
     executor lists the commands it is running."""
+    delay: float = 0.0
+    """Seconds each command "runs" before its OK result is sent (the
+    dependency fan-out run: steps of fixed length on a fixed number of slots)."""
     held: dict[str, gpb.CommandAssignment] = field(default_factory=dict)
     welcomed: asyncio.Event = field(default_factory=asyncio.Event)
     assignments: int = 0
@@ -114,8 +117,12 @@ class NoopExecutor:
         self.log.mark(session_id, arrived)
         if self.listener is not None:
             self.listener(assignment, arrived)
-        if not self.answer:
+        if not self.answer or self.delay > 0:
             self.held[assignment.interaction.id] = assignment
+        if not self.answer:
+            return
+        if self.delay > 0:
+            asyncio.get_running_loop().call_later(self.delay, self.report, assignment)
             return
         self.report(assignment)
 
@@ -153,6 +160,7 @@ class Fleet:
         *,
         listener: Listener | None = None,
         answer: bool = True,
+        delay: float = 0.0,
         streams_per_channel: int = 100,
         limit_s: float = 60.0,
     ) -> None:
@@ -173,6 +181,7 @@ class Fleet:
                 max_parallel=max_parallel,
                 listener=listener,
                 answer=answer,
+                delay=delay,
             )
             executor.start()
             self.executors.append(executor)

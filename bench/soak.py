@@ -55,11 +55,11 @@ from bench.docs import machine_line, write_section
 from bench.pg import async_url, scratch_database
 from bench.workflows import NOOP_TYPE, PARENT_TYPE
 from specloom.client import Client
-from specloom.demo.run import PIPELINE, create_project
-from specloom.demo.sample import CONTEXT
+from specloom.demo.run import PIPELINE, create_project, stage_params
 from specloom.demo.script import write_script
 from specloom.errors import SpecloomError
 from specloom.host import HostSettings, discover
+from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 
 HEADING = "## Soak: memory over a long run"
@@ -257,12 +257,13 @@ async def pipeline_load(
         round_no += 1
         await asyncio.to_thread(reset_project, project, origin)
         began = time.monotonic()
+        base = ""
         for session_type in PIPELINE:
             started = await _call(
                 tally,
                 client.start_session(
                     session_type,
-                    {"context": CONTEXT, "profile": "python"},
+                    stage_params(base),  # each stage builds on the last one's branch
                     idempotency_key=f"round-{round_no}-{session_type}",
                 ),
             )
@@ -274,6 +275,8 @@ async def pipeline_load(
             if status != pb.SESSION_STATUS_COMPLETE:
                 tally.errors[f"{session_type} not complete"] += 1
                 break
+            finished = await _call(tally, client.get_session(session_id, pb.INTERACTION_VIEW_NONE))
+            base = str(struct_to_dict(finished.state).get("branch", "")) if finished else ""
         else:
             tally.pipelines += 1
             tally.pipeline_seconds.append(time.monotonic() - began)

@@ -13,6 +13,10 @@ one servicer in the all-in-one mode).
   ``children`` one-tick ``BenchNoop`` children and join on them → ``Joined``
   (no-op) → done. An executor receiving ``Joined`` is the moment the join
   was judged.
+- ``BenchGraph``: as ``BenchParent``, but its children are the nodes of
+  ``graph`` (``[[name, [names it depends on]], ...]``), each a ``ticks``-step
+  ``BenchNoop`` that waits for its dependencies (``ChildSpec.depends_on``):
+  the dependency-ordered fan-out a context's components make.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from specloom.workflow import (
 
 NOOP_TYPE = "BenchNoop"
 PARENT_TYPE = "BenchParent"
+GRAPH_TYPE = "BenchGraph"
 
 
 def _int(value: JsonValue | None, default: int = 0) -> int:
@@ -94,6 +99,38 @@ class SpawnNoops:
         return Judgement.ok()
 
 
+class SpawnGraph:
+    """One ``ticks``-step BenchNoop child per node of ``graph``, waiting for its dependencies."""
+
+    kind: ClassVar[CommandKind] = CommandKind.SPAWN_CHILDREN
+    summary: ClassVar[str] = "spawn no-op children in dependency order and join"
+    needs_children: ClassVar[bool] = True
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        ticks = _int(ctx.params.get("ticks"), 1)
+        specs: list[ChildSpec] = []
+        graph = ctx.params.get("graph")
+        for node in graph if isinstance(graph, list) else []:
+            if not isinstance(node, list) or len(node) != 2 or not isinstance(node[1], list):
+                continue
+            name, deps = node
+            specs.append(
+                ChildSpec(
+                    type=NOOP_TYPE,
+                    key=f"bench.{name}",
+                    params={"ticks": ticks},
+                    depends_on=tuple(f"bench.{d}" for d in deps),
+                )
+            )
+        return CommandPlan(commands.spawn_children(ctx.step, []), create_children=tuple(specs))
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        bad = sum(1 for c in ctx.children if c.status != "complete")
+        if bad:
+            return Judgement.error(f"{bad} children not complete")
+        return Judgement.ok()
+
+
 BENCH_NOOP = Workflow(
     type=NOOP_TYPE,
     version=1,
@@ -115,7 +152,25 @@ BENCH_PARENT = Workflow(
     summary="Benchmark: fan out to N no-op children and join.",
 )
 
-REGISTRY = Registry([BENCH_NOOP, BENCH_PARENT])
+BENCH_GRAPH = Workflow(
+    type=GRAPH_TYPE,
+    version=1,
+    steps=(
+        StepDef("Start", Noop(), on_ok="Spawn"),
+        StepDef("Spawn", SpawnGraph(), on_ok="Joined"),
+        StepDef("Joined", Noop(), on_ok=DONE),
+    ),
+    params={
+        "graph": ParamSpec(
+            "Children and their dependencies: [[name, [names]], ...].", kind=list, required=True
+        ),
+        "ticks": ParamSpec("No-op steps of each child (default 1).", kind=int),
+    },
+    child_types=(NOOP_TYPE,),
+    summary="Benchmark: fan out to no-op children in dependency order and join.",
+)
+
+REGISTRY = Registry([BENCH_NOOP, BENCH_PARENT, BENCH_GRAPH])
 
 SERVICE = orchestrator_service(
     "bench", "Benchmark workflows (no-op loops, fan-out); never in a product image", REGISTRY

@@ -39,6 +39,32 @@ def branch_name(prefix: str, name: str) -> str:
     return f"{branch[: MAX_BRANCH - len(digest) - 1]}-{digest}"
 
 
+WORKTREES = ".specloom/worktrees"
+"""Where sessions' worktrees live, relative to the workspace root (executor
+housekeeping, excluded from git)."""
+
+SESSION_SUFFIX = 8
+"""Characters of the session id that end a session's branch name."""
+
+
+def worktree_path(session_id: str) -> str:
+    """``.specloom/worktrees/<session_id>``: the session's own checkout."""
+    return f"{WORKTREES}/{session_id}"
+
+
+def session_branch(prefix: str, subject: str, session_id: str) -> str:
+    """``<prefix>-session-for-<subject>-<id8>``: the one branch name of a session.
+
+    The suffix makes every session's branch its own, so a second run over the
+    same context or component never meets the first one's branch (still
+    checked out in its worktree). It is the *last* characters of the id:
+    session ids are UUIDv7, whose first characters are a timestamp that every
+    session started within the same minute shares.
+    """
+    suffix = slug(session_id.replace("-", ""))[-SESSION_SUFFIX:]
+    return branch_name(prefix, f"{subject}-{suffix}" if suffix else subject)
+
+
 class UnsafePath(ValueError):
     """A relative path that would leave its root."""
 

@@ -17,10 +17,12 @@ import pytest
 
 from specloom.agent.backends.anthropic_api import AnthropicBackend, AnthropicSettings
 from specloom.agent.backends.base import AgentOutcome, AgentRequest
+from specloom.agent.backends.failures import FailureClass, RetryPolicy
+from specloom.agent.usage import load_prices
 from specloom.agent.workspace import Workspace
 from specloom.v1 import common_pb2 as pb
 
-from .anthropic_standin import Reply, StandinAPI, serve_standin
+from .anthropic_standin import Failure, Reply, StandinAPI, serve_standin
 
 
 @pytest.fixture
@@ -29,9 +31,13 @@ def api() -> Iterator[StandinAPI]:
         yield server
 
 
-def backend_for(api: StandinAPI) -> AnthropicBackend:
+FAST_RETRIES = RetryPolicy(attempts=5, initial_delay=0.01, max_delay=0.2)
+"""Real back-off, scaled down so tests do not wait."""
+
+
+def backend_for(api: StandinAPI, retry: RetryPolicy = FAST_RETRIES) -> AnthropicBackend:
     return AnthropicBackend(
-        AnthropicSettings(api_key="sk-standin", base_url=api.base_url, max_retries=0)
+        AnthropicSettings(api_key="sk-standin", base_url=api.base_url, retry=retry)
     )
 
 
@@ -42,6 +48,7 @@ async def run(
     *,
     allowed: tuple[str, ...] = (),
     resume: str = "",
+    model: str = "",
 ) -> tuple[AgentOutcome, list[str]]:
     lines: list[str] = []
 
@@ -54,6 +61,7 @@ async def run(
             system_prompt="You are a careful engineer.",
             allowed_commands=list(allowed),
             resume_conversation_id=resume,
+            model=model,
         ),
         workspace=workspace,
         workdir=workspace.root,
@@ -143,6 +151,36 @@ async def test_tools_are_confined(api: StandinAPI, workspace: Workspace, tmp_pat
     assert sum("refused" in line for line in lines) >= 10
 
 
+@pytest.mark.parametrize(
+    ("mode", "runs"),
+    [
+        (pb.EXECUTION_MODE_AUTO, False),
+        (pb.EXECUTION_MODE_MANUAL, False),
+        (pb.EXECUTION_MODE_UNSPECIFIED, False),
+        (pb.EXECUTION_MODE_AGENTIC, True),
+    ],
+)
+async def test_only_agentic_sessions_run_programs_outside_the_allowed_list(
+    api: StandinAPI, workspace: Workspace, mode: pb.ExecutionMode.ValueType, runs: bool
+) -> None:
+    api.script(Reply.tools(("run_command", {"argv": ["touch", "ran.txt"]})), Reply.text("done"))
+    request = AgentRequest(
+        command=pb.AgentCommand(prompt="p", allowed_commands=["wc"]),
+        workspace=workspace,
+        workdir=workspace.root,
+        execution_mode=mode,
+    )
+
+    async def ignore(line: str) -> None:
+        pass
+
+    outcome = await backend_for(api).run(request, ignore)
+    assert outcome.status == pb.RESULT_STATUS_OK
+    assert (workspace.root / "ran.txt").exists() is runs
+    (result,) = tool_results(api, 1)
+    assert bool(result.get("is_error")) is not runs
+
+
 async def test_resume_continues_the_conversation(api: StandinAPI, workspace: Workspace) -> None:
     api.script(Reply.text("first answer"), Reply.text("second answer"))
     backend = backend_for(api)
@@ -185,9 +223,163 @@ async def test_turn_budget_and_api_errors(api: StandinAPI, workspace: Workspace)
     looped = await backend_for(api).run(request, ignore)
     assert looped.status == pb.RESULT_STATUS_ERROR
     assert "within 3 turns" in looped.error_message
+    assert looped.failure is not None
+    assert looped.failure.kind is FailureClass.MODEL
     unreachable = AnthropicBackend(
-        AnthropicSettings(api_key="k", base_url="http://127.0.0.1:9", max_retries=0)
+        AnthropicSettings(
+            api_key="k",
+            base_url="http://127.0.0.1:9",
+            retry=RetryPolicy(attempts=2, initial_delay=0.01),
+        )
     )
     failed = await unreachable.run(request, ignore)
     assert failed.status == pb.RESULT_STATUS_ERROR
-    assert "Anthropic API error" in failed.error_message
+    assert failed.failure is not None
+    assert failed.failure.kind is FailureClass.TRANSIENT
+    assert "could not reach the Anthropic API" in failed.error_message
+    assert "after 2 tries" in failed.error_message
+
+
+# --- failures, one class at a time ------------------------------------------------------
+
+
+async def test_transient_failures_are_retried_inside_the_step(
+    api: StandinAPI, workspace: Workspace
+) -> None:
+    api.script(
+        Failure.overloaded(),
+        Failure.rate_limited(retry_after=0.05),
+        Failure.server_error(),
+        Failure.dropped(),
+        Reply.text("done after four retries"),
+    )
+    outcome, lines = await run(backend_for(api), workspace, "work")
+    assert outcome.status == pb.RESULT_STATUS_OK, outcome.error_message
+    assert outcome.summary == "done after four retries"
+    assert outcome.failure is None
+    assert outcome.usage is not None
+    assert outcome.usage.retries == 4
+    retries = [line for line in lines if "transient failure" in line]
+    assert len(retries) == 4, lines
+    assert "529 overloaded_error: Overloaded" in retries[0]
+    assert "429 rate_limit_error" in retries[1]
+    assert "500 api_error" in retries[2]
+    assert "could not reach the Anthropic API" in retries[3]
+    assert [f"retry {n} of 4" in line for n, line in enumerate(retries, 1)] == [True] * 4
+    assert len(api.requests) == 5
+
+
+async def test_transient_failures_past_the_retries_say_so(
+    api: StandinAPI, workspace: Workspace
+) -> None:
+    api.responder = lambda body: Failure.overloaded()
+    outcome, _ = await run(
+        backend_for(api, RetryPolicy(attempts=3, initial_delay=0.01)), workspace, "x"
+    )
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.TRANSIENT
+    assert "Anthropic API 529 overloaded_error: Overloaded" in outcome.error_message
+    assert "still failing after 3 tries" in outcome.error_message
+    assert len(api.requests) == 3
+
+
+def test_back_off_is_capped_exponential_with_jitter() -> None:
+    policy = RetryPolicy(attempts=10, initial_delay=1.0, max_delay=8.0, jitter=0.25)
+    for retry, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        waits = {policy.delay(retry) for _ in range(50)}
+        assert all(ceiling * 0.75 <= w <= ceiling for w in waits), (retry, waits)
+        assert len(waits) > 1  # jittered
+    assert 5.0 <= policy.delay(1, retry_after=5.0) <= 8.0  # the provider's wait, capped
+    assert policy.delay(1, retry_after=600.0) == 8.0
+
+
+@pytest.mark.parametrize(
+    ("failure", "said", "hint"),
+    [
+        (
+            Failure.unauthorized(),
+            "401 authentication_error: invalid x-api-key",
+            "ANTHROPIC_API_KEY",
+        ),
+        (
+            Failure.model_not_found("claude-nope"),
+            "404 not_found_error: model: claude-nope",
+            "claude-nope",
+        ),
+        (Failure.bad_request("prompt is too long"), "400 invalid_request_error", "too long"),
+    ],
+)
+async def test_permanent_failures_fail_at_once_with_the_api_message_and_a_hint(
+    api: StandinAPI, workspace: Workspace, failure: Failure, said: str, hint: str
+) -> None:
+    api.responder = lambda body: failure
+    outcome, lines = await run(backend_for(api), workspace, "x", model="claude-nope")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.PERMANENT
+    assert said in outcome.error_message
+    assert hint in outcome.failure.hint
+    assert "to fix:" in outcome.error_message
+    assert len(api.requests) == 1  # never retried
+    assert not any("transient failure" in line for line in lines)
+
+
+async def test_a_refused_key_is_permanent(api: StandinAPI, workspace: Workspace) -> None:
+    api.valid_keys = {"sk-the-real-one"}
+    outcome, _ = await run(backend_for(api), workspace, "x")
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.PERMANENT
+    assert "invalid x-api-key" in outcome.error_message
+
+
+async def test_no_key_at_all_is_permanent(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    backend = AnthropicBackend(AnthropicSettings(api_key=None, base_url="http://127.0.0.1:9"))
+    outcome, _ = await run(backend, workspace, "x")
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.PERMANENT
+    assert "no Anthropic API key" in outcome.error_message
+    assert "ANTHROPIC_API_KEY" in outcome.failure.hint
+
+
+async def test_a_response_cut_short_is_the_models_failure(
+    api: StandinAPI, workspace: Workspace
+) -> None:
+    api.script(Reply(blocks=[{"type": "text", "text": "half an ans"}], stop_reason="max_tokens"))
+    outcome, _ = await run(backend_for(api), workspace, "x")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.MODEL
+    assert "max_tokens" in outcome.error_message
+
+
+async def test_usage_is_counted_per_model_from_every_response(
+    api: StandinAPI, workspace: Workspace
+) -> None:
+    api.script(
+        Reply(
+            blocks=Reply.tools(("list_files", {})).blocks,
+            stop_reason="tool_use",
+            usage={"input_tokens": 1000, "output_tokens": 50, "cache_creation_input_tokens": 200},
+        ),
+        Reply(
+            blocks=[{"type": "text", "text": "ok"}],
+            usage={"input_tokens": 30, "output_tokens": 20, "cache_read_input_tokens": 1200},
+        ),
+    )
+    outcome, _ = await run(backend_for(api), workspace, "x", model="claude-sonnet-4-5")
+    assert outcome.usage is not None
+    usage = outcome.usage.to_pb(load_prices(), duration_ms=1234)
+    assert (usage.model, usage.turns, usage.agent_steps) == ("claude-sonnet-4-5", 2, 1)
+    assert (usage.input_tokens, usage.output_tokens) == (1030, 70)
+    assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (200, 1200)
+    # claude-sonnet-4-5 in the default table: 3 / 15 / 3.75 / 0.3 USD per million tokens.
+    expected = (1030 * 3 + 70 * 15 + 200 * 3.75 + 1200 * 0.3) / 1e6
+    assert usage.cost_usd == pytest.approx(expected)
+    assert [m.model for m in usage.models] == ["claude-sonnet-4-5"]
+    assert usage.unpriced_steps == 0
+    assert usage.duration_ms == 1234

@@ -29,10 +29,12 @@ from specloom.agent.backends.claude_code import (
     StreamParser,
     build_argv,
 )
+from specloom.agent.backends.failures import FailureClass, RetryPolicy
+from specloom.agent.usage import load_prices
 from specloom.agent.workspace import Workspace
 from specloom.v1 import common_pb2 as pb
 
-from .anthropic_standin import Reply, StandinAPI, serve_standin
+from .anthropic_standin import Failure, Reply, StandinAPI, serve_standin
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +55,13 @@ def api() -> Iterator[StandinAPI]:
         yield server
 
 
-def settings_for(api: StandinAPI, home: Path, **overrides: Any) -> ClaudeCodeSettings:
+FAST_RETRIES = RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.5)
+"""Real back-off, scaled down so tests do not wait."""
+
+
+def settings_for(
+    api: StandinAPI, home: Path, *, key: str | None = "sk-standin", **overrides: Any
+) -> ClaudeCodeSettings:
     cli = claude_cli()
     assert cli is not None
     home.mkdir(exist_ok=True)
@@ -61,11 +69,16 @@ def settings_for(api: StandinAPI, home: Path, **overrides: Any) -> ClaudeCodeSet
         # Session storage (for --resume) and config live under HOME.
         "HOME": str(home),
         "ANTHROPIC_BASE_URL": api.base_url,
-        "ANTHROPIC_API_KEY": "sk-standin",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        # The CLI retries failed API requests itself (10 times by default,
+        # up to minutes); once keeps these tests quick and still shows it.
+        "CLAUDE_CODE_MAX_RETRIES": "1",
     }
+    if key is not None:
+        env["ANTHROPIC_API_KEY"] = key
+    overrides.setdefault("retry", FAST_RETRIES)
     return ClaudeCodeSettings(executable=cli, env=env, **overrides)
 
 
@@ -77,6 +90,8 @@ async def run(
     allowed: tuple[str, ...] = (),
     resume: str = "",
     mode: pb.ExecutionMode.ValueType = pb.EXECUTION_MODE_AUTO,
+    model: str = "",
+    max_turns: int = 0,
 ) -> tuple[AgentOutcome, list[str]]:
     lines: list[str] = []
 
@@ -85,7 +100,11 @@ async def run(
 
     request = AgentRequest(
         command=pb.AgentCommand(
-            prompt=prompt, allowed_commands=list(allowed), resume_conversation_id=resume
+            prompt=prompt,
+            allowed_commands=list(allowed),
+            resume_conversation_id=resume,
+            model=model,
+            max_turns=max_turns,
         ),
         workspace=workspace,
         workdir=workspace.root,
@@ -190,7 +209,9 @@ async def test_watchdog_kills_a_silent_real_cli(
     # silent — the hang the watchdog exists for.
     release = threading.Event()
     api.responder = lambda body: (release.wait(60), Reply.text("too late"))[1]
-    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home", silence_timeout=3.0))
+    backend = ClaudeCodeBackend(
+        settings_for(api, tmp_path / "home", silence_timeout=3.0, retry=RetryPolicy(attempts=1))
+    )
     started = time.monotonic()
     try:
         outcome, _ = await run(backend, workspace, "hang")
@@ -199,9 +220,163 @@ async def test_watchdog_kills_a_silent_real_cli(
     assert outcome.status == pb.RESULT_STATUS_ERROR
     assert "watchdog" in outcome.error_message
     assert outcome.data["watchdog"] is True
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.TRANSIENT  # a known hang: retried, resumed
     assert outcome.conversation_id  # from the init event, so a retry can resume
     assert time.monotonic() - started < 30
     assert not processes_in(workspace.root)
+
+
+# --- failures against the real CLI, one class at a time ------------------------------
+
+
+def texts_of(body: dict[str, Any]) -> list[str]:
+    """Every text the client sent in a request's messages."""
+    found: list[str] = []
+    for message in body["messages"]:
+        content = message["content"]
+        if isinstance(content, str):
+            found.append(content)
+            continue
+        found += [b["text"] for b in content if isinstance(b, dict) and b.get("type") == "text"]
+    return found
+
+
+@needs_cli
+async def test_real_cli_transient_failures_recover_inside_the_step(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    # The CLI retries once itself, fails, and the backend runs it again
+    # resuming its session, where the CLI's own retry gets through.
+    api.script(
+        Failure.overloaded(),
+        Failure.server_error(),
+        Failure.rate_limited(),
+        Reply.text("recovered"),
+    )
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, lines = await run(backend, workspace, "Design the Stock component")
+    assert outcome.status == pb.RESULT_STATUS_OK, (outcome.error_message, lines)
+    assert outcome.summary == "recovered"
+    assert outcome.failure is None
+    cli_retries = [line for line in lines if "the CLI retries" in line]
+    ours = [line for line in lines if "transient failure" in line]
+    assert len(cli_retries) == 2, lines
+    assert "529 overloaded" in cli_retries[0]
+    assert len(ours) == 1, lines
+    assert "retry 1 of 2" in ours[0]
+    assert "API Error: 500" in ours[0]  # the CLI's own words
+    assert outcome.usage is not None
+    assert outcome.usage.retries == 3
+    # The retry resumed the same session: the original prompt went again,
+    # with the note that the work is carried on.
+    assert len(api.requests) == 4
+    sent = texts_of(api.requests[-1])
+    assert any("Design the Stock component" in t for t in sent)
+    assert any("interrupted by a passing failure" in t for t in sent)
+
+
+@needs_cli
+async def test_real_cli_transient_failures_past_the_retries_say_so(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    api.responder = lambda body: Failure.dropped()
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, _lines = await run(backend, workspace, "x")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.TRANSIENT
+    assert "Connection dropped" in outcome.error_message  # the CLI's words
+    assert "still failing after 3 tries" in outcome.error_message
+    assert "reported success" not in outcome.error_message
+    assert len(api.requests) == 6  # 3 runs, each with the CLI's own retry
+
+
+@needs_cli
+@pytest.mark.parametrize(
+    ("case", "said", "hint"),
+    [
+        ("no login", "Not logged in · Please run /login", "/login"),
+        ("bad key", "Invalid API key", "ANTHROPIC_API_KEY"),
+        ("unknown model", "issue with the selected model (claude-nope)", "model"),
+        ("bad request", "Prompt is too long", "shorten the inputs"),
+    ],
+)
+async def test_real_cli_permanent_failures_say_what_happened(
+    api: StandinAPI,
+    workspace: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    said: str,
+    hint: str,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    key: str | None = "sk-standin"
+    if case == "no login":
+        key = None
+    elif case == "bad key":
+        api.valid_keys = {"sk-the-real-one"}
+    elif case == "unknown model":
+        api.responder = lambda body: Failure.model_not_found(str(body.get("model")))
+    else:
+        api.responder = lambda body: Failure.bad_request(
+            "prompt is too long: 300000 tokens > 200000 maximum"
+        )
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home", key=key))
+    outcome, lines = await run(backend, workspace, "x", model="claude-nope")
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.PERMANENT, outcome.error_message
+    assert said in outcome.error_message
+    assert hint in outcome.failure.hint
+    assert "reported success" not in outcome.error_message
+    assert not any("transient failure" in line for line in lines)  # never re-run
+
+
+@needs_cli
+async def test_real_cli_running_out_of_turns_is_the_models_failure(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    api.responder = lambda body: Reply.tools(
+        ("Read", {"file_path": str(workspace.root / "README.md")})
+    )
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, _ = await run(backend, workspace, "loop", max_turns=2)
+    assert outcome.status == pb.RESULT_STATUS_ERROR
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.MODEL
+    assert "Reached maximum number of turns (2)" in outcome.error_message
+
+
+@needs_cli
+async def test_real_cli_usage_is_counted_per_model(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path
+) -> None:
+    api.script(
+        Reply(
+            blocks=Reply.tools(("Read", {"file_path": str(workspace.root / "README.md")})).blocks,
+            stop_reason="tool_use",
+            usage={"input_tokens": 1000, "output_tokens": 40, "cache_creation_input_tokens": 500},
+        ),
+        Reply(
+            blocks=[{"type": "text", "text": "read it"}],
+            usage={"input_tokens": 20, "output_tokens": 10, "cache_read_input_tokens": 1500},
+        ),
+    )
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, _ = await run(backend, workspace, "read the readme", model="claude-sonnet-4-5")
+    assert outcome.status == pb.RESULT_STATUS_OK, outcome.error_message
+    assert outcome.usage is not None
+    usage = outcome.usage.to_pb(load_prices(), duration_ms=10)
+    assert usage.turns == 2
+    assert (usage.input_tokens, usage.output_tokens) == (1020, 50)
+    assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (500, 1500)
+    assert [m.model for m in usage.models] == ["claude-sonnet-4-5"]
+    expected = (1020 * 3 + 50 * 15 + 500 * 3.75 + 1500 * 0.3) / 1e6
+    assert usage.cost_usd == pytest.approx(expected)
+    # The CLI's own figure agrees with the default table for this model.
+    assert outcome.data["total_cost_usd"] == pytest.approx(expected)
 
 
 def processes_in(directory: Path) -> list[int]:
@@ -270,7 +445,11 @@ async def test_parser_with_a_standin_cli(workspace: Workspace, tmp_path: Path) -
 
 async def test_watchdog_kills_the_standin_group(workspace: Workspace, tmp_path: Path) -> None:
     script, pidfile = standin_claude(tmp_path)
-    backend = ClaudeCodeBackend(ClaudeCodeSettings(executable=str(script), silence_timeout=1.0))
+    backend = ClaudeCodeBackend(
+        ClaudeCodeSettings(
+            executable=str(script), silence_timeout=1.0, retry=RetryPolicy(attempts=1)
+        )
+    )
     outcome, _ = await run(backend, workspace, "hang")
     assert outcome.status == pb.RESULT_STATUS_ERROR
     assert outcome.data["watchdog"] is True
@@ -280,11 +459,15 @@ async def test_watchdog_kills_the_standin_group(workspace: Workspace, tmp_path: 
     assert not stat.exists() or stat.read_text().split(") ")[1][0] in "ZX"
 
 
-async def test_missing_cli_is_an_error(workspace: Workspace) -> None:
+async def test_missing_cli_is_a_permanent_failure(workspace: Workspace) -> None:
     backend = ClaudeCodeBackend(ClaudeCodeSettings(executable="no-such-claude-cli"))
-    outcome, _ = await run(backend, workspace, "x")
+    outcome, lines = await run(backend, workspace, "x")
     assert outcome.status == pb.RESULT_STATUS_ERROR
     assert "could not start" in outcome.error_message
+    assert outcome.failure is not None
+    assert outcome.failure.kind is FailureClass.PERMANENT
+    assert "npm install -g @anthropic-ai/claude-code" in outcome.error_message
+    assert not any("transient" in line for line in lines)
 
 
 def test_argv_keeps_the_prompt_out_and_refuses_option_like_values(workspace: Workspace) -> None:

@@ -7,14 +7,20 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+from specloom.agent.backends.anthropic_api import AnthropicBackend, AnthropicSettings
 from specloom.agent.backends.base import AgentOutcome, AgentRequest, Transcript
+from specloom.agent.backends.failures import RetryPolicy
 from specloom.agent.backends.scripted import ScriptedBackend
 from specloom.agent.executor import Executor, ExecutorOptions
+from specloom.agent.usage import PricesError, load_prices
 from specloom.agent.workspace import Workspace
 from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import commands as c
 
+from .anthropic_standin import Reply, serve_standin
 from .conftest import git
 
 
@@ -154,6 +160,75 @@ async def test_agent_with_scripted_backend_and_collect(
     files = {f.path: f for f in result.files}
     assert files["docs/design/ctx.md"].content == b"# Ctx\n"
     assert not files["docs/missing.md"].exists
+    # No model ran: zero usage, and the usage says so.
+    assert result.HasField("usage")
+    assert result.usage.agent_steps == 1
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.cost_usd) == (
+        0,
+        0,
+        0,
+    )
+    assert "no model ran" in result.usage.note
+
+
+async def test_agent_results_carry_priced_usage_and_the_failure_class(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        '[models."claude-test-*"]\ninput = 10.0\noutput = 100.0\ncache_write = 0\ncache_read = 0\n'
+    )
+    with serve_standin() as api:
+        api.script(
+            Reply(
+                blocks=[{"type": "text", "text": "ok"}],
+                usage={"input_tokens": 1000, "output_tokens": 100},
+            ),
+        )
+        backend = AnthropicBackend(
+            AnthropicSettings(
+                api_key="sk-standin",
+                base_url=api.base_url,
+                retry=RetryPolicy(attempts=2, initial_delay=0.01),
+            )
+        )
+        executor = Executor(
+            workspace,
+            backends={"anthropic": backend},
+            options=ExecutorOptions(prices=load_prices(prices)),
+        )
+        done = await executor.execute(c.agent("S", "p", model="claude-test-1"))
+        assert done.status == pb.RESULT_STATUS_OK, done.error_message
+        assert done.usage.model == "claude-test-1"
+        assert done.usage.cost_usd == pytest.approx((1000 * 10 + 100 * 100) / 1e6)
+        assert done.usage.duration_ms > 0
+        assert done.failure_class == pb.FAILURE_CLASS_UNSPECIFIED
+        unpriced = AnthropicBackend(AnthropicSettings(api_key="sk-standin", base_url=api.base_url))
+        api.script(Reply.text("ok"))
+        other = await Executor(workspace, backends={"a": unpriced}).execute(
+            c.agent("S", "p", model="mystery-model")
+        )
+        assert other.usage.unpriced_steps == 1
+        assert other.usage.cost_usd == 0
+        assert not other.usage.models[0].priced
+        api.valid_keys = {"another"}
+        refused = await executor.execute(c.agent("S", "p", model="claude-test-1"))
+    assert refused.status == pb.RESULT_STATUS_ERROR
+    assert refused.failure_class == pb.FAILURE_CLASS_PERMANENT
+    assert "ANTHROPIC_API_KEY" in refused.failure_hint
+    assert "invalid x-api-key" in refused.error_message
+
+
+def test_a_bad_price_file_names_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "prices.toml"
+    bad.write_text('[models."x"]\ninput = -1\noutput = 1\ncache_write = 1\ncache_read = 1\n')
+    with pytest.raises(PricesError, match=r'prices.toml: \[models."x"\]: input must be'):
+        load_prices(bad)
+    bad.write_text('[models."x"]\ninput = 1\n')
+    with pytest.raises(PricesError, match="needs exactly input, output"):
+        load_prices(bad)
+    with pytest.raises(PricesError, match="cannot read the price file"):
+        load_prices(tmp_path / "missing.toml")
 
 
 class SlowBackend:

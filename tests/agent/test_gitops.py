@@ -110,6 +110,60 @@ def test_commit_of_unchanged_files_needs_allow_empty(workspace: Workspace) -> No
     assert allowed.data["committed_files"] == []
 
 
+def test_a_commit_of_files_that_do_not_exist_is_an_error_naming_them(
+    workspace: Workspace,
+) -> None:
+    # Issue 12: "none of the paths exist" used to pass as an empty commit when
+    # allow_empty was set, so a step that produced nothing ended COMPLETE.
+    head = git(workspace.root, "rev-parse", "HEAD").strip()
+    for allow_empty in (False, True):
+        outcome, _ = run(
+            workspace,
+            c.commit(["docs/design/a.md", "docs/design/b.md"], "m", allow_empty=allow_empty),
+        )
+        assert outcome.status == pb.RESULT_STATUS_ERROR
+        assert outcome.error_message == (
+            "nothing at docs/design/a.md, docs/design/b.md to commit: "
+            f"they do not exist on branch main in {workspace.root.name}"
+        )
+    # One missing among existing ones is still an error, and nothing is committed.
+    (workspace.root / "src" / "app.py").write_text("print('changed')\n")
+    partial, _ = run(workspace, c.commit(["src/app.py", "gone.md"], "m", allow_empty=True))
+    assert partial.status == pb.RESULT_STATUS_ERROR
+    assert "nothing at gone.md to commit: it does not exist" in partial.error_message
+    assert git(workspace.root, "rev-parse", "HEAD").strip() == head
+
+
+def test_expect_branch_commits_only_in_the_sessions_own_worktree(workspace: Workspace) -> None:
+    root = workspace.root
+    path = ".specloom/worktrees/s-1"
+    created, _ = run(workspace, c.add_worktree(path, "mine-s-1", "main"))
+    assert created.status == pb.RESULT_STATUS_OK, created.error_message
+    tree = root / path
+    (tree / "work.md").write_text("my work\n")
+    # The same worktree, but the commit expects another session's branch.
+    wrong, _ = run(workspace, c.commit(["work.md"], "m", expect_branch="theirs-s-2"), workdir=tree)
+    assert wrong.status == pb.RESULT_STATUS_ERROR
+    assert wrong.error_message == (
+        "refusing to commit: the worktree is on mine-s-1, not on the session's branch theirs-s-2"
+    )
+    # The main checkout, or a folder inside the worktree, is not the session's worktree.
+    (root / "work.md").write_text("stray\n")
+    at_root, _ = run(workspace, c.commit(["work.md"], "m", expect_branch="main"))
+    assert at_root.status == pb.RESULT_STATUS_OK  # the root is the top of its own checkout
+    (tree / "sub").mkdir()
+    (tree / "sub" / "x.md").write_text("x\n")
+    inside, _ = run(
+        workspace, c.commit(["x.md"], "m", expect_branch="mine-s-1"), workdir=tree / "sub"
+    )
+    assert inside.status == pb.RESULT_STATUS_ERROR
+    assert "is not the top of a worktree" in inside.error_message
+    right, _ = run(workspace, c.commit(["work.md"], "m", expect_branch="mine-s-1"), workdir=tree)
+    assert right.status == pb.RESULT_STATUS_OK, right.error_message
+    assert right.data["branch"] == "mine-s-1"
+    assert git(tree, "show", "--name-only", "--format=", "HEAD").split() == ["work.md"]
+
+
 def test_commit_gathers_files_from_other_branches(workspace: Workspace) -> None:
     root = workspace.root
     git(root, "checkout", "-q", "-b", "child-a")

@@ -86,10 +86,18 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
             if i["result"].get("data", {}).get("backend") == "scripted"
         ]
         assert scripted, "replayed edits are labelled in the session record"
+        # The agent steps' usage: zero, and it says why.
+        assert all("no model ran" in i["result"]["usage"]["note"] for i in scripted)
+        assert history["usage"]["agent_steps"] == str(len(scripted))  # int64 as JSON text
+        assert "input_tokens" not in history["usage"]  # zero
 
         table = stack.run("session", "show", session["id"])
         assert "ReviseDesign" in table.stdout
         assert "replayed" in table.stdout
+        assert "no model ran" in table.stdout
+        assert f"usage, this session: {len(scripted)} agent steps, 0 input + 0 output" in (
+            " ".join(table.stdout.split())
+        )
 
         listed = stack.run("session", "list", "--top-level", "--json")
         assert [s["id"] for s in json.loads(listed.stdout)] == [session["id"]]
@@ -124,13 +132,21 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
             "log",
             "--format=%s",
             "-1",
-            "context-design-session-for-inventory",
+            f"context-design-session-for-inventory-{session['id'][-8:]}",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
     assert committed.stdout.strip().startswith("Design")
+    # The session worked in its own worktree: the person's checkout never moved.
+    current = subprocess.run(
+        ["git", "-C", str(project), "branch", "--show-current"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert current.stdout.strip() == "main"
 
 
 @pytest.mark.slow

@@ -271,7 +271,8 @@ def test_a_context_is_coded_while_a_gateway_and_an_orchestrator_are_killed(
 
     # One commit on the parent's branch holds every component's code.
     commit = str(struct_to_dict(parent.state)["commit"])
-    branch = f"context-coding-session-for-{project.CONTEXT}"
+    branch = f"context-coding-session-for-{project.CONTEXT}-{parent.id[-8:]}"
+    assert struct_to_dict(parent.state)["branch"] == branch
     assert project.git(repo, "rev-parse", branch).strip() == commit
     files = project.git(repo, "show", "--name-only", "--format=", commit).split()
     assert sorted(files) == project.CODE_FILES

@@ -29,6 +29,7 @@ from specloom.v1 import common_pb2 as pb
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom_coding.service import SERVICE
+from specloom_coding.state import CodingState
 from tests.fixtures.orchestrators import StartOrchestrator
 
 DESIGN = """\
@@ -230,15 +231,19 @@ async def test_tests_first_then_code_against_a_real_repository(
     facts = verdict["facts"]["test_run"]
     assert (facts["passed"], facts["errors"]) == (0, 2)  # each test fails on its own
     assert "No module named 'inventory'" in facts["failures"][0]["message"]
-    assert git(repo, "branch", "--show-current").strip() == (
-        "component-test-session-for-inventory-stock"
-    )
-    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
+    # The session worked in its own worktree, on its own branch; the person's
+    # checkout stayed on main.
+    tests_branch = str(struct_to_dict(tested.state)["branch"])
+    assert tests_branch == f"component-test-session-for-inventory-stock-{tested.id[-8:]}"
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "show", "--name-only", "--format=", tests_branch).split() == [
         "tests/inventory/stock_test.py"
     ]
 
-    # ComponentCoding: implemented, one failure, fixed in the same conversation.
-    coded = await driver.session(await driver.run("ComponentCoding", params))
+    # ComponentCoding, started from the tests' branch: implemented, one
+    # failure, fixed in the same conversation.
+    coded_id = await driver.run("ComponentCoding", {**params, "base": tests_branch})
+    coded = await driver.session(coded_id)
     assert coded.status == pb.SESSION_STATUS_COMPLETE, coded.status_reason
     steps = [i.step for i in coded.interactions]
     assert steps == [
@@ -259,22 +264,24 @@ async def test_tests_first_then_code_against_a_real_repository(
     assert second_run.result.status == pb.RESULT_STATUS_OK
 
     # The commit holds exactly the component's changed file, on the session branch.
-    branch = "component-coding-session-for-inventory-stock"
-    assert git(repo, "branch", "--show-current").strip() == branch
-    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
+    branch = f"component-coding-session-for-inventory-stock-{coded.id[-8:]}"
+    assert git(repo, "show", "--name-only", "--format=", branch).split() == [
         "src/inventory/stock.py"
     ]
-    assert git(repo, "show", "HEAD:src/inventory/stock.py") == BUGGY.replace(
+    assert git(repo, "show", f"{branch}:src/inventory/stock.py") == BUGGY.replace(
         "+ units + 1", "+ units"
     )
-    message = git(repo, "log", "-1", "--format=%B")
+    message = git(repo, "log", "-1", "--format=%B", branch)
     assert message.startswith("Implement inventory.stock\n\nComponents:\n- inventory.stock\n")
     final = struct_to_dict(coded.interactions[-1].result.data)
-    assert final["commit"] == git(repo, "rev-parse", "HEAD").strip()
-    # Unrelated work in the checkout was left alone and uncommitted.
+    assert final["commit"] == git(repo, "rev-parse", branch).strip()
+    # The person's checkout was never touched: still on main, its unrelated
+    # work in progress left alone and uncommitted.
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "log", "--format=%s").splitlines() == ["design of inventory.stock"]
     status = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert sorted(status) == [" M notes.txt", "?? scratch.py"]
-    assert git(repo, "log", "--format=%s").splitlines() == [
+    assert git(repo, "log", "--format=%s", branch).splitlines() == [
         "Implement inventory.stock",
         "Add tests for inventory.stock",
         "design of inventory.stock",
@@ -387,29 +394,37 @@ async def test_a_context_codes_its_components_in_worktrees_and_commits_them_toge
     ]
     # The parent's branch got one commit with every child's files, taken from
     # the children's branches; the children each committed on their own.
-    branch = "context-coding-session-for-inventory"
-    assert git(repo, "branch", "--show-current").strip() == branch
-    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == [
+    state = struct_to_dict(parent.state)
+    branch = f"context-coding-session-for-inventory-{parent.id[-8:]}"
+    assert state["branch"] == branch
+    assert sorted(git(repo, "show", "--name-only", "--format=", branch).split()) == [
         "src/inventory/reservations.py",
         "src/inventory/restock.py",
         "src/inventory/stock.py",
     ]
-    message = git(repo, "log", "-1", "--format=%B")
+    message = git(repo, "log", "-1", "--format=%B", branch)
     assert "- inventory.stock\n- inventory.reservations\n- inventory.restock" in message
-    for name in ("stock", "reservations", "restock"):
-        child_branch = f"component-coding-session-for-inventory-{name}"
-        assert git(repo, "log", "-1", "--format=%s", child_branch).strip() == (
+    children = state["children"]
+    assert isinstance(children, list)
+    for name, child in zip(("stock", "reservations", "restock"), children, strict=True):
+        assert isinstance(child, dict)
+        assert child["branch"] == (
+            f"component-coding-session-for-inventory-{name}-{str(child['id'])[-8:]}"
+        )
+        assert git(repo, "log", "-1", "--format=%s", str(child["branch"])).strip() == (
             f"Implement inventory.{name}"
         )
-    fixed = git(repo, "show", "HEAD:src/inventory/reservations.py")
+    fixed = git(repo, "show", f"{branch}:src/inventory/reservations.py")
     assert 'raise ValueError("out of stock")' in fixed
-    # Children worked in worktrees under .specloom/, which git ignores.
+    # Every session, the parent too, worked in a worktree under .specloom/,
+    # which git ignores; the person's checkout stayed on main.
     worktrees = git(repo, "worktree", "list").splitlines()
-    assert len(worktrees) == 4
+    assert len(worktrees) == 5
     assert all("/.specloom/worktrees/" in line for line in worktrees[1:])
+    assert git(repo, "branch", "--show-current").strip() == "main"
     status = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert sorted(status) == [" M notes.txt", "?? scratch.py"]
     # The push had no remote to go to: a warning the judge lets finish.
-    state = struct_to_dict(parent.state)
-    assert state["pushed"] is False
-    assert "not configured" in str(state["push_warning"])
+    recorded = CodingState.read(state)
+    assert recorded.pushed is False
+    assert "not configured" in recorded.push_warning

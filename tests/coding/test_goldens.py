@@ -1,4 +1,7 @@
-"""Golden step sequences of the coding workflows, through the in-memory simulator.
+"""Golden step sequences of the coding workflows at definition v1, through the simulator.
+
+v1 is kept so sessions started under it finish under it; these goldens pin
+that it still behaves exactly as it did (v2: ``test_goldens_v2.py``).
 
 The simulator drives the same engine as the gRPC servicer; the executor is
 :class:`ExecutorDouble`, answering as real git, agent and pytest runs report.
@@ -33,7 +36,7 @@ def steps(sim: Simulation, key: str = "") -> list[str]:
 async def test_coding_passes_first_time() -> None:
     executor = ExecutorDouble()
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentCoding", STOCK)
+    sim.start("ComponentCoding", STOCK, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["Initialize", "GenerateImplementation", "RunTests", "Finalize"]
@@ -51,7 +54,7 @@ async def test_coding_fails_is_fixed_and_passes() -> None:
         runs={"": [failing({"test_receive_adds": "AssertionError: assert 6 == 5"}), passing()]}
     )
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentCoding", STOCK)
+    sim.start("ComponentCoding", STOCK, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == [
@@ -87,7 +90,7 @@ async def test_three_fix_rounds_that_all_fail_stop_at_the_cap_and_resume_counts_
     runs = [failing({"test_receive_adds": f"assert {n} == 5"}) for n in range(1, 5)]
     executor = ExecutorDouble(runs={"": [*runs, failing({"test_x": "other"}), passing()]})
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentCoding", STOCK)
+    sim.start("ComponentCoding", STOCK, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert steps(sim).count("FixTestFailures") == 3
@@ -116,7 +119,7 @@ async def test_three_fix_rounds_that_all_fail_stop_at_the_cap_and_resume_counts_
 async def test_the_same_failure_twice_is_stuck() -> None:
     same = failing({"test_receive_adds": "AssertionError: assert 6 == 5"}, "test_level")
     sim = Simulation(REGISTRY, ExecutorDouble(runs={"": [same]}))
-    sim.start("ComponentCoding", STOCK)
+    sim.start("ComponentCoding", STOCK, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert steps(sim).count("RunTests") == 2
@@ -130,7 +133,7 @@ async def test_tests_first_failing_tests_are_the_expected_outcome() -> None:
     tdd = failing({"test_level_starts_at_zero": "ModuleNotFoundError: No module named 'x'"})
     executor = ExecutorDouble(runs={"": [tdd]})
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentTest", STOCK)
+    sim.start("ComponentTest", STOCK, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["Initialize", "GenerateTestsAndFixtures", "RunTests", "Finalize"]
@@ -159,7 +162,7 @@ async def test_tests_first_inversions_all_passing_no_tests_and_compile_errors() 
         }
     )
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentTest", {"component": "inventory.stock"})
+    sim.start("ComponentTest", {"component": "inventory.stock"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     judged = [
@@ -179,7 +182,7 @@ async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
     reservations = [failing({"test_reserve": f"OutOfStock not raised ({n})"}) for n in range(4)]
     executor = ExecutorDouble(runs={"inventory.reservations": [*reservations, passing()]})
     sim = Simulation(REGISTRY, executor)
-    sim.start("ContextCoding", {"context": "inventory"})
+    sim.start("ContextCoding", {"context": "inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     keys = ["", "inventory.stock", "inventory.reservations", "inventory.restock"]
@@ -227,7 +230,9 @@ async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
 async def test_context_testing_commits_every_childs_tests_and_opens_a_pull_request() -> None:
     tdd = failing({"test_level_starts_at_zero": "NameError: name 'x' is not defined"})
     sim = Simulation(REGISTRY, ExecutorDouble(default_runs=[tdd]))
-    sim.start("ContextTesting", {"context": "inventory", "pull_request": True, "base": "main"})
+    sim.start(
+        "ContextTesting", {"context": "inventory", "pull_request": True, "base": "main"}, version=1
+    )
     await sim.run()
     assert sim.status() == "complete"
     operations = sim.history()[-1].command.git.operations
@@ -240,7 +245,7 @@ async def test_context_testing_commits_every_childs_tests_and_opens_a_pull_reque
 
 async def test_a_context_whose_children_are_cancelled_is_stuck_not_looping() -> None:
     sim = Simulation(REGISTRY, ExecutorDouble())
-    sim.start("ContextTesting", {"context": "inventory"})
+    sim.start("ContextTesting", {"context": "inventory"}, version=1)
     await sim.run(max_steps=3, settle=False)
     sim.cancel("inventory.stock")
     await sim.run()
@@ -255,7 +260,7 @@ async def test_an_agent_that_writes_nothing_is_retried_then_stuck() -> None:
 
     executor = ExecutorDouble(agents={("", "GenerateImplementation"): silent})
     sim = Simulation(REGISTRY, executor)
-    sim.start("ComponentCoding", STOCK)
+    sim.start("ComponentCoding", STOCK, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert steps(sim) == ["Initialize", "GenerateImplementation", "GenerateImplementation"]

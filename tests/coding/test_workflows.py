@@ -245,13 +245,13 @@ async def test_every_name_reaching_git_or_a_process_is_structured_and_sanitised(
                 assert BRANCH.match(op.create_branch.name), op.create_branch.name
             if which == "add_worktree":
                 assert BRANCH.match(op.add_worktree.branch)
-                assert BRANCH.match(op.add_worktree.base)
+                assert op.add_worktree.base == "" or BRANCH.match(op.add_worktree.base)
             if which == "push":
                 assert BRANCH.match(op.push.branch)
         if kind == "shell":
             assert all("$(" not in arg and "`" not in arg for arg in command.shell.argv)
     branch = struct_to_dict(sim.session().state)["branch"]
-    assert branch == "feat--rm--rf-----x---y---z--session-for-inventory"
+    assert branch == "feat--rm--rf-----x---y---z--session-for-inventory-00000001"
 
 
 async def test_agent_commands_carry_the_metadata_executors_match_on() -> None:
@@ -290,7 +290,7 @@ async def test_rules_matching_the_component_reach_prompts_and_children() -> None
         result = executor(call)
         if call.step == "Initialize" and call.key == "":
             for name, text in (("module", rule), ("schema", other), ("tests", tests_only)):
-                path = f"docs/rules/{name}.md"
+                path = f".specloom/worktrees/{call.session.id}/docs/rules/{name}.md"
                 result.files.append(pb.FileContent(path=path, exists=True, content=text.encode()))
         return result
 
@@ -316,7 +316,8 @@ async def test_a_malformed_rule_stops_the_session_naming_the_file() -> None:
     def broken_rule(call: Call) -> pb.Result:
         result = executor(call)
         if call.step == "Initialize":
-            bad = pb.FileContent(path="docs/rules/x.md", exists=True, content=b"no front matter")
+            path = f".specloom/worktrees/{call.session.id}/docs/rules/x.md"
+            bad = pb.FileContent(path=path, exists=True, content=b"no front matter")
             result.files.append(bad)
         return result
 
@@ -324,6 +325,7 @@ async def test_a_malformed_rule_stops_the_session_naming_the_file() -> None:
     sim.start("ComponentTest", {"component": "inventory.stock"})
     await sim.run()
     assert sim.status() == "failed"
+    # Named as the project knows it: relative to its repository, not the worktree.
     assert sim.session().status_reason.startswith("Initialize failed: rules: docs/rules/x.md:")
 
 

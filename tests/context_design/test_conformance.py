@@ -26,7 +26,9 @@ def _ok(interaction: pb.Interaction, session: pb.Session) -> pb.Result:
     if kind == "noop":
         return report("ok", files={command.collect_files[0]: VALID_CONTEXT})
     if kind == "agent":
-        return report("ok", data={"conversation_id": f"conv-{interaction.seq}"})
+        # An agent that wrote the document it was asked for (v2 checks it exists).
+        written = {path: VALID_CONTEXT for path in command.collect_files}
+        return report("ok", data={"conversation_id": f"conv-{interaction.seq}"}, files=written)
     return report("ok", stdout=f"{interaction.step} done", data={"commit": "c0ffee"})
 
 

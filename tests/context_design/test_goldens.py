@@ -1,4 +1,7 @@
-"""Golden step sequences of every design workflow, through the real engine.
+"""Golden step sequences of every design workflow at definition v1, through the real engine.
+
+v1 is kept so sessions started under it finish under it; these goldens pin
+that it still behaves exactly as it did (v2: ``test_goldens_v2.py``).
 
 Each test drives a workflow in the in-memory simulator with a scripted
 executor and compares the trace with a committed file under ``goldens/``.
@@ -42,7 +45,7 @@ def steps(sim: Simulation, key: str = "") -> list[str]:
 
 async def test_context_design_happy_path() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ContextDesign", {"context": "Inventory"})
+    sim.start("ContextDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["Initialize", "GenerateContextDesign", "ValidateDesign", "Finalize"]
@@ -62,7 +65,7 @@ async def test_context_design_validation_failure_then_revise_then_pass() -> None
         REGISTRY,
         script({("", "ValidateDesign"): [collected(MISSING_TESTS), collected(VALID_CONTEXT)]}),
     )
-    sim.start("ContextDesign", {"context": "Inventory"})
+    sim.start("ContextDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == [
@@ -86,7 +89,7 @@ async def test_context_design_validation_failure_then_revise_then_pass() -> None
 async def test_context_design_cap_reached_fails_with_the_reason() -> None:
     answers = [collected(bad(n)) for n in range(10)]
     sim = Simulation(REGISTRY, script({("", "ValidateDesign"): answers}))
-    sim.start("ContextDesign", {"context": "Inventory"})
+    sim.start("ContextDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert steps(sim).count("ReviseDesign") == 3
@@ -109,7 +112,7 @@ async def test_context_design_same_failure_twice_is_stuck_and_resume_continues()
             }
         ),
     )
-    sim.start("ContextDesign", {"context": "Inventory"})
+    sim.start("ContextDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert sim.session().status_reason.startswith(
@@ -127,7 +130,7 @@ async def test_context_design_same_failure_twice_is_stuck_and_resume_continues()
 async def test_context_design_agent_failures_are_retried_then_capped() -> None:
     down = report("error", error="agent backend unavailable", data={"conversation_id": "c"})
     sim = Simulation(REGISTRY, script({("", "GenerateContextDesign"): [down]}))
-    sim.start("ContextDesign", {"context": "Inventory", "max_rounds": 1})
+    sim.start("ContextDesign", {"context": "Inventory", "max_rounds": 1}, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert steps(sim) == ["Initialize", "GenerateContextDesign", "GenerateContextDesign"]
@@ -142,6 +145,7 @@ async def test_component_design_happy_path() -> None:
     sim.start(
         "ComponentDesign",
         {"component": {"module_name": "Inventory.Stock", "type": "schema"}},
+        version=1,
     )
     await sim.run()
     assert sim.status() == "complete"
@@ -156,7 +160,7 @@ async def test_component_design_revise_then_pass() -> None:
         REGISTRY,
         script({("", "ValidateDesign"): [collected(thin), collected(VALID_COMPONENT)]}),
     )
-    sim.start("ComponentDesign", {"component": "Inventory.Stock"})
+    sim.start("ComponentDesign", {"component": "Inventory.Stock"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim).count("ReviseDesign") == 1
@@ -168,7 +172,7 @@ async def test_component_design_revise_then_pass() -> None:
 
 async def test_context_components_design_happy_path() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ContextComponentsDesign", {"context": "Inventory", "model": "opus"})
+    sim.start("ContextComponentsDesign", {"context": "Inventory", "model": "opus"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert sim.session_keys() == ["", "Inventory.Stock", "Inventory.Warehouses", "review"]
@@ -218,7 +222,7 @@ async def test_a_failed_child_is_revived_by_the_retried_spawn_not_recreated() ->
             }
         ),
     )
-    sim.start("ContextComponentsDesign", {"context": "Inventory"})
+    sim.start("ContextComponentsDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert sim.session_keys() == ["", "Inventory.Stock", "Inventory.Warehouses", "review"]
@@ -253,7 +257,7 @@ async def test_a_child_that_keeps_failing_fails_the_parent_at_the_cap() -> None:
             }
         ),
     )
-    sim.start("ContextComponentsDesign", {"context": "Inventory", "max_rounds": 1})
+    sim.start("ContextComponentsDesign", {"context": "Inventory", "max_rounds": 1}, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert sim.status("Inventory.Stock") == "failed"
@@ -263,7 +267,7 @@ async def test_a_child_that_keeps_failing_fails_the_parent_at_the_cap() -> None:
 
 async def test_cancelling_the_parent_cancels_its_children() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ContextComponentsDesign", {"context": "Inventory"})
+    sim.start("ContextComponentsDesign", {"context": "Inventory"}, version=1)
     await sim.run(max_steps=4, settle=False)
     assert sim.session_keys() == ["", "Inventory.Stock", "Inventory.Warehouses"]
     sim.cancel("", reason="stop")
@@ -277,7 +281,7 @@ async def test_cancelling_the_parent_cancels_its_children() -> None:
 
 async def test_fan_out_without_a_context_design_fails_at_once() -> None:
     sim = Simulation(REGISTRY, script({("", "Initialize"): [initialized(None)]}))
-    sim.start("ContextComponentsDesign", {"context": "Inventory"})
+    sim.start("ContextComponentsDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "failed"
     assert "does not exist on this branch; run a ContextDesign session" in (
@@ -303,7 +307,7 @@ async def test_project_rules_reach_the_children_prompts() -> None:
             }
         ),
     )
-    sim.start("ContextComponentsDesign", {"context": "Inventory"})
+    sim.start("ContextComponentsDesign", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     stock = sim.history("Inventory.Stock")[1].command.agent.prompt
@@ -317,7 +321,7 @@ async def test_project_rules_reach_the_children_prompts() -> None:
 
 async def test_component_design_review_on_its_own() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ComponentDesignReview", {"context": "Inventory"})
+    sim.start("ComponentDesignReview", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["Initialize", "ExecuteReview", "Finalize"]
@@ -335,7 +339,7 @@ async def test_a_missing_review_is_asked_for_again_in_the_same_conversation() ->
     sim = Simulation(
         REGISTRY, script({("", "ExecuteReview"): [nothing_written, collected(GOOD_REVIEW)]})
     )
-    sim.start("ContextDesignReview", {"context": "Inventory"})
+    sim.start("ContextDesignReview", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     retry = sim.history()[1].command.agent
@@ -346,7 +350,7 @@ async def test_a_missing_review_is_asked_for_again_in_the_same_conversation() ->
 
 async def test_context_design_review_happy_path() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ContextDesignReview", {"context": "Inventory"})
+    sim.start("ContextDesignReview", {"context": "Inventory"}, version=1)
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["ExecuteReview", "Finalize"]

@@ -6,7 +6,7 @@ import pytest
 
 from specloom.protoconv import JsonValue
 from specloom.workflow import ComponentView, Outcome
-from specloom_context_design.workflows import (
+from specloom_context_design.v1.workflows import (
     COMPONENT_DESIGN_REVIEW_V1,
     COMPONENT_DESIGN_V1,
     CONTEXT_COMPONENTS_DESIGN_V1,

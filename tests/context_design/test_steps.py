@@ -11,19 +11,19 @@ from specloom.workflow import (
     Outcome,
     StepContext,
 )
-from specloom_context_design.components import (
+from specloom_context_design.v1.components import (
     FinalizeComponentsDesign,
     SpawnComponentDesignSessions,
     SpawnReviewSession,
 )
-from specloom_context_design.design import GenerateDesign, ReviseDesign, ValidateDesign
-from specloom_context_design.review import ExecuteReview
-from specloom_context_design.workflows import (
+from specloom_context_design.v1.design import GenerateDesign, ReviseDesign, ValidateDesign
+from specloom_context_design.v1.review import ExecuteReview
+from specloom_context_design.v1.workflows import (
     COMPONENT_DESIGN_V1,
     CONTEXT_COMPONENTS_DESIGN_V1,
     CONTEXT_DESIGN_V1,
-    REGISTRY,
 )
+from specloom_context_design.workflows import REGISTRY
 from tests.context_design.world import GOOD_REVIEW, context, result
 from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT
 

@@ -15,6 +15,7 @@ from specloom.documents import (
     MAX_DESCRIPTION,
     MAX_ERRORS,
     document_spec,
+    folded_name,
     validate_design,
     validate_review,
 )
@@ -181,6 +182,18 @@ def test_dependencies_may_be_none() -> None:
             "Components.Inventory.Stock: listed more than once; describe each component once",
         ),
         (
+            component("inventory.stock") + component("Inventory.Stock"),
+            "Components.Inventory.Stock: collides with Components.inventory.stock: names that "
+            "differ only in case, Unicode form or separators ('_', '-') map to the same files; "
+            "rename one",
+        ),
+        (
+            component("Net.HTTPClient") + component("Net.http_client"),
+            "Components.Net.http_client: collides with Components.Net.HTTPClient: names that "
+            "differ only in case, Unicode form or separators ('_', '-') map to the same files; "
+            "rename one",
+        ),
+        (
             "### Inventory.Stock\n\n| field | value |\n|---|---|\n| type | schema |\n"
             "| dependencies | Inventory.Warehouses, the database |\n\nText.\n",
             "Components.Inventory.Stock: dependency 'the database' is not a module name",
@@ -196,6 +209,19 @@ def test_component_errors_name_the_component_and_the_fix(block: str, error: str)
     report = validate_design(context_with_components(block), "context")
     assert report.errors == (error,)
     assert report.components == ()
+
+
+def test_names_that_fold_to_the_same_files_collide_and_distinct_ones_do_not() -> None:
+    names = ["Net.HTTPClient", "Net.HttpClient", "Net.http_client", "net.httpclient"]
+    assert len({folded_name(n) for n in names}) == 1
+    assert folded_name("Net.Ｈｔｔｐ") == folded_name("net.http")  # NFKC: full-width letters
+    assert folded_name("Net.Client") != folded_name("Net.Clients")
+    three = component("Net.HTTPClient") + component("Net.HttpClient") + component("Net.Http")
+    report = validate_design(context_with_components(three), "context")
+    assert report.errors == (
+        "Components.Net.HttpClient: collides with Components.Net.HTTPClient: names that differ "
+        "only in case, Unicode form or separators ('_', '-') map to the same files; rename one",
+    )
 
 
 def test_every_known_type_is_accepted_and_types_are_normalised() -> None:

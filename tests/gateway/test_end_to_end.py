@@ -217,8 +217,9 @@ async def test_a_context_is_coded_by_three_executors_in_parallel(
         "Finalize",
     ]
 
-    # One commit on the parent's branch with every component's files.
-    branch = "context-coding-session-for-inventory"
+    # One commit on the parent's own branch with every component's files.
+    branch = f"context-coding-session-for-inventory-{parent_id[-8:]}"
+    assert struct_to_dict(parent.state)["branch"] == branch
     commit = str(struct_to_dict(parent.state)["commit"])
     assert git(repo, "rev-parse", branch).strip() == commit
     assert sorted(git(repo, "show", "--name-only", "--format=", commit).split()) == [
@@ -237,10 +238,19 @@ async def test_a_context_is_coded_by_three_executors_in_parallel(
         "inventory.stock",
     ]
     histories = {c.id: await client.get_session(c.id) for c in children}
+    # Usage: the parent runs no agent step itself; its total sums the
+    # children's (zero tokens: the scripted backend, which says so).
+    agent_steps = sum(c.usage.agent_steps for c in histories.values())
+    assert agent_steps >= 3
+    assert not parent.HasField("usage")
+    assert parent.total_usage.agent_steps == agent_steps
+    assert parent.total_usage.input_tokens == 0
     for child in histories.values():
         assert child.status == pb.SESSION_STATUS_COMPLETE, child.status_reason
         workdirs = {i.command.workdir for i in child.interactions if i.step != "Initialize"}
         assert workdirs == {f".specloom/worktrees/{child.id}"}
+    parent_workdirs = {i.command.workdir for i in parent.interactions if i.step == "Finalize"}
+    assert parent_workdirs == {f".specloom/worktrees/{parent_id}"}
     reservations = next(
         h for h in histories.values() if h.component.module_name == "inventory.reservations"
     )
@@ -293,7 +303,54 @@ async def test_a_context_is_coded_by_three_executors_in_parallel(
     # The edits were replayed, and say so.
     generated = next(i for i in reservations.interactions if i.step == "GenerateImplementation")
     assert struct_to_dict(generated.result.data)["replayed"] is True
+    # Every session, the parent too, had its own worktree; the checkout stayed on main.
     status = subprocess.run(
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert len(status) == 4
+    assert len(status) == 5
+    assert git(repo, "branch", "--show-current").strip() == "main"
+
+
+async def test_context_coding_runs_twice_in_a_row_on_the_same_context(
+    start_stack: StartStack, repo: Path, tmp_path: Path
+) -> None:
+    # Issue 12: the second run failed as "stuck: ... already checked out at
+    # .specloom/worktrees/..." because children's branches had no unique name.
+    stack = await start_stack(specs=[CODING])
+    token = await stack.token()
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps(SCRIPT))
+    await stack.agent(
+        token, repo, "ex-1", backends=["scripted"], scripted_file=script, max_parallel=3
+    )
+    client = stack.client(token)
+    runs = []
+    for _ in range(2):
+        started = await client.start_session("ContextCoding", {"context": "inventory"})
+        session_id = started.session.id
+
+        async def finished(session_id: str = session_id) -> bool:
+            session = await client.get_session(session_id, view=pb.INTERACTION_VIEW_NONE)
+            return session.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_FAILED)
+
+        await eventually(finished, timeout=120, every=0.2)
+        runs.append(await client.get_session(session_id))
+    branches = []
+    for run in runs:
+        assert run.status == pb.SESSION_STATUS_COMPLETE, run.status_reason
+        state = struct_to_dict(run.state)
+        branch = str(state["branch"])
+        branches.append(branch)
+        assert sorted(git(repo, "show", "--name-only", "--format=", branch).split()) == [
+            "src/inventory/reservations.py",
+            "src/inventory/restock.py",
+            "src/inventory/stock.py",
+        ]
+        children = await client.children(run.id)
+        assert {c.status for c in children} == {pb.SESSION_STATUS_COMPLETE}
+    assert branches[0] != branches[1]
+    # Two parents and six children, each with its own worktree; main untouched.
+    worktrees = git(repo, "worktree", "list").splitlines()
+    assert len(worktrees) == 1 + 2 + 6
+    assert git(repo, "branch", "--show-current").strip() == "main"
+    assert git(repo, "status", "--porcelain") == ""

@@ -7,8 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
+from specloom.errors import FailedPrecondition
+from specloom.orchestration.simulate import report
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import sessions_pb2 as spb
@@ -55,6 +58,49 @@ async def test_an_agentic_session_runs_on_an_executor_step_after_step(
     assert _count("chained") - chained_before >= 1
     output, _ = await client.read_output(started.session.id, session.interactions[0].id)
     assert b"compiled" in b"".join(chunk.data for chunk in output)
+
+
+@pytest.mark.parametrize(
+    ("mode", "child_mode"), [("auto", "auto"), ("manual", "auto"), ("agentic", "agentic")]
+)
+async def test_auto_sessions_run_on_executors_and_children_keep_the_confinement(
+    stack: Stack, tmp_path: Path, mode: str, child_mode: str
+) -> None:
+    # auto is executor-driven like agentic; the mode travels with every
+    # assignment (the executor confines the agent for AUTO), and children of
+    # an auto or manual parent are auto, of an agentic parent agentic.
+    token = await stack.token()
+    repo = make_repo(tmp_path / "repo")
+    await stack.agent(token, repo, "laptop")
+    client = stack.client(token)
+    modes = {"auto": pb.EXECUTION_MODE_AUTO, "agentic": pb.EXECUTION_MODE_AGENTIC}
+    if mode == "manual":
+        started = await client.start_session("Tree", {"parts": ["a", "b"]}, mode="manual")
+        prepare = await client.next_command(started.session.id)
+        assert isinstance(prepare, pb.Interaction)
+        await client.submit_result(started.session.id, prepare.id, report("ok"))
+    else:
+        started = await client.start_session("Tree", {"parts": ["a", "b"]}, mode=mode)
+
+    async def children_done() -> bool:
+        found = await client.children(started.session.id)
+        return len(found) == 2 and all(c.status == pb.SESSION_STATUS_COMPLETE for c in found)
+
+    await eventually(children_done)
+    children = await client.children(started.session.id)
+    assert {c.execution_mode for c in children} == {modes[child_mode]}
+    handed = [a for _, _, a in stack.assignments()]
+    by_session = {a.session.id: a.session.execution_mode for a in handed}
+    for child in children:
+        assert by_session[child.id] == modes[child_mode]
+    if mode != "manual":
+        await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+        handed = [a for _, _, a in stack.assignments()]
+        assert {a.session.execution_mode for a in handed if a.session.id == started.session.id} == {
+            modes[mode]
+        }
+        with pytest.raises(FailedPrecondition, match=f"is {mode}: connected executors"):
+            await client.next_command(started.session.id)
 
 
 async def test_children_spread_over_executors_within_capacity(stack: Stack, tmp_path: Path) -> None:

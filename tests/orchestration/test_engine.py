@@ -49,6 +49,60 @@ async def test_stuck_on_the_same_failure() -> None:
     assert sim.session().status_reason.startswith("stuck:")
 
 
+def classified(kind: int, fp: str = "same") -> pb.Result:
+    result = failing(fp)
+    result.failure_class = kind  # type: ignore[assignment]
+    return result
+
+
+async def test_transient_provider_failures_are_never_stuck() -> None:
+    # The same transient failure twice in a row (the provider down for longer
+    # than the retries inside the step) is not "stuck": the round cap, not
+    # stuck detection, bounds it — and the next round gets through.
+    transient = classified(pb.FAILURE_CLASS_TRANSIENT)
+    sim = Simulation(REGISTRY, Script({("", "Test"): [transient, transient, report("ok")]}))
+    sim.start("Build", {})
+    await sim.run()
+    assert sim.status() == "complete", sim.session().status_reason
+    assert [i.step for i in sim.history()] == ["Compile", "Test", "Fix", "Test", "Fix", "Test"]
+    stored = sim.history()[1].result
+    assert "fingerprint" not in stored.data.fields["judgement"].struct_value.fields
+
+
+async def test_transient_failures_are_still_bounded_by_the_round_cap() -> None:
+    sim = Simulation(REGISTRY, Script({("", "Test"): [classified(pb.FAILURE_CLASS_TRANSIENT)]}))
+    sim.start("Build", {"max_rounds": 2})
+    await sim.run()
+    assert sim.status() == "failed"
+    assert "after 2 rounds" in sim.session().status_reason
+
+
+async def test_a_permanent_provider_failure_fails_the_session_at_once() -> None:
+    permanent = classified(pb.FAILURE_CLASS_PERMANENT, "p")
+    permanent.error_message = (
+        "Not logged in · Please run /login — to fix: run `claude`, then /login"
+    )
+    sim = Simulation(REGISTRY, Script({("", "Test"): [permanent, report("ok")]}))
+    sim.start("Build", {})
+    await sim.run()
+    assert sim.status() == "failed"
+    assert [i.step for i in sim.history()] == ["Compile", "Test"]  # no fix round spent
+    assert "Not logged in · Please run /login" in sim.session().status_reason
+    assert "to fix:" in sim.session().status_reason
+    # Once fixed, a resume runs the step again.
+    await sim.steer("", pb.CONTROL_ACTION_RESUME, reason="logged in")
+    await sim.run()
+    assert sim.status() == "complete"
+
+
+async def test_the_models_own_failure_is_a_normal_error() -> None:
+    model = classified(pb.FAILURE_CLASS_MODEL)
+    sim = Simulation(REGISTRY, Script({("", "Test"): [model]}))
+    sim.start("Build", {})
+    await sim.run()
+    assert sim.session().status_reason.startswith("stuck:")  # the loop's own rules apply
+
+
 async def test_children_are_spawned_once_and_revived_on_retry() -> None:
     # toy.b fails its first run; the parent's judge sees it, retries the
     # spawn, which revives toy.b instead of creating another child.

@@ -22,6 +22,7 @@ from specloom.workflow import (
     StepDef,
     Workflow,
     commands,
+    dependencies_of,
 )
 
 
@@ -83,6 +84,81 @@ class Spawn:
         return Judgement.ok(state={"children": sorted(c.key for c in ctx.children)})
 
 
+class Checkout:
+    """A part's own worktree and branch, merging its dependencies' branches in order.
+
+    What the families' Initialize does for a dependent child: everything it
+    needs is in its initial state, so the command is built at creation.
+    """
+
+    kind: ClassVar[CommandKind] = CommandKind.GIT
+    summary: ClassVar[str] = "worktree on the part's branch, dependencies merged"
+    needs_children: ClassVar[bool] = False
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        branch = f"toy-{ctx.params.get('component')}"
+        merge = [d.branch for d in dependencies_of(ctx.state)]
+        worktree = commands.add_worktree(
+            f".specloom/worktrees/{ctx.session_id}", branch, "main", merge=merge
+        )
+        return CommandPlan(commands.git(ctx.step, [worktree]), state={"branch": branch})
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        if result.outcome.value == "ok":
+            return Judgement.ok()
+        return Judgement.error(result.error_message or "checkout failed", fail=True)
+
+
+class GraphSpawn:
+    """One Part child per node of params["graph"]: [[name, [names it depends on]], ...].
+
+    A list, not a mapping: a Struct's keys come back in no particular order,
+    and the spawn's order is part of what is tested.
+    """
+
+    kind: ClassVar[CommandKind] = CommandKind.SPAWN_CHILDREN
+    summary: ClassVar[str] = "spawn parts in dependency order"
+    needs_children: ClassVar[bool] = True
+
+    def command(self, ctx: StepContext) -> CommandPlan:
+        graph = ctx.params.get("graph") or []
+        assert isinstance(graph, list)
+        specs = []
+        for node in graph:
+            assert isinstance(node, list)
+            name, deps = node
+            assert isinstance(deps, list)
+            specs.append(
+                ChildSpec(
+                    type="Part",
+                    key=f"toy.{name}",
+                    params={"component": f"toy.{name}"},
+                    depends_on=tuple(f"toy.{d}" for d in deps),
+                )
+            )
+        failed = tuple(c.id for c in ctx.children if c.status == "failed")
+        return CommandPlan(
+            commands.spawn_children(ctx.step, []),
+            create_children=tuple(specs),
+            revive_children=failed,
+        )
+
+    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        status = {c.key: c.status for c in ctx.children}
+        problems = []
+        for child in ctx.children:
+            if child.status == "complete":
+                continue
+            stuck = [d.key for d in child.dependencies if status.get(d.key) != "complete"]
+            if child.status == "active" and stuck:
+                problems.append(f"{child.key}: waiting for {', '.join(stuck)}")
+            else:
+                problems.append(f"{child.key}: {child.status}")
+        if problems:
+            return Judgement.error("; ".join(problems))
+        return Judgement.ok()
+
+
 BUILD = Workflow(
     type="Build",
     version=1,
@@ -113,4 +189,26 @@ TREE = Workflow(
     child_types=("Leaf",),
 )
 
-REGISTRY = Registry([BUILD, LEAF, TREE])
+PART = Workflow(
+    type="Part",
+    version=1,
+    steps=(
+        StepDef("Checkout", Checkout(), on_ok="Work"),
+        StepDef("Work", Shell("work"), on_ok=DONE),
+    ),
+    params={"component": ParamSpec("component", kind=str, required=True)},
+)
+
+GRAPH = Workflow(
+    type="Graph",
+    version=1,
+    steps=(
+        StepDef("Prepare", Shell("prepare"), on_ok="Spawn"),
+        StepDef("Spawn", GraphSpawn(), on_ok="Finish"),
+        StepDef("Finish", Shell("finish"), on_ok=DONE),
+    ),
+    params={"graph": ParamSpec("[[part, [parts it depends on]], ...]", kind=list, required=True)},
+    child_types=("Part",),
+)
+
+REGISTRY = Registry([BUILD, LEAF, TREE, PART, GRAPH])

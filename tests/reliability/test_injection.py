@@ -24,7 +24,8 @@ from specloom.client import Client
 from specloom.demo.run import create_project
 from specloom.demo.script import CONTEXT_DESIGN_FIRST, TEST_ASSERTIONS, entries
 from specloom.errors import InvalidArgument
-from specloom.naming import MAX_BRANCH, branch_name
+from specloom.naming import MAX_BRANCH, session_branch
+from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from tests.reliability.conftest import StartCluster
 
@@ -102,7 +103,7 @@ async def test_hostile_names_become_safe_branches_and_paths_and_run_nothing(
             session = await _settled(client, started.session.id)
             assert session.status == pb.SESSION_STATUS_FAILED, (name, session.status_reason)
             assert "is not a module name" in session.status_reason, session.status_reason
-            branch = session.interactions[0].command.git.operations[0].create_branch.name
+            branch = session.interactions[0].command.git.operations[0].add_worktree.branch
             assert BRANCH.match(branch), branch
             # The coding family refuses them before anything runs.
             with pytest.raises(InvalidArgument, match="is not a module name"):
@@ -116,18 +117,19 @@ async def test_hostile_names_become_safe_branches_and_paths_and_run_nothing(
         )
         session = await _settled(client, started.session.id)
         assert session.status == pb.SESSION_STATUS_COMPLETE, session.status_reason
-        branch = _git(project, "branch", "--show-current").strip()
+        branch = str(struct_to_dict(session.state)["branch"])
         assert BRANCH.match(branch), branch
         # Long (the canary path is long): cut to what git can store.
-        assert branch == branch_name(prefix, "Inventory")
+        assert branch == session_branch(prefix, "Inventory", session.id)
         assert len(branch) <= MAX_BRANCH
+        # It ran in its own worktree: the project's checkout never moved.
+        assert _git(project, "branch", "--show-current").strip() == "main"
         assert _git(project, "ls-tree", "-r", "--name-only", branch, "docs/design").split() == [
             "docs/design/inventory.md"
         ]
 
         # Hostile component names written by the "model" into a design:
         # reported by validation, never spawned, never run.
-        _git(project, "checkout", "-q", "main")
         started = await client.start_session("ContextDesign", {"context": "Warehouse"})
         session = await _settled(client, started.session.id)
         assert session.status == pb.SESSION_STATUS_FAILED

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from specloom.client import Client
-from specloom.demo.run import PIPELINE, create_project
-from specloom.demo.sample import CONTEXT
+from specloom.demo.run import PIPELINE, create_project, stage_params
 from specloom.demo.script import write_script
+from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from tests.reliability.cluster import Cluster, Proc
 from tests.reliability.conftest import StartCluster
@@ -49,6 +49,7 @@ class Pipeline:
         """Each stage starts once its gate opens, so a kill can be aimed at it."""
 
     async def run(self) -> None:
+        base = ""
         for session_type in PIPELINE:
             await self.gates[session_type].wait()
             self.stage, self.steps = session_type, 0
@@ -56,7 +57,7 @@ class Pipeline:
                 partial(
                     self.client.start_session,
                     session_type,
-                    {"context": CONTEXT, "profile": "python"},
+                    stage_params(base),  # each stage builds on the last one's branch
                     mode="agentic",
                     idempotency_key=f"demo-{session_type}",
                 ),
@@ -73,6 +74,7 @@ class Pipeline:
             self.sessions.append(session)
             if session.status != pb.SESSION_STATUS_COMPLETE:
                 return
+            base = str(struct_to_dict(session.state)["branch"])
         self.stage = "done"
 
     async def start(self, stage: str, steps: int, within: float = 120.0) -> None:

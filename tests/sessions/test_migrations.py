@@ -20,6 +20,8 @@ from specloom_sessions.tables import metadata
 from tests.fixtures.sessions_server import SessionsUnderTest, start_sessions
 from tests.sessions.helpers import create, fetch, ok, pending, scope, step
 
+TABLES = ("sessions", "interactions", "outputs", "tokens", "session_dependencies")
+
 
 def _differences(url: str) -> list[object]:
     engine = create_engine(sync_url(url), poolclass=NullPool)
@@ -42,7 +44,7 @@ def _indexes(url: str) -> dict[str, set[str]]:
                     for i in inspector.get_indexes(table)
                     if i["name"] and not i.get("duplicates_constraint")
                 }
-                for table in ("sessions", "interactions", "outputs", "tokens")
+                for table in TABLES
             }
     finally:
         engine.dispose()
@@ -50,8 +52,8 @@ def _indexes(url: str) -> dict[str, set[str]]:
 
 async def test_migrations_build_the_declared_schema(database_url: str) -> None:
     settings = HostSettings(database_url=database_url)
-    assert await SERVICE.admin["migrate"](settings) == "0002"
-    assert await SERVICE.admin["migrate"](settings) == "0002"  # idempotent
+    assert await SERVICE.admin["migrate"](settings) == "0005"
+    assert await SERVICE.admin["migrate"](settings) == "0005"  # idempotent
     assert _differences(database_url) == []
     declared = {
         table.name: {index.name for index in table.indexes if index.name}
@@ -68,7 +70,7 @@ async def test_migrations_build_the_declared_schema(database_url: str) -> None:
             assert not inspect(conn).has_table("sessions")
     finally:
         engine.dispose()
-    assert upgrade(database_url) == "0002"
+    assert upgrade(database_url) == "0005"
     assert _differences(database_url) == []
 
 

@@ -341,7 +341,8 @@ async def test_children_are_created_once_and_revived(sessions_service: SessionsU
     assert [c.id for c in response.children] == [k.id for k in kids]
     for child in response.children:
         assert child.parent_id == parent.id
-        assert child.execution_mode == pb.EXECUTION_MODE_AGENTIC
+        # Executors run children; a manual parent's are confined (auto).
+        assert child.execution_mode == pb.EXECUTION_MODE_AUTO
         assert child.scope == where
         assert child.interaction_count == 1
         # Each child as a head read gives it: with its (pending) first step.

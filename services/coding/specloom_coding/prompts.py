@@ -9,18 +9,14 @@ whatever the size of the documents.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from specloom.profiles import ComponentFiles, Profile
 from specloom.workflow import ComponentView, StepContext
-from specloom_coding.common import (
-    component_of,
-    context_name,
-    profile_of,
-    rules_text,
-    text_state,
-)
+from specloom.workflow.steps import context_of, profile_of, rules_text
+from specloom_coding.state import CodingState, component_of
 
 SessionKind = Literal["test", "code"]
 
@@ -44,20 +40,22 @@ class ComponentFacts:
         profile = profile_of(ctx)
         files = profile.files(component.module_name)
         invocation = profile.test_invocation([files.test], "<report>")
+        state = CodingState.of(ctx)
         return ComponentFacts(
             component=component,
-            context=context_name(ctx),
+            context=context_of(ctx),
             profile=profile,
             files=files,
-            project=_project(ctx),
-            rules=rules_text(ctx, component.type or "other", kind),
+            project=project_line(ctx),
+            rules=rules_text(state.rules, component.type or "other", kind),
             test_command=" ".join(invocation.shown()),
         )
 
 
-def _project(ctx: StepContext) -> str:
+def project_line(ctx: StepContext) -> str:
+    """``name: description`` of the ``project`` param ("" when not given)."""
     project = ctx.params.get("project")
-    if not isinstance(project, dict):
+    if not isinstance(project, Mapping):
         return ""
     name = str(project.get("name") or "").strip()
     description = str(project.get("description") or "").strip()
@@ -112,7 +110,8 @@ def generate_tests(facts: ComponentFacts) -> str:
     )
 
 
-def _round(round_: int, cap: int) -> str:
+def round_text(round_: int, cap: int) -> str:
+    """Which fix round this is, as a prompt says it."""
     if round_ == 0:
         # A Resume restarted the count; this fix is not one of the capped rounds.
         return f"a fix after the session was resumed; then up to {cap} more rounds"
@@ -125,7 +124,7 @@ def fix_tests(facts: ComponentFacts, problem: str, summary: str, round_: int, ca
     return "\n".join(
         [
             f"The tests for {facts.component.module_name} do not behave as tests written "
-            f"before the code should ({_round(round_, cap)}).",
+            f"before the code should ({round_text(round_, cap)}).",
             "",
             f"Problem: {problem}",
             "",
@@ -168,7 +167,7 @@ def fix_failures(facts: ComponentFacts, problem: str, summary: str, round_: int,
     f = facts.files
     return "\n".join(
         [
-            f"The tests for {facts.component.module_name} still fail ({_round(round_, cap)}).",
+            f"The tests for {facts.component.module_name} still fail ({round_text(round_, cap)}).",
             "",
             f"Problem: {problem}",
             "",
@@ -180,8 +179,3 @@ def fix_failures(facts: ComponentFacts, problem: str, summary: str, round_: int,
             *_rules(facts),
         ]
     )
-
-
-def last_failure(ctx: StepContext) -> tuple[str, str]:
-    """The last test run's problem (one line) and failure summary, from state."""
-    return text_state(ctx, "failure_reason"), text_state(ctx, "failure_summary")

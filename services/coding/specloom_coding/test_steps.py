@@ -14,9 +14,9 @@ share the mechanics:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
-from specloom.protoconv import JsonObject
 from specloom.workflow import (
     CommandKind,
     CommandPlan,
@@ -25,15 +25,8 @@ from specloom.workflow import (
     StepContext,
     commands,
 )
-from specloom_coding.common import (
-    REPORTS,
-    component_of,
-    context_name,
-    files_of,
-    profile_of,
-    text_state,
-    workdir_of,
-)
+from specloom.workflow.steps import profile_of, step_metadata
+from specloom_coding.state import REPORTS, CodingState, component_of, files_of
 from specloom_coding.testruns import TestRun, failure_summary, fingerprint, read_test_run
 from specloom_coding.testruns._text import clip
 
@@ -75,45 +68,38 @@ class _RunTestsStep:
     needs_children: ClassVar[bool] = False
 
     def command(self, ctx: StepContext) -> CommandPlan:
+        state = CodingState.of(ctx)
         profile = profile_of(ctx)
-        files = files_of(ctx)
-        runs = ctx.state.get("test_runs")
-        number = (runs if isinstance(runs, int) else 0) + 1
+        number = state.test_runs + 1
         ext = _EXTENSIONS.get(profile.report_format, "out")
         report = f"{REPORTS}/{ctx.session_id}/run-{number}.{ext}"
-        invocation = profile.test_invocation([files.test], report)
-        metadata = {
-            "session_type": ctx.session_type,
-            "step": ctx.step,
-            "component": component_of(ctx).module_name,
-            "context": context_name(ctx),
-        }
+        invocation = profile.test_invocation([files_of(ctx).test], report)
         command = commands.shell(
             ctx.step,
             invocation.argv,
             env=invocation.env,
             ok_exit_codes=invocation.ok_exit_codes,
-            metadata=metadata,
-            workdir=workdir_of(ctx),
+            metadata=step_metadata(ctx),
+            workdir=state.workdir,
             collect=[report],
         )
-        state: JsonObject = {
-            "test_runs": number,
-            "test_report": report,
-            "test_format": invocation.report_format,
-            "test_command": list(invocation.shown()),
-        }
-        return CommandPlan(command, state=state)
+        after = replace(
+            state,
+            test_runs=number,
+            test_report=report,
+            test_format=invocation.report_format,
+            test_command=tuple(invocation.shown()),
+        )
+        return CommandPlan(command, state=state.to(after))
 
     @staticmethod
-    def read(ctx: StepContext, result: ReportedResult) -> TestRun:
+    def read(state: CodingState, result: ReportedResult) -> TestRun:
         """The run as the collected report (or its absence) tells it."""
-        report = result.file(text_state(ctx, "test_report"))
-        shown = ctx.state.get("test_command")
+        report = result.file(state.test_report)
         return read_test_run(
             report.content if report is not None and report.exists else None,
-            text_state(ctx, "test_format") or "junit",
-            command=[str(a) for a in shown] if isinstance(shown, list) else [],
+            state.test_format or "junit",
+            command=list(state.test_command),
             exit_code=result.exit_code,
             stdout=result.stdout,
             stderr=result.stderr,
@@ -123,31 +109,21 @@ class _RunTestsStep:
         )
 
     @staticmethod
-    def failed(run: TestRun, reason: str, fingerprint_: str, **state: bool) -> Judgement:
+    def failed(
+        state: CodingState, after: CodingState, run: TestRun, reason: str, mark: str
+    ) -> Judgement:
         summary = failure_summary(run)
+        after = replace(
+            after, test_run=run.to_dict(), failure_reason=reason, failure_summary=summary
+        )
         return Judgement.error(
-            reason,
-            fingerprint=fingerprint_,
-            state={
-                "test_run": run.to_dict(),
-                "failure_reason": reason,
-                "failure_summary": summary,
-                **state,
-            },
-            test_run=run.to_dict(),
+            reason, fingerprint=mark, state=state.to(after), test_run=run.to_dict()
         )
 
     @staticmethod
-    def passed(run: TestRun, **state: bool) -> Judgement:
-        return Judgement.ok(
-            state={
-                "test_run": run.to_dict(),
-                "failure_reason": None,
-                "failure_summary": None,
-                **state,
-            },
-            test_run=run.to_dict(),
-        )
+    def passed(state: CodingState, after: CodingState, run: TestRun) -> Judgement:
+        after = replace(after, test_run=run.to_dict(), failure_reason="", failure_summary="")
+        return Judgement.ok(state.to(after), test_run=run.to_dict())
 
 
 class RunTests(_RunTestsStep):
@@ -156,10 +132,12 @@ class RunTests(_RunTestsStep):
     summary: ClassVar[str] = "run the component's tests; OK when all pass"
 
     def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        run = self.read(ctx, result)
+        state = CodingState.of(ctx)
+        run = self.read(state, result)
         if run.all_passed:
-            return self.passed(run, tests_passed=True)
-        return self.failed(run, headline(run), fingerprint(run), tests_passed=False)
+            return self.passed(state, replace(state, tests_passed=True), run)
+        after = replace(state, tests_passed=False)
+        return self.failed(state, after, run, headline(run), fingerprint(run))
 
 
 class RunTestsFirst(_RunTestsStep):
@@ -168,22 +146,24 @@ class RunTestsFirst(_RunTestsStep):
     summary: ClassVar[str] = "run the new tests; OK when they run and fail (no code yet)"
 
     def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        run = self.read(ctx, result)
+        state = CodingState.of(ctx)
+        run = self.read(state, result)
         module = component_of(ctx).module_name
+        unverified = replace(state, tests_verified=False)
         if not run.reported or run.load_errors:
             reason = f"the tests do not compile or load: {headline(run)}"
-            return self.failed(run, reason, fingerprint(run), tests_verified=False)
+            return self.failed(state, unverified, run, reason, fingerprint(run))
         if run.ran == 0:
             reason = (
                 "0 passed and 0 failed: no test ran, so the tests cannot show anything; "
                 f"{files_of(ctx).test} must define tests the runner finds"
             )
-            return self.failed(run, reason, "tdd:no-tests", tests_verified=False)
+            return self.failed(state, unverified, run, reason, "tdd:no-tests")
         if run.not_passing == 0:
             passing = "the only test passes" if run.passed == 1 else f"all {run.passed} tests pass"
             reason = (
                 f"{passing} before {module} is written: "
                 "tests written first must fail until the code exists"
             )
-            return self.failed(run, reason, f"tdd:all-pass:{run.passed}", tests_verified=False)
-        return self.passed(run, tests_verified=True)
+            return self.failed(state, unverified, run, reason, f"tdd:all-pass:{run.passed}")
+        return self.passed(state, replace(state, tests_verified=True), run)

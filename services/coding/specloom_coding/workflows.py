@@ -6,6 +6,12 @@
 - ContextTesting: Initialize → SpawnComponentTestSessions → Finalize
 - ContextCoding: Initialize → SpawnComponentCodingSessions → Finalize
 
+Definition v2 is built on the kernel's step library: every session, top-level
+or child, works in its own worktree on its own branch, commits only there,
+and a step that must produce files and finds none is an error. The v1
+definitions (``specloom_coding.v1``, frozen) stay registered so sessions
+started under them finish under them.
+
 Loops are capped by the session's ``max_rounds`` (default 3) on RunTests;
 the same failure twice in a row stops the session as stuck (the RunTests
 judges give fingerprints of the failing set), and Resume restarts the count.
@@ -14,8 +20,8 @@ judges give fingerprints of the failing set), and Resume restarts the count.
 from __future__ import annotations
 
 from specloom.workflow import DONE, ParamSpec, Registry, StepDef, Workflow
+from specloom.workflow.steps import STEP_PARAMS
 from specloom_coding.component_steps import (
-    RUN_TESTS,
     FinalizeComponent,
     FixCompilationErrors,
     FixTestFailures,
@@ -29,11 +35,9 @@ from specloom_coding.context_steps import (
     InitializeContext,
     SpawnComponents,
 )
+from specloom_coding.state import RUN_TESTS
 from specloom_coding.test_steps import RunTests, RunTestsFirst
-
-RULES = ParamSpec(
-    "Extra rules: markdown texts with component_type/session_type front matter.", kind=list
-)
+from specloom_coding.v1 import workflows as v1
 
 COMPONENT_PARAMS = {
     "component": ParamSpec(
@@ -42,21 +46,19 @@ COMPONENT_PARAMS = {
         required=True,
     ),
     "context": ParamSpec("Module name of the context the component belongs to.", kind=str),
-    "base": ParamSpec("Start point of the session branch (default: the current HEAD).", kind=str),
-    "rules": RULES,
+    **STEP_PARAMS,
 }
 
 CONTEXT_PARAMS = {
     "context": ParamSpec(
         "Module name of the context; its design document lists the components.", required=True
     ),
-    "base": ParamSpec("Start point of the session branch and base of the pull request.", kind=str),
-    "rules": RULES,
+    **STEP_PARAMS,
 }
 
 COMPONENT_TEST = Workflow(
     type="ComponentTest",
-    version=1,
+    version=2,
     summary="Write a component's tests before its code; they must run and fail.",
     params=COMPONENT_PARAMS,
     steps=(
@@ -68,13 +70,13 @@ COMPONENT_TEST = Workflow(
         StepDef("GenerateTestsAndFixtures", GenerateTestsAndFixtures(), on_ok=RUN_TESTS),
         StepDef(RUN_TESTS, RunTestsFirst(), on_ok="Finalize", on_error="FixCompilationErrors"),
         StepDef("FixCompilationErrors", FixCompilationErrors(), on_ok=RUN_TESTS),
-        StepDef("Finalize", FinalizeComponent("Add tests for"), on_ok=DONE),
+        StepDef("Finalize", FinalizeComponent("Add tests for", delivers="test"), on_ok=DONE),
     ),
 )
 
 COMPONENT_CODING = Workflow(
     type="ComponentCoding",
-    version=1,
+    version=2,
     summary="Implement a component until its tests pass; commit its files.",
     params=COMPONENT_PARAMS,
     steps=(
@@ -86,16 +88,17 @@ COMPONENT_CODING = Workflow(
         StepDef("GenerateImplementation", GenerateImplementation(), on_ok=RUN_TESTS),
         StepDef(RUN_TESTS, RunTests(), on_ok="Finalize", on_error="FixTestFailures"),
         StepDef("FixTestFailures", FixTestFailures(), on_ok=RUN_TESTS),
-        StepDef("Finalize", FinalizeComponent("Implement"), on_ok=DONE),
+        StepDef("Finalize", FinalizeComponent("Implement", delivers="code"), on_ok=DONE),
     ),
 )
 
 CONTEXT_TESTING = Workflow(
     type="ContextTesting",
-    version=1,
+    version=2,
     summary="Write the tests of every component of a context; commit them together.",
     params=CONTEXT_PARAMS,
     child_types=("ComponentTest",),
+    child_versions={"ComponentTest": 2},
     steps=(
         StepDef(
             "Initialize",
@@ -106,7 +109,11 @@ CONTEXT_TESTING = Workflow(
             "SpawnComponentTestSessions",
             SpawnComponents(
                 "ComponentTest",
-                ChildCheck("tests_verified", "its tests were not shown to run and fail", ("test",)),
+                ChildCheck(
+                    lambda state: state.tests_verified,
+                    "its tests were not shown to run and fail",
+                    ("test",),
+                ),
             ),
             on_ok="Finalize",
         ),
@@ -116,10 +123,11 @@ CONTEXT_TESTING = Workflow(
 
 CONTEXT_CODING = Workflow(
     type="ContextCoding",
-    version=1,
+    version=2,
     summary="Implement every component of a context; commit all files together and push.",
     params=CONTEXT_PARAMS,
     child_types=("ComponentCoding",),
+    child_versions={"ComponentCoding": 2},
     steps=(
         StepDef(
             "Initialize",
@@ -130,7 +138,9 @@ CONTEXT_CODING = Workflow(
             "SpawnComponentCodingSessions",
             SpawnComponents(
                 "ComponentCoding",
-                ChildCheck("tests_passed", "its tests do not pass", ("code", "test")),
+                ChildCheck(
+                    lambda state: state.tests_passed, "its tests do not pass", ("code", "test")
+                ),
             ),
             on_ok="Finalize",
         ),
@@ -138,8 +148,11 @@ CONTEXT_CODING = Workflow(
     ),
 )
 
-REGISTRY = Registry([COMPONENT_TEST, COMPONENT_CODING, CONTEXT_TESTING, CONTEXT_CODING])
-"""Every workflow the coding service serves."""
+WORKFLOWS = (COMPONENT_TEST, COMPONENT_CODING, CONTEXT_TESTING, CONTEXT_CODING)
+"""The current (v2) definitions."""
+
+REGISTRY = Registry([*v1.WORKFLOWS, *WORKFLOWS])
+"""Every workflow the coding service serves: v2 for new sessions, v1 for those still running."""
 
 __all__ = [
     "COMPONENT_CODING",
@@ -147,4 +160,5 @@ __all__ = [
     "CONTEXT_CODING",
     "CONTEXT_TESTING",
     "REGISTRY",
+    "WORKFLOWS",
 ]

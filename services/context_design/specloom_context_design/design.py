@@ -1,50 +1,53 @@
-"""The design loop: Generate → ValidateDesign ⇄ ReviseDesign → Finalize.
+"""The design loop: Generate → ValidateDesign ⇄ ReviseDesign → Finalize (definition v2).
 
-Shared by ContextDesign and ComponentDesign; ``kind`` says which. The
+Shared by ContextDesign and ComponentDesign; ``kind`` says which. The agent
+steps are the library's (the document must exist afterwards); the
 validation runs here, on the server, over the file the executor collected:
 the agent's own opinion of its document is never what decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from specloom.documents import CONTEXT, validate_design
-from specloom.protoconv import JsonValue
 from specloom.workflow import (
     CommandKind,
     CommandPlan,
+    ComponentView,
     Judgement,
     Outcome,
     ReportedResult,
     StepContext,
     commands,
 )
-from specloom_context_design import prompts
-from specloom_context_design._common import (
-    agent_metadata,
-    agent_options,
-    cap_of,
-    component_of,
-    context_name,
-    design_type,
+from specloom.workflow.steps import (
+    AgentStep,
+    Commit,
+    SessionState,
+    context_of,
     fingerprint,
+    loop_cap,
     profile_of,
-    text,
-    workdir_of,
+    step_metadata,
 )
-from specloom_context_design.initialize import git_facts, git_failure
+from specloom_context_design import prompts
 from specloom_context_design.prompts import DesignSubject
+from specloom_context_design.state import VALIDATE, DesignState
 
-VALIDATE = "ValidateDesign"
-"""The step whose ERROR rounds a revise belongs to."""
+
+def component_of(ctx: StepContext) -> ComponentView:
+    """The component a component session designs (params are validated to name one)."""
+    if ctx.component is None:
+        raise ValueError(f"{ctx.session_type} session {ctx.session_id} has no component")
+    return ctx.component
 
 
 def subject_of(ctx: StepContext, kind: str) -> DesignSubject:
     """What the session designs and where its document goes."""
     profile = profile_of(ctx)
-    context = context_name(ctx)
+    context = context_of(ctx)
     if kind == CONTEXT:
         return DesignSubject(
             kind=CONTEXT,
@@ -57,7 +60,7 @@ def subject_of(ctx: StepContext, kind: str) -> DesignSubject:
     return DesignSubject(
         kind="component",
         module=component.module_name,
-        component_type=design_type(ctx, kind),
+        component_type=component.type or "other",
         context=context,
         path=profile.design_path(component.module_name),
         component=component,
@@ -65,55 +68,39 @@ def subject_of(ctx: StepContext, kind: str) -> DesignSubject:
     )
 
 
-def _metadata(ctx: StepContext, s: DesignSubject, round_: int) -> dict[str, JsonValue]:
-    return agent_metadata(
-        ctx,
-        component="" if s.kind == CONTEXT else s.module,
-        context=s.context,
-        round_=round_,
-        output_path=s.path,
-    )
+class GenerateDesign(AgentStep):
+    """The agent writes the design document."""
 
-
-def judge_agent(ctx: StepContext, result: ReportedResult, what: str) -> Judgement:
-    """An agent step's verdict: its own outcome, and the conversation to resume later."""
-    state: dict[str, JsonValue | None] = {}
-    conversation = result.data.get("conversation_id")
-    if isinstance(conversation, str) and conversation:
-        state["conversation_id"] = conversation
-    if result.outcome is Outcome.OK:
-        return Judgement.ok(state)
-    reason = result.error_message or result.stderr.strip()[-2000:] or f"the agent {what} failed"
-    if result.outcome is Outcome.WARNING:
-        return Judgement.warning(reason, state)
-    return Judgement.error(reason, fingerprint=fingerprint("agent", reason), state=state)
-
-
-@dataclass(frozen=True)
-class GenerateDesign:
-    """Ask the agent to write the design document."""
-
-    kind: ClassVar[CommandKind] = CommandKind.AGENT
     summary: ClassVar[str] = "The agent writes the design document"
-    needs_children: ClassVar[bool] = False
 
-    design: str
-    """``"context"`` or ``"component"``."""
+    def __init__(self, design: str) -> None:
+        self.design = design
+        """``"context"`` or ``"component"``."""
 
-    def command(self, ctx: StepContext) -> CommandPlan:
+    def outputs(self, ctx: StepContext) -> list[str]:
+        return [subject_of(ctx, self.design).path]
+
+    def prompt(self, ctx: StepContext) -> str:
+        return prompts.design_prompt(ctx, subject_of(ctx, self.design))
+
+
+class ReviseDesign(AgentStep):
+    """The same conversation fixes exactly the validation errors."""
+
+    summary: ClassVar[str] = "The agent fixes the validation errors (same conversation)"
+    loop: ClassVar[str] = VALIDATE
+    continues: ClassVar[bool] = True
+
+    def __init__(self, design: str) -> None:
+        self.design = design
+
+    def outputs(self, ctx: StepContext) -> list[str]:
+        return [subject_of(ctx, self.design).path]
+
+    def prompt(self, ctx: StepContext) -> str:
+        errors = DesignState.of(ctx).validation_errors
         s = subject_of(ctx, self.design)
-        command = commands.agent(
-            ctx.step,
-            prompts.design_prompt(ctx, s),
-            output_paths=[s.path],
-            metadata=_metadata(ctx, s, 0),
-            workdir=workdir_of(ctx),
-            **agent_options(ctx),
-        )
-        return CommandPlan(command)
-
-    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        return judge_agent(ctx, result, "writing the design")
+        return prompts.revise_prompt(ctx, s, errors, self.round(ctx), loop_cap(ctx))
 
 
 @dataclass(frozen=True)
@@ -130,13 +117,14 @@ class ValidateDesign:
         s = subject_of(ctx, self.design)
         command = commands.noop(
             ctx.step,
-            workdir=workdir_of(ctx),
+            workdir=DesignState.of(ctx).workdir,
             collect=[s.path],
-            metadata={"session_type": ctx.session_type, "path": s.path},
+            metadata=step_metadata(ctx),
         )
         return CommandPlan(command)
 
     def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
+        state = DesignState.of(ctx)
         s = subject_of(ctx, self.design)
         collected = result.file(s.path)
         if result.outcome is not Outcome.OK and collected is None:
@@ -146,83 +134,37 @@ class ValidateDesign:
                 f"could not collect {s.path}: {result.error_message or 'no file returned'}"
             )
         if collected is None or not collected.exists:
-            errors = [f"The design document {s.path} was not written."]
+            error = f"The design document {s.path} was not written."
             return Judgement.error(
-                errors[0],
+                error,
                 fingerprint=fingerprint("missing", s.path),
-                state={"validation_errors": errors},
+                state=state.to(replace(state, validation_errors=(error,))),
             )
         report = validate_design(collected.content, s.component_type, truncated=collected.truncated)
         if not report.ok:
             return Judgement.error(
                 report.explain(s.path),
                 fingerprint=report.fingerprint(),
-                state={"validation_errors": list(report.errors)},
+                state=state.to(replace(state, validation_errors=report.errors)),
                 errors=len(report.errors),
             )
-        state: dict[str, JsonValue | None] = {"validation_errors": None, "design_path": s.path}
+        after = replace(state, validation_errors=(), design_path=s.path)
         if self.design == CONTEXT:
-            state["components"] = [c.to_dict() for c in report.components]
-        return Judgement.ok(state, components=len(report.components))
+            after = replace(after, components=report.components)
+        return Judgement.ok(state.to(after), components=len(report.components))
 
 
-@dataclass(frozen=True)
-class ReviseDesign:
-    """Resume the agent's conversation with the specific validation errors."""
-
-    kind: ClassVar[CommandKind] = CommandKind.AGENT
-    summary: ClassVar[str] = "The agent fixes the validation errors (same conversation)"
-    needs_children: ClassVar[bool] = False
-
-    design: str
-
-    def command(self, ctx: StepContext) -> CommandPlan:
-        s = subject_of(ctx, self.design)
-        raw = ctx.state.get("validation_errors")
-        errors = [str(e) for e in raw] if isinstance(raw, list) else []
-        # A revise always follows a failed validation, so it is round 1 at
-        # least, also right after a Resume (which restarts the counters).
-        round_ = max(1, ctx.rounds.get(VALIDATE, 0))
-        command = commands.agent(
-            ctx.step,
-            prompts.revise_prompt(ctx, s, errors, round_, cap_of(ctx)),
-            output_paths=[s.path],
-            resume_conversation_id=text(ctx.state.get("conversation_id")),
-            metadata=_metadata(ctx, s, round_),
-            workdir=workdir_of(ctx),
-            **agent_options(ctx),
-        )
-        return CommandPlan(command)
-
-    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        return judge_agent(ctx, result, "revising the design")
-
-
-@dataclass(frozen=True)
-class CommitDesign:
+class CommitDesign(Commit):
     """Commit the validated document on the session's branch."""
 
-    kind: ClassVar[CommandKind] = CommandKind.GIT
     summary: ClassVar[str] = "Commit the design document on the session's branch"
-    needs_children: ClassVar[bool] = False
 
-    design: str
+    def __init__(self, design: str) -> None:
+        super().__init__()
+        self.design = design
 
-    def command(self, ctx: StepContext) -> CommandPlan:
-        s = subject_of(ctx, self.design)
-        message = f"Design {s.module}\n\nspecloom {ctx.session_type} session {ctx.session_id}"
-        # allow_empty: a retried Finalize after a commit that went through
-        # (but whose report was lost) must not fail on "nothing to commit".
-        op = commands.commit([s.path], message, allow_empty=True)
-        command = commands.git(
-            ctx.step,
-            [op],
-            workdir=workdir_of(ctx),
-            metadata={"session_type": ctx.session_type, "path": s.path},
-        )
-        return CommandPlan(command)
+    def paths(self, ctx: StepContext, state: SessionState) -> list[str]:
+        return [subject_of(ctx, self.design).path]
 
-    def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        if result.outcome is Outcome.ERROR:
-            return git_failure(result, "committing the design")
-        return Judgement.ok(git_facts(result))
+    def headline(self, ctx: StepContext, state: SessionState) -> str:
+        return f"Design {subject_of(ctx, self.design).module}"

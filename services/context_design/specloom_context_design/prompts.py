@@ -13,12 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from specloom.documents import CONTEXT, document_spec, review_spec
-from specloom.protoconv import JsonValue
 from specloom.workflow import ComponentView, StepContext
-from specloom_context_design._common import rules_for, text
-
-MAX_STORIES = 50
-"""User stories listed at most (the rest are counted, not inlined)."""
+from specloom.workflow.steps import context_of, rules_text, story_lines
+from specloom_context_design.state import SESSION_KIND, DesignState
 
 
 @dataclass(frozen=True)
@@ -41,37 +38,22 @@ def _project(ctx: StepContext) -> list[str]:
     project = ctx.params.get("project")
     if not isinstance(project, dict):
         return []
-    name = text(project.get("name")).strip()
-    about = text(project.get("description")).strip()
+    name = str(project.get("name") or "").strip()
+    about = str(project.get("description") or "").strip()
     if not name and not about:
         return []
     return ["## Project", "", f"{name}: {about}" if name and about else name or about, ""]
 
 
-def _story(value: JsonValue) -> str:
-    if isinstance(value, dict):
-        title = text(value.get("title")).strip()
-        about = text(value.get("description")).strip()
-        return f"{title}: {about}" if title and about else title or about
-    return str(value).strip() if value is not None else ""
-
-
 def _stories(ctx: StepContext) -> list[str]:
-    raw = ctx.params.get("user_stories")
-    if not isinstance(raw, list):
-        return []
-    stories = [s for s in (_story(v) for v in raw) if s]
+    stories = story_lines(ctx.params.get("user_stories"))
     if not stories:
         return []
-    lines = ["## User stories", ""]
-    lines += [f"- {' '.join(story.split())}" for story in stories[:MAX_STORIES]]
-    if len(stories) > MAX_STORIES:
-        lines.append(f"- ... and {len(stories) - MAX_STORIES} more (see the project's backlog)")
-    return [*lines, ""]
+    return ["## User stories", "", *(f"- {story}" for story in stories), ""]
 
 
 def _rules(ctx: StepContext, component_type: str) -> list[str]:
-    composed = rules_for(ctx, component_type)
+    composed = rules_text(DesignState.of(ctx).rules, component_type, SESSION_KIND)
     if not composed:
         return []
     return ["## Rules", "", "Follow these rules:", "", composed, ""]
@@ -138,10 +120,15 @@ def revise_prompt(
 ) -> str:
     """The prompt that fixes exactly the validation errors of the last round."""
     listed = [f"- {error}" for error in errors] or ["- (the errors were not recorded)"]
+    which = (
+        f"revise round {round_} of at most {cap}"
+        if round_
+        # A Resume restarted the count; this revise is not one of the capped rounds.
+        else f"a revision after the session was resumed; then up to {cap} more rounds"
+    )
     lines = [
         f"The design document `{s.path}` for `{s.module}` did not pass validation "
-        f"(revise round {round_} of at most {cap}). Fix exactly these problems and keep "
-        "everything that is already right:",
+        f"({which}). Fix exactly these problems and keep everything that is already right:",
         "",
         *listed,
         "",
@@ -205,7 +192,7 @@ def review_retry_prompt(ctx: StepContext, *, path: str, problems: Sequence[str])
             "",
             "Write the complete review again, following this specification:",
             "",
-            review_spec(f"`{text(ctx.params.get('context'))}`"),
+            review_spec(f"`{context_of(ctx)}`"),
             "",
             *_output(path),
         ]

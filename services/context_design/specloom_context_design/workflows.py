@@ -5,9 +5,16 @@
 - ComponentDesign: Initialize → GenerateComponentDesign → ValidateDesign ⇄
   ReviseDesign → Finalize
 - ContextComponentsDesign: Initialize → SpawnComponentDesignSessions →
-  SpawnReviewSession → Finalize (commit, push, pull request)
+  SpawnReviewSession → Finalize (commit, push, pull request if asked)
 - ComponentDesignReview: Initialize → ExecuteReview → Finalize
-- ContextDesignReview: ExecuteReview → Finalize
+- ContextDesignReview: Initialize → ExecuteReview → Finalize
+
+Definition v2 is built on the kernel's step library: every session works in
+its own worktree on its own branch (ContextDesignReview gained an
+Initialize for it), commits only there, and a step that must produce a
+document and finds none is an error. A pull request is opened only when
+``pull_request`` is true. The v1 definitions (``specloom_context_design.v1``,
+frozen) stay registered so sessions started under them finish under them.
 
 Every ERROR without a named target retries its own step; the kernel caps
 every loop (``max_rounds``, default 3) and fails a session whose step fails
@@ -19,19 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from specloom.documents import CONTEXT
-from specloom.workflow import DONE, ParamSpec, Registry, StepContext, StepDef, Workflow
-from specloom_context_design._common import (
-    COMPONENT_DESIGN,
-    COMPONENT_DESIGN_REVIEW,
-    CONTEXT_COMPONENTS_DESIGN,
-    CONTEXT_DESIGN,
-    CONTEXT_DESIGN_REVIEW,
-    CONTEXT_PARAM,
-    MAX_TURNS,
-    RULES,
-    USER_STORIES,
-    component_of,
-)
+from specloom.workflow import DONE, ParamSpec, Registry, StepDef, Workflow
+from specloom.workflow.steps import STEP_PARAMS, ContextInitialize, Initialize
 from specloom_context_design.components import (
     FinalizeComponentsDesign,
     SpawnComponentDesignSessions,
@@ -43,17 +39,27 @@ from specloom_context_design.design import (
     ReviseDesign,
     ValidateDesign,
 )
-from specloom_context_design.initialize import Initialize
+from specloom_context_design.initialize import InitializeReview
 from specloom_context_design.review import COMPONENT_DESIGNS, CommitReview, ExecuteReview
 from specloom_context_design.review import CONTEXT_DESIGN as REVIEW_OF_CONTEXT
-
-
-def _context_type(ctx: StepContext) -> str:
-    return CONTEXT
-
-
-def _component_type(ctx: StepContext) -> str:
-    return component_of(ctx).type or "other"
+from specloom_context_design.state import (
+    COMPONENT_DESIGN,
+    COMPONENT_DESIGN_REVIEW,
+    CONTEXT_COMPONENTS_DESIGN,
+    CONTEXT_DESIGN,
+    CONTEXT_DESIGN_REVIEW,
+    CONTEXT_PARAM,
+    SESSION_KIND,
+    USER_STORIES,
+)
+from specloom_context_design.v1 import workflows as v1
+from specloom_context_design.v1.workflows import (
+    COMPONENT_DESIGN_REVIEW_V1,
+    COMPONENT_DESIGN_V1,
+    CONTEXT_COMPONENTS_DESIGN_V1,
+    CONTEXT_DESIGN_REVIEW_V1,
+    CONTEXT_DESIGN_V1,
+)
 
 
 def _component_subject(params: Mapping[str, object]) -> str:
@@ -63,15 +69,17 @@ def _component_subject(params: Mapping[str, object]) -> str:
     return str(value or COMPONENT_DESIGN)
 
 
-_COMMON = {"user_stories": USER_STORIES, "rules": RULES, "max_turns": MAX_TURNS}
+_PARAMS = {"user_stories": USER_STORIES, **STEP_PARAMS}
 
-CONTEXT_DESIGN_V1 = Workflow(
+CONTEXT_DESIGN_V2 = Workflow(
     type=CONTEXT_DESIGN,
-    version=1,
+    version=2,
     summary="Design a context: write, validate and revise its design document.",
     steps=(
         StepDef(
-            "Initialize", Initialize("context-design", _context_type), on_ok="GenerateContextDesign"
+            "Initialize",
+            Initialize("context-design", session_kind=SESSION_KIND),
+            on_ok="GenerateContextDesign",
         ),
         StepDef("GenerateContextDesign", GenerateDesign(CONTEXT), on_ok="ValidateDesign"),
         StepDef(
@@ -80,17 +88,17 @@ CONTEXT_DESIGN_V1 = Workflow(
         StepDef("ReviseDesign", ReviseDesign(CONTEXT), on_ok="ValidateDesign"),
         StepDef("Finalize", CommitDesign(CONTEXT), on_ok=DONE),
     ),
-    params={"context": CONTEXT_PARAM, **_COMMON},
+    params={"context": CONTEXT_PARAM, **_PARAMS},
 )
 
-COMPONENT_DESIGN_V1 = Workflow(
+COMPONENT_DESIGN_V2 = Workflow(
     type=COMPONENT_DESIGN,
-    version=1,
+    version=2,
     summary="Design one component: write, validate and revise its design document.",
     steps=(
         StepDef(
             "Initialize",
-            Initialize("component-design", _component_type),
+            Initialize("component-design", session_kind=SESSION_KIND),
             on_ok="GenerateComponentDesign",
         ),
         StepDef("GenerateComponentDesign", GenerateDesign("component"), on_ok="ValidateDesign"),
@@ -107,22 +115,22 @@ COMPONENT_DESIGN_V1 = Workflow(
             required=True,
         ),
         "context": ParamSpec("The context it belongs to (default: the module's parent)."),
-        **_COMMON,
+        **_PARAMS,
     },
     subject=_component_subject,
 )
 
-CONTEXT_COMPONENTS_DESIGN_V1 = Workflow(
+CONTEXT_COMPONENTS_DESIGN_V2 = Workflow(
     type=CONTEXT_COMPONENTS_DESIGN,
-    version=1,
+    version=2,
     summary=(
         "Design every component of a context in parallel child sessions, review them "
-        "together, and open a pull request."
+        "together, and deliver them in one commit (a pull request if asked)."
     ),
     steps=(
         StepDef(
             "Initialize",
-            Initialize("context-components-design", _context_type, read_context_design=True),
+            ContextInitialize("context-components-design", session_kind=SESSION_KIND),
             on_ok="SpawnComponentDesignSessions",
         ),
         StepDef(
@@ -133,47 +141,65 @@ CONTEXT_COMPONENTS_DESIGN_V1 = Workflow(
         StepDef("SpawnReviewSession", SpawnReviewSession(), on_ok="Finalize"),
         StepDef("Finalize", FinalizeComponentsDesign(), on_ok=DONE),
     ),
-    params={"context": CONTEXT_PARAM, **_COMMON},
+    params={"context": CONTEXT_PARAM, **_PARAMS},
     child_types=(COMPONENT_DESIGN, COMPONENT_DESIGN_REVIEW),
+    child_versions={COMPONENT_DESIGN: 2, COMPONENT_DESIGN_REVIEW: 2},
 )
 
-COMPONENT_DESIGN_REVIEW_V1 = Workflow(
+COMPONENT_DESIGN_REVIEW_V2 = Workflow(
     type=COMPONENT_DESIGN_REVIEW,
-    version=1,
+    version=2,
     summary=(
         "Review all component designs of a context for consistency, missing dependencies "
         "and integration issues."
     ),
     steps=(
-        StepDef(
-            "Initialize",
-            Initialize("component-design-review", _context_type, designs_from_context=True),
-            on_ok="ExecuteReview",
-        ),
+        StepDef("Initialize", InitializeReview("component-design-review"), on_ok="ExecuteReview"),
         StepDef("ExecuteReview", ExecuteReview(COMPONENT_DESIGNS), on_ok="Finalize"),
         StepDef("Finalize", CommitReview(COMPONENT_DESIGNS), on_ok=DONE),
     ),
-    params={"context": CONTEXT_PARAM, **_COMMON},
+    params={"context": CONTEXT_PARAM, **_PARAMS},
 )
 
-CONTEXT_DESIGN_REVIEW_V1 = Workflow(
+CONTEXT_DESIGN_REVIEW_V2 = Workflow(
     type=CONTEXT_DESIGN_REVIEW,
-    version=1,
+    version=2,
     summary="Review a context's design and its component designs; write a review document.",
     steps=(
+        StepDef(
+            "Initialize",
+            Initialize("context-design-review", session_kind=SESSION_KIND),
+            on_ok="ExecuteReview",
+        ),
         StepDef("ExecuteReview", ExecuteReview(REVIEW_OF_CONTEXT), on_ok="Finalize"),
         StepDef("Finalize", CommitReview(REVIEW_OF_CONTEXT), on_ok=DONE),
     ),
-    params={"context": CONTEXT_PARAM, **_COMMON},
+    params={"context": CONTEXT_PARAM, **_PARAMS},
 )
 
 WORKFLOWS = (
-    CONTEXT_DESIGN_V1,
-    COMPONENT_DESIGN_V1,
-    CONTEXT_COMPONENTS_DESIGN_V1,
-    COMPONENT_DESIGN_REVIEW_V1,
-    CONTEXT_DESIGN_REVIEW_V1,
+    CONTEXT_DESIGN_V2,
+    COMPONENT_DESIGN_V2,
+    CONTEXT_COMPONENTS_DESIGN_V2,
+    COMPONENT_DESIGN_REVIEW_V2,
+    CONTEXT_DESIGN_REVIEW_V2,
 )
+"""The current (v2) definitions."""
 
-REGISTRY = Registry(WORKFLOWS)
-"""Every design-family workflow this service serves."""
+REGISTRY = Registry([*v1.WORKFLOWS, *WORKFLOWS])
+"""Every design-family workflow this service serves: v2 for new sessions, v1 for running ones."""
+
+__all__ = [
+    "COMPONENT_DESIGN_REVIEW_V1",
+    "COMPONENT_DESIGN_REVIEW_V2",
+    "COMPONENT_DESIGN_V1",
+    "COMPONENT_DESIGN_V2",
+    "CONTEXT_COMPONENTS_DESIGN_V1",
+    "CONTEXT_COMPONENTS_DESIGN_V2",
+    "CONTEXT_DESIGN_REVIEW_V1",
+    "CONTEXT_DESIGN_REVIEW_V2",
+    "CONTEXT_DESIGN_V1",
+    "CONTEXT_DESIGN_V2",
+    "REGISTRY",
+    "WORKFLOWS",
+]

@@ -1,7 +1,8 @@
-"""Children-joins: report a parent's spawn step once every child is terminal.
+"""Children-joins: report a parent's spawn step once no child can make progress.
 
 Sessions hands out a join (the parent's pending ``spawn_children``
-interaction) under a lease once all the parent's children are terminal;
+interaction) under a lease once every child of the parent is terminal or
+waits for a sibling that failed or was cancelled;
 the gateway reports it to the parent type's orchestrator, whose judge then
 looks at the children itself (it never trusts the report). The reported
 result is a pure function of the command: status OK and the child ids. So

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import gateway_pb2_grpc as gpb_grpc
@@ -19,6 +20,7 @@ from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
 from specloom.validate import require_id, require_scope
+from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
@@ -53,12 +55,19 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _head(self, caller: Caller, session_id: str, view: int) -> pb.Session:
+    async def _head(
+        self, caller: Caller, session_id: str, view: int, *, total_usage: bool = False
+    ) -> pb.Session:
         """The session in the caller's scope (NOT_FOUND outside it)."""
         require_id("session_id", session_id)
         response = await self._up.call(
             self._sessions.FetchSession,
-            spb.FetchSessionRequest(scope=caller.scope, session_id=session_id, view=view),  # type: ignore[arg-type]
+            spb.FetchSessionRequest(
+                scope=caller.scope,
+                session_id=session_id,
+                view=view,  # type: ignore[arg-type]
+                include_total_usage=total_usage,
+            ),
         )
         return response.session
 
@@ -112,7 +121,8 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     ) -> gpb.GetSessionResponse:
         caller = await self._auth.caller(context)
         view = request.view or pb.INTERACTION_VIEW_ALL
-        return gpb.GetSessionResponse(session=await self._head(caller, request.session_id, view))
+        session = await self._head(caller, request.session_id, view, total_usage=True)
+        return gpb.GetSessionResponse(session=session)
 
     async def ListSessions(
         self, request: gpb.ListSessionsRequest, context: Any
@@ -230,9 +240,10 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     async def _manual_head(self, caller: Caller, session_id: str) -> pb.Session:
         head = await self._head(caller, session_id, pb.INTERACTION_VIEW_LAST)
-        if head.execution_mode == pb.EXECUTION_MODE_AGENTIC:
+        if head.execution_mode in EXECUTOR_DRIVEN:
+            mode = EXECUTION_MODE_NAMES[head.execution_mode]
             raise FailedPrecondition(
-                f"session {session_id} is agentic: connected executors run its commands"
+                f"session {session_id} is {mode}: connected executors run its commands"
             )
         return head
 
@@ -332,7 +343,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     async def WhoAmI(self, request: gpb.WhoAmIRequest, context: Any) -> gpb.WhoAmIResponse:
         caller = await self._auth.caller(context)
-        return gpb.WhoAmIResponse(info=caller.info)
+        return gpb.WhoAmIResponse(info=caller.info, server_time=to_timestamp(utcnow()))
 
     # -- executors --------------------------------------------------------------------
 

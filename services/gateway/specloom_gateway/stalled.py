@@ -35,7 +35,7 @@ LIMIT = 200
 
 
 class StalledSweeper:
-    """Asks orchestrators for the next step of stalled agentic sessions."""
+    """Asks orchestrators for the next step of stalled executor-driven (auto, agentic) sessions."""
 
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

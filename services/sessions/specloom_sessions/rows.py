@@ -54,7 +54,26 @@ def session_of(row: Row) -> pb.Session:
     _stamp(session, "created_at", row["created_at"])
     _stamp(session, "updated_at", row["updated_at"])
     _stamp(session, "finished_at", row["finished_at"])
+    if row.get("usage_agent_steps"):
+        session.usage.CopyFrom(usage_of_row(row))
     return session
+
+
+def usage_of_row(row: Row) -> pb.Usage:
+    """The ``usage_*`` columns of a ``sessions`` row, or their sums (cost in micro-dollars)."""
+    value = {name: int(row[name] or 0) for name in t.USAGE_COLUMNS}
+    return pb.Usage(
+        input_tokens=value["usage_input_tokens"],
+        output_tokens=value["usage_output_tokens"],
+        cache_creation_input_tokens=value["usage_cache_creation_tokens"],
+        cache_read_input_tokens=value["usage_cache_read_tokens"],
+        cost_usd=value["usage_cost_micros"] / 1_000_000,
+        turns=value["usage_turns"],
+        duration_ms=value["usage_duration_ms"],
+        retries=value["usage_retries"],
+        agent_steps=value["usage_agent_steps"],
+        unpriced_steps=value["usage_unpriced_steps"],
+    )
 
 
 def interaction_of(row: Row) -> pb.Interaction:

@@ -21,6 +21,7 @@ from specloom.validate import require_id, require_scope
 from specloom_sessions import validation as check
 from specloom_sessions.config import SessionsSettings
 from specloom_sessions.database import Database
+from specloom_sessions.metrics import count_usage
 from specloom_sessions.rows import bare
 from specloom_sessions.store import advance as steps
 from specloom_sessions.store import batch, leases, outputs, retention
@@ -109,7 +110,13 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     ) -> spb.FetchSessionResponse:
         check.scope_and_id(request.scope, request.session_id)
         view = check.view("view", request.view)
-        session = await store.fetch_session(self.db, request.scope, request.session_id, view)
+        session = await store.fetch_session(
+            self.db,
+            request.scope,
+            request.session_id,
+            view,
+            total_usage=request.include_total_usage,
+        )
         return spb.FetchSessionResponse(session=session)
 
     async def QuerySessions(
@@ -215,6 +222,8 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
             ),
         )
         assert done.completed is not None
+        if not done.replayed:
+            count_usage(done.completed.result)
         return spb.CompleteInteractionResponse(
             session=bare(done.session), interaction=done.completed, replayed=done.replayed
         )
@@ -267,6 +276,8 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     def _advanced(done: steps.Advanced) -> spb.AdvanceSessionResponse:
         if log.isEnabledFor(logging.DEBUG):
             _log_written(done)
+        if done.completed is not None and not done.replayed:
+            count_usage(done.completed.result)
         response = spb.AdvanceSessionResponse(
             session=bare(done.session), appended=done.appended, replayed=done.replayed
         )

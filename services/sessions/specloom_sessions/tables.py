@@ -44,6 +44,20 @@ PENDING = 1
 DISPATCH_EXECUTOR = 1
 DISPATCH_JOIN = 2
 
+USAGE_COLUMNS = (
+    "usage_input_tokens",
+    "usage_output_tokens",
+    "usage_cache_creation_tokens",
+    "usage_cache_read_tokens",
+    "usage_cost_micros",
+    "usage_turns",
+    "usage_duration_ms",
+    "usage_retries",
+    "usage_agent_steps",
+    "usage_unpriced_steps",
+)
+"""``sessions`` columns summing ``Result.usage``, in :data:`USAGE_FIELDS` order."""
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -114,6 +128,10 @@ sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
+    # AI usage of the session's own agent steps, added by each step's
+    # session-row update (no statement of its own); totals over a subtree
+    # are summed at read time. Cost in micro-dollars: integer sums are exact.
+    *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in USAGE_COLUMNS),
     Index("ix_sessions_scope_created", "account_id", "project_id", "created_at", "id"),
     Index("ix_sessions_parent_created", "parent_id", "created_at", "id"),
     Index(
@@ -198,6 +216,29 @@ interactions = Table(
         sqlite_where=text(f"status = {PENDING} AND lease_owner IS NOT NULL"),
         postgresql_where=text(f"status = {PENDING} AND lease_owner IS NOT NULL"),
     ),
+)
+
+# Which sessions a session waits for: siblings (children of one parent) whose
+# work it builds on. The transitive closure is stored, so "waits on a failed
+# session, however indirectly" is one probe by primary key, as is "may run"
+# (no row whose dependency is not complete) in the claim.
+session_dependencies = Table(
+    "session_dependencies",
+    metadata,
+    Column(
+        "session_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "depends_on_id",
+        String(ID),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # Completing a session looks up its dependents (to wake their claims).
+    Index("ix_session_dependencies_depends_on", "depends_on_id"),
 )
 
 outputs = Table(

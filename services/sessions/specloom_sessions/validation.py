@@ -7,6 +7,7 @@ unchecked, so a bad request never turns into INTERNAL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
 
 SESSION_STATUSES = frozenset(pb.SessionStatus.values()) - {pb.SESSION_STATUS_UNSPECIFIED}
+FAILURE_CLASSES = frozenset(pb.FailureClass.values())
+MAX_USAGE_COUNT = 10**12
+"""Largest token count (or turns, milliseconds...) one result may report."""
+MAX_USAGE_COST = 1e6
+"""Largest estimated cost in US dollars one result may report."""
 EXECUTION_MODES = frozenset(pb.ExecutionMode.values()) - {pb.EXECUTION_MODE_UNSPECIFIED}
 RESULT_STATUSES = frozenset(pb.ResultStatus.values()) - {pb.RESULT_STATUS_UNSPECIFIED}
 VIEWS = frozenset(pb.InteractionView.values())
@@ -158,7 +164,35 @@ def result(field: str, value: pb.Result, limits: Limits) -> pb.Result:
     if value.status not in RESULT_STATUSES:
         raise InvalidArgument(f"{field}.status must be OK, WARNING or ERROR")
     _depth(f"{field}.data", value.data)
+    if value.failure_class not in FAILURE_CLASSES:
+        raise InvalidArgument(f"{field}.failure_class {value.failure_class} is not a known class")
+    if value.HasField("usage"):
+        usage(f"{field}.usage", value.usage)
     return value
+
+
+def usage(field: str, value: pb.Usage) -> None:
+    """Counts that are whole and bounded, a cost that is a finite amount."""
+    counts = {
+        "input_tokens": value.input_tokens,
+        "output_tokens": value.output_tokens,
+        "cache_creation_input_tokens": value.cache_creation_input_tokens,
+        "cache_read_input_tokens": value.cache_read_input_tokens,
+        "turns": value.turns,
+        "duration_ms": value.duration_ms,
+        "retries": value.retries,
+        "agent_steps": value.agent_steps,
+        "unpriced_steps": value.unpriced_steps,
+    }
+    for name, count in counts.items():
+        if not 0 <= count <= MAX_USAGE_COUNT:
+            raise InvalidArgument(f"{field}.{name} must be between 0 and {MAX_USAGE_COUNT}")
+    if not (math.isfinite(value.cost_usd) and 0 <= value.cost_usd <= MAX_USAGE_COST):
+        raise InvalidArgument(
+            f"{field}.cost_usd must be a finite amount between 0 and {MAX_USAGE_COST:g}"
+        )
+    if len(value.models) > MAX_LIST:
+        raise InvalidArgument(f"{field}.models has {len(value.models)} entries; at most {MAX_LIST}")
 
 
 def scope_and_id(scope: pb.Scope, session_id: str, field: str = "session_id") -> None:
@@ -239,6 +273,15 @@ def new_child(field: str, value: spb.NewChild, limits: Limits) -> None:
         raise InvalidArgument(f"{field}.definition_version must be at least 1")
     if value.HasField("first"):
         new_interaction(f"{field}.first", value.first, limits)
+    if len(value.depends_on) > limits.children_per_write:
+        raise ResourceExhausted(
+            f"{field}.depends_on lists {len(value.depends_on)} sessions; the cap is "
+            f"{limits.children_per_write}"
+        )
+    for index, dependency in enumerate(value.depends_on):
+        require_id(f"{field}.depends_on[{index}]", dependency)
+        if dependency == value.id:
+            raise InvalidArgument(f"{field}.depends_on[{index}]: a child cannot wait for itself")
 
 
 def revived_child(field: str, value: spb.RevivedChild, limits: Limits) -> None:
@@ -276,6 +319,7 @@ def children(
             raise InvalidArgument(f"create_children[{index}].key {child.key!r} is listed twice")
         ids.add(child.id)
         keys.add(child.key)
+    _no_cycle(create)
     revived: set[str] = set()
     for index, item in enumerate(revive):
         revived_child(f"revive_children[{index}]", item, limits)
@@ -284,6 +328,45 @@ def children(
                 f"revive_children[{index}].session_id {item.session_id} is listed twice"
             )
         revived.add(item.session_id)
+
+
+def _no_cycle(create: Sequence[spb.NewChild]) -> None:
+    """Refuse children of one request that wait for each other in a circle.
+
+    Children created earlier cannot wait for new ones (their rows are
+    written), so a cycle can only close among the request's own children.
+    """
+    new = {child.id for child in create}
+    waits = {child.id: [d for d in child.depends_on if d in new] for child in create}
+    done: set[str] = set()
+    for start in waits:
+        if start in done:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, position = stack[-1]
+            targets = waits[node]
+            if position == len(targets):
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+                continue
+            stack[-1] = (node, position + 1)
+            target = targets[position]
+            if target in on_path:
+                cycle = [*path[path.index(target) :], target]
+                raise InvalidArgument(
+                    "create_children: depends_on forms a cycle: " + " -> ".join(cycle)
+                )
+            if target not in done:
+                path.append(target)
+                on_path.add(target)
+                stack.append((target, 0))
 
 
 def idempotency_key(field: str, value: str) -> str:

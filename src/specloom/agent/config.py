@@ -11,10 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from specloom.agent.backends.anthropic_api import AnthropicBackend, AnthropicSettings
 from specloom.agent.backends.base import AgentBackend
 from specloom.agent.backends.claude_code import ClaudeCodeBackend, ClaudeCodeSettings
+from specloom.agent.backends.failures import RetryPolicy
 from specloom.agent.backends.scripted import ScriptedBackend
 from specloom.agent.collect import CollectLimits
 from specloom.agent.executor import Executor, ExecutorOptions
 from specloom.agent.gitops import GitSettings
+from specloom.agent.usage import load_prices
 from specloom.agent.workspace import Workspace
 
 BACKENDS = ("claude-code", "anthropic", "scripted")
@@ -62,6 +64,16 @@ class AgentSettings(BaseSettings):
     """Watchdog: kill the CLI after this long without output."""
     claude_permission_mode: str = ""
     """Force the CLI's ``--permission-mode``; empty derives it from the session's mode."""
+    retry_attempts: int = Field(default=5, ge=1, le=50)
+    """Tries of an agent step's model call that fails for a passing reason (connection error,
+    timeout, 429, 5xx, overloaded), the first included; then the step fails as transient."""
+    retry_initial_seconds: float = Field(default=2.0, gt=0)
+    """Wait before the first retry; doubles for each next one (with jitter)."""
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    """Longest wait before one retry (a provider's retry-after is capped by it too)."""
+    prices_file: Path | None = None
+    """TOML price table (USD per million tokens) replacing the built-in estimates model by
+    model; see ``src/specloom/agent/prices.toml`` for the shape and the defaults."""
     default_timeout_seconds: float = Field(default=3600.0, gt=0)
     """Time limit of a command that sets none."""
     output_limit_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -84,6 +96,11 @@ class AgentSettings(BaseSettings):
 def build_backends(settings: AgentSettings) -> dict[str, AgentBackend]:
     """The configured agent backends, in order (the first is the default)."""
     backends: dict[str, AgentBackend] = {}
+    retry = RetryPolicy(
+        attempts=settings.retry_attempts,
+        initial_delay=settings.retry_initial_seconds,
+        max_delay=settings.retry_max_seconds,
+    )
     for name in settings.backends:
         if name == "claude-code":
             backends[name] = ClaudeCodeBackend(
@@ -91,6 +108,7 @@ def build_backends(settings: AgentSettings) -> dict[str, AgentBackend]:
                     executable=settings.claude_executable,
                     silence_timeout=settings.claude_silence_seconds,
                     permission_mode=settings.claude_permission_mode,
+                    retry=retry,
                 )
             )
         elif name == "anthropic":
@@ -100,6 +118,7 @@ def build_backends(settings: AgentSettings) -> dict[str, AgentBackend]:
                     api_key=key.get_secret_value() if key else None,
                     base_url=settings.anthropic_base_url,
                     model=settings.anthropic_model,
+                    retry=retry,
                 )
             )
         elif name == "scripted":
@@ -124,5 +143,6 @@ def build_executor(settings: AgentSettings) -> Executor:
             pull_request_command=tuple(settings.pull_request_command),
             run_hooks=settings.git_run_hooks,
         ),
+        prices=load_prices(settings.prices_file),
     )
     return Executor(workspace, backends=build_backends(settings), options=options)

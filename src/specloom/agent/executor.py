@@ -27,6 +27,7 @@ from specloom.agent.shell import (
     child_environment,
     run_process,
 )
+from specloom.agent.usage import PriceTable, load_prices
 from specloom.agent.workspace import Workspace
 from specloom.naming import UnsafePath
 from specloom.protoconv import JsonObject, StructTooDeep, dict_to_struct, struct_to_dict
@@ -53,6 +54,8 @@ class ExecutorOptions:
     """Caps on ``collect_files``."""
     git: GitSettings = field(default_factory=GitSettings)
     """How git operations run."""
+    prices: PriceTable = field(default_factory=load_prices)
+    """Model prices that put an estimated cost on every agent step."""
 
 
 class _Failure(Exception):
@@ -273,7 +276,14 @@ class Executor:
             execution_mode=execution_mode,
             cancel=asyncio.Event(),
         )
+        started = time.monotonic()
         outcome = await self._supervise(backend, request, transcript, cancel, timeout)
+        if outcome.usage is not None:
+            elapsed = int((time.monotonic() - started) * 1000)
+            result.usage.CopyFrom(outcome.usage.to_pb(self.options.prices, elapsed))
+        if outcome.failure is not None and outcome.status == pb.RESULT_STATUS_ERROR:
+            result.failure_class = outcome.failure.kind.to_pb()
+            result.failure_hint = outcome.failure.hint
         result.status = outcome.status
         result.exit_code = outcome.exit_code
         result.stdout = _tail(outcome.summary, self.options.tail_bytes)
@@ -324,4 +334,5 @@ class Executor:
             return AgentOutcome(status=pb.RESULT_STATUS_ERROR, error_message=f"agent {reason}")
         outcome.status = pb.RESULT_STATUS_ERROR
         outcome.error_message = f"agent {reason}"
+        outcome.failure = None  # the command's own limit, not the provider's failure
         return outcome

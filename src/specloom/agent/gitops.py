@@ -45,6 +45,11 @@ __all__ = ["DEFAULT_PR_COMMAND", "GitFailure", "GitOutcome", "GitSettings", "run
 class GitFailure(Exception):
     """An operation could not be carried out; the message is the step's error."""
 
+    def __init__(self, message: str, data: JsonObject | None = None) -> None:
+        super().__init__(message)
+        self.data: JsonObject = dict(data or {})
+        """Facts for ``Result.data`` beside the error (a merge's conflicted files)."""
+
 
 @dataclass(frozen=True)
 class GitSettings:
@@ -220,13 +225,24 @@ def add_worktree(
             main("worktree", "add", "--quiet", "-b", op.branch, str(target), base)
         emit(f"git: worktree {op.path} on branch {op.branch}")
         tree = _Git(target, settings)
+    merged: JsonObject = {}
+    if op.merge:
+        # Dependencies' work first: a merge needs an index that matches
+        # HEAD, and what `gather` takes is staged.
+        from specloom.agent.gitmerge import merge_branches
+
+        merged = merge_branches(tree, list(op.merge), "", emit)
     gathered = _gather(tree, op.gather, emit)
-    return {
+    data: JsonObject = {
         "branch": op.branch,
         "commit": tree.head(),
         "worktree": workspace_relative(workspace, target),
         "gathered_files": list(gathered),
     }
+    if op.merge:
+        data["merged"] = merged["merged"]
+        data["already_merged"] = merged["already_merged"]
+    return data
 
 
 def workspace_relative(workspace: Workspace, path: Path) -> str:
@@ -235,19 +251,34 @@ def workspace_relative(workspace: Workspace, path: Path) -> str:
 
 
 def commit(repo: _Git, workdir: Path, op: pb.Commit, emit: Emit) -> JsonObject:
-    """Commit exactly ``op.paths``; whatever else is staged or modified stays out."""
+    """Commit exactly ``op.paths``; whatever else is staged or modified stays out.
+
+    Truthful: a named path that neither exists nor is known to git (a
+    deletion) is an error naming it, with or without ``allow_empty``. The
+    step that asked for this commit was to produce those files; "nothing to
+    commit" must never read as success. With ``expect_branch`` the commit is
+    refused unless it lands in the session's own worktree on its own branch.
+    """
+    if op.squash_onto:
+        if op.expect_branch:
+            _check_place(repo, workdir, op.expect_branch)
+        from specloom.agent.gitmerge import squash_commit
+
+        return squash_commit(repo, workdir, op, emit)
     if not op.paths:
         raise GitFailure("commit needs at least one path")
+    if op.expect_branch:
+        _check_place(repo, workdir, op.expect_branch)
     _gather(repo, op.gather, emit)
     paths = sorted({repo.relative(_confined(workdir, p)) for p in op.paths})
     head = repo.head()
     missing = [p for p in paths if not (repo.top / p).exists() and not _known(repo, head, p)]
-    if missing and not op.allow_empty:
-        raise GitFailure(f"nothing at {', '.join(missing)} to commit")
-    paths = [p for p in paths if p not in missing]
-    if not paths:
-        emit("git: none of the paths exist; no commit made")
-        return {"commit": head, "branch": repo.current_branch(), "committed_files": []}
+    if missing:
+        raise GitFailure(
+            f"nothing at {', '.join(missing)} to commit: "
+            f"{'it does' if len(missing) == 1 else 'they do'} not exist on branch "
+            f"{repo.current_branch() or '(detached HEAD)'} in {repo.top.name}"
+        )
     # Stage the named paths (additions, changes, deletions) in the real
     # index, then `commit --only` records exactly them: other staged entries
     # stay staged and out of the commit.
@@ -279,6 +310,21 @@ def commit(repo: _Git, workdir: Path, op: pb.Commit, emit: Emit) -> JsonObject:
         "branch": repo.current_branch(),
         "committed_files": [f.strip("\n") for f in files],
     }
+
+
+def _check_place(repo: _Git, workdir: Path, branch: str) -> None:
+    """Refuse to commit anywhere but the session's own worktree, on its own branch."""
+    if repo.top != Path(os.path.realpath(workdir)):
+        raise GitFailure(
+            f"refusing to commit: the command's workdir is not the top of a worktree "
+            f"(git found the repository at {repo.top}); a session commits only in its own worktree"
+        )
+    current = repo.current_branch()
+    if current != branch:
+        raise GitFailure(
+            f"refusing to commit: the worktree is on {current or 'a detached HEAD'}, "
+            f"not on the session's branch {branch}"
+        )
 
 
 def _known(repo: _Git, head: str, path: str) -> bool:
@@ -371,6 +417,12 @@ def run_git_command(
                 status, message, data = push(repo, operation.push, emit)
                 if status != pb.RESULT_STATUS_OK:
                     outcome.status, outcome.error_message = status, message
+            elif kind == "merge":
+                # gitmerge builds on this module's runner, so it is imported
+                # where it is used rather than at the top (a cycle otherwise).
+                from specloom.agent.gitmerge import merge_branches
+
+                data = merge_branches(repo, operation.merge.branches, operation.merge.message, emit)
             elif kind == "pull_request":
                 data = {
                     "pull_request": _pull_request(
@@ -383,6 +435,7 @@ def run_git_command(
     except GitFailure as exc:
         outcome.status = pb.RESULT_STATUS_ERROR
         outcome.error_message = str(exc)
+        outcome.data.update(exc.data)
     return outcome
 
 

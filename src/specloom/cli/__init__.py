@@ -74,7 +74,11 @@ def _register_optional() -> None:
     # keeps `specloom --help` fast (they pull in git and agent backends lazily).
     import importlib
 
-    for module, name in (("specloom.cli._agent", "agent"), ("specloom.cli._demo", "demo")):
+    for module, name in (
+        ("specloom.cli._agent", "agent"),
+        ("specloom.cli._demo", "demo"),
+        ("specloom.cli._doctor", "doctor"),
+    ):
         try:
             app.command()(getattr(importlib.import_module(module), name))
         except ModuleNotFoundError:

@@ -13,7 +13,8 @@ import typer
 from pydantic import SecretStr
 
 from specloom.cli._context import Options
-from specloom.cli._errors import EXIT_USAGE, CliError
+from specloom.cli._errors import EXIT_ERROR, EXIT_USAGE, CliError
+from specloom.cli._render import errors
 from specloom.logs import configure
 
 BACKENDS = ("claude-code", "anthropic", "scripted")
@@ -61,6 +62,22 @@ def _check_backend(backend: str, script: Path | None, key: str | None, claude: s
         )
 
 
+def _preflight(root: Path, backend: str, claude: str, key: str | None) -> None:
+    """The doctor's checks for this agent; refuses to start with their messages."""
+    from specloom.agent.doctor import Status, agent_checks, failed
+
+    checks = agent_checks(
+        root, [backend], claude=claude, api_key=key, base_url=os.environ.get("ANTHROPIC_BASE_URL")
+    )
+    for check in checks:
+        if check.status is Status.WARN:
+            errors.print(check.line(), markup=False, soft_wrap=True)
+    missing = failed(checks)
+    if missing:
+        lines = "\n".join(check.line() for check in missing)
+        raise CliError(f"the agent cannot start:\n{lines}", EXIT_ERROR)
+
+
 def agent(
     ctx: typer.Context,
     workspace: Annotated[
@@ -83,11 +100,17 @@ def agent(
     model: Annotated[str | None, typer.Option(help="Default model for agent steps.")] = None,
     claude: Annotated[str, typer.Option(help="The claude CLI (claude-code backend).")] = "claude",
 ) -> None:
-    """Run an executor agent: dial the gateway, run each command in WORKSPACE, stream results."""
+    """Run an executor agent: dial the gateway, run each command in WORKSPACE, stream results.
+
+    It first runs the checks of `specloom doctor` that concern it (git, the
+    workspace, the backend: the claude CLI installed and logged in, or the
+    API key accepted) and refuses to start, saying what to fix, when one fails.
+    """
     options = ctx.find_object(Options)
     assert options is not None
     root = _check_workspace(workspace)
     _check_backend(backend, script, anthropic_key, claude)
+    _preflight(root, backend, claude, anthropic_key)
     token = options.resolved_token()
     if not token:
         raise CliError(
@@ -126,4 +149,10 @@ def agent(
     if model:
         updates["anthropic_model"] = model
     settings = settings.model_copy(update=updates)
+    from specloom.agent.usage import PricesError, load_prices
+
+    try:
+        load_prices(settings.prices_file)
+    except PricesError as exc:
+        raise CliError(f"{exc} (SPECLOOM_AGENT_PRICES_FILE)", EXIT_USAGE) from None
     raise typer.Exit(asyncio.run(run_agent(settings)))

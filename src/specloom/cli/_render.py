@@ -84,6 +84,52 @@ def duration_of(interaction: pb.Interaction) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _count(n: int) -> str:
+    if n < 10_000:
+        return str(n)
+    if n < 10_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def cost_of(usage: pb.Usage) -> str:
+    """``$0.0123``, with ``+?`` when some steps' models had no price."""
+    text = f"${usage.cost_usd:.4f}" if usage.cost_usd < 10 else f"${usage.cost_usd:,.2f}"
+    return text + ("+?" if usage.unpriced_steps else "")
+
+
+def usage_brief(usage: pb.Usage) -> str:
+    """One step's usage in a few words: model, tokens, turns, cost."""
+    if usage.note and not (usage.input_tokens or usage.output_tokens):
+        return usage.note.split(";")[0]
+    cache = usage.cache_creation_input_tokens + usage.cache_read_input_tokens
+    parts = [
+        usage.model or "?",
+        f"{_count(usage.input_tokens)} in / {_count(usage.output_tokens)} out"
+        + (f" / {_count(cache)} cache" if cache else ""),
+        f"{usage.turns} turns",
+        cost_of(usage),
+    ]
+    if usage.retries:
+        parts.append(f"{usage.retries} retries")
+    return " · ".join(parts)
+
+
+def usage_line(label: str, usage: pb.Usage) -> str:
+    """A session's summed usage on one line."""
+    steps = usage.agent_steps
+    line = (
+        f"{label}: {steps} agent step{'s' if steps != 1 else ''}, "
+        f"{usage.input_tokens:,} input + {usage.output_tokens:,} output tokens, "
+        f"{usage.cache_creation_input_tokens:,} cache write + "
+        f"{usage.cache_read_input_tokens:,} cache read, {usage.turns} turns, "
+        f"{cost_of(usage)} estimated"
+    )
+    if usage.unpriced_steps:
+        line += f" ({usage.unpriced_steps} step(s) used a model without a price)"
+    return line
+
+
 def kind_of(interaction: pb.Interaction) -> str:
     return interaction.command.WhichOneof("kind") or ""
 
@@ -97,7 +143,7 @@ def session_line(session: pb.Session) -> str:
 def sessions_table(sessions: Iterable[pb.Session]) -> Table:
     """Sessions as a table."""
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "type", "subject", "status", "steps", "created"):
+    for column in ("id", "type", "subject", "status", "steps", "cost", "created"):
         table.add_column(column)
     for session in sessions:
         created = from_timestamp(session.created_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -107,6 +153,7 @@ def sessions_table(sessions: Iterable[pb.Session]) -> Table:
             session.name,
             styled(status_name(session.status)),
             str(session.interaction_count),
+            cost_of(session.usage) if session.usage.agent_steps else "",
             created,
         )
     return table
@@ -117,7 +164,7 @@ def history_table(session: pb.Session) -> Table:
     table = Table(
         show_edge=False, pad_edge=False, title=session_line(session), title_justify="left"
     )
-    for column in ("#", "step", "kind", "outcome", "duration", "detail"):
+    for column in ("#", "step", "kind", "outcome", "duration", "usage", "detail"):
         table.add_column(column)
     for interaction in session.interactions:
         detail = interaction.result.error_message
@@ -132,6 +179,7 @@ def history_table(session: pb.Session) -> Table:
             kind_of(interaction),
             styled(outcome_of(interaction)),
             duration_of(interaction),
+            usage_brief(interaction.result.usage) if interaction.result.HasField("usage") else "",
             detail.splitlines()[0][:120] if detail else "",
         )
     return table

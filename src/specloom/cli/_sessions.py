@@ -17,6 +17,7 @@ from specloom.cli._render import (
     print_json,
     session_line,
     sessions_table,
+    usage_line,
     workflows_table,
 )
 from specloom.cli._watch import watch
@@ -169,6 +170,13 @@ def show(
         print_json({**as_dict(session), "children": [as_dict(c) for c in children]})
         return
     console.print(history_table(session))
+    if session.usage.agent_steps:
+        console.print(usage_line("usage, this session", session.usage))
+        notes = {i.result.usage.note for i in session.interactions if i.result.usage.note}
+        for note in sorted(notes):
+            console.print(f"  note: {note}")
+    if session.total_usage.agent_steps > session.usage.agent_steps:
+        console.print(usage_line("usage, with its children", session.total_usage))
     if children:
         console.print(sessions_table(children))
 
@@ -247,3 +255,13 @@ def workflows(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_json([as_dict(w) for w in described])
     else:
         console.print(workflows_table(described))
+
+
+def _register_drive() -> None:
+    # In its own module: driving pulls in the executor (git, the backends).
+    from specloom.cli._drive import drive
+
+    app.command("drive")(drive)
+
+
+_register_drive()

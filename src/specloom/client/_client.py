@@ -308,5 +308,9 @@ class Client:
 
     async def whoami(self) -> tpb.TokenInfo:
         """The caller's own token description."""
+        return (await self.whoami_with_time()).info
+
+    async def whoami_with_time(self) -> gpb.WhoAmIResponse:
+        """The caller's token description and the gateway's clock (``server_time``)."""
         response: gpb.WhoAmIResponse = await self._call(self._stub.WhoAmI, gpb.WhoAmIRequest())
-        return response.info
+        return response

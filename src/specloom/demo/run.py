@@ -5,9 +5,12 @@ It writes the sample project into a directory (a git repository with a bare
 loopback port with a SQLite file, starts one executor agent on the project,
 and runs ContextDesign → ContextComponentsDesign → ContextCoding through
 the public gateway API, exactly as a client and an agent on a developer's
-machine would. With the ``scripted`` backend the model's edits are replayed
-from :mod:`specloom.demo.script`; with ``claude-code`` or ``anthropic`` a real
-model writes them.
+machine would. Each stage starts from the branch the one before it made
+(the ``base`` param): every session works in a worktree of its own, and the
+project's own checkout — HEAD, index, files — is never touched, which the
+demo checks and says. With the ``scripted`` backend the model's edits are
+replayed from :mod:`specloom.demo.script`; with ``claude-code`` or
+``anthropic`` a real model writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hashlib
 import os
 import subprocess
 import sys
@@ -25,12 +29,13 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
+from specloom.cli._render import cost_of, usage_line
 from specloom.client import Client, status_name
 from specloom.demo.sample import COMPONENTS, CONTEXT, FILES
 from specloom.demo.script import write_script
 from specloom.host import HostSettings, discover, new_secret
 from specloom.process import start_host
-from specloom.protoconv import struct_to_dict
+from specloom.protoconv import JsonObject, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 
 PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
@@ -55,6 +60,10 @@ class DemoOutcome:
     """The web console showing the demo's sessions (while the demo runs)."""
     token: str = ""
     """The demo's token, to sign in to the console with."""
+    checkout_before: str = ""
+    """:func:`checkout_fingerprint` of the project before the first session."""
+    checkout_after: str = ""
+    """The same after the last one: equal, since no session touches the checkout."""
 
 
 def _git(project: Path, *args: str) -> str:
@@ -62,6 +71,43 @@ def _git(project: Path, *args: str) -> str:
         ["git", "-C", str(project), *args], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def stage_params(base: str) -> JsonObject:
+    """A pipeline stage's params: the sample context, from the last stage's branch if any.
+
+    Sessions never move the project's checkout, so a stage finds the work of
+    the one before it only by starting from its branch.
+    """
+    params: JsonObject = {"context": CONTEXT, "profile": "python"}
+    if base:
+        params["base"] = base
+    return params
+
+
+def checkout_fingerprint(project: Path) -> str:
+    """A digest of a checkout as its owner sees it: HEAD, the index, and every file.
+
+    Files are the working tree outside ``.git``; under ``.specloom/`` (the
+    executor's housekeeping: worktrees, conversations) only files git tracks
+    count. Read-only: nothing here refreshes the index.
+    """
+    digest = hashlib.sha256()
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    for args in (("symbolic-ref", "-q", "HEAD"), ("rev-parse", "HEAD"), ("ls-files", "-s")):
+        done = subprocess.run(
+            ["git", "-C", str(project), *args], capture_output=True, check=False, env=env
+        )
+        digest.update(" ".join(args).encode() + b"\0" + done.stdout + b"\0")
+    tracked = set(_git(project, "ls-files").splitlines())
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project).as_posix()
+        if relative == ".git" or relative.startswith(".git/") or not path.is_file():
+            continue
+        if relative.startswith(".specloom/") and relative not in tracked:
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def create_project(project: Path, origin: Path) -> None:
@@ -165,12 +211,13 @@ async def run_demo(
             soft_wrap=True,
             highlight=False,
         )
+    outcome.checkout_before = checkout_fingerprint(project)
     agent_task, loop = await _agent(host.address, token, project, backend, script, claude)
     try:
         async with Client(host.address, token) as client:
             for session_type in stages:
                 started = await client.start_session(
-                    session_type, {"context": CONTEXT, "profile": "python"}, mode="agentic"
+                    session_type, stage_params(outcome.branch), mode="agentic"
                 )
                 session = started.session
                 out.rule(f"{session_type}  ({session.id})")
@@ -180,6 +227,10 @@ async def run_demo(
                     history = await client.get_session(child.id)
                     out.print(f"  {child.name:<28} {chain(history)}", highlight=False)
                 final = await client.get_session(session.id, view=pb.INTERACTION_VIEW_NONE)
+                if final.total_usage.agent_steps:
+                    out.print(
+                        usage_line("  usage, with children", final.total_usage), highlight=False
+                    )
                 outcome.sessions.append((session_type, session.id, status_name(final.status)))
                 if final.status != pb.SESSION_STATUS_COMPLETE:
                     out.print(
@@ -192,7 +243,10 @@ async def run_demo(
                 state = struct_to_dict(final.state)
                 outcome.branch = str(state.get("branch") or outcome.branch)
                 outcome.commit = str(state.get("commit") or outcome.commit)
-        outcome.ok = True
+        outcome.checkout_after = checkout_fingerprint(project)
+        outcome.ok = outcome.checkout_after == outcome.checkout_before
+        if not outcome.ok:
+            out.print("[red]the project's checkout changed while the sessions ran[/red]")
         outcome.design_documents = _git(
             project, "ls-tree", "-r", "--name-only", outcome.branch or "HEAD", "docs"
         ).splitlines()
@@ -207,13 +261,20 @@ async def run_demo(
 
 
 def chain(session: pb.Session) -> str:
-    """A session's steps in one line: ``Initialize → RunTests ✗ → FixTestFailures → …``."""
+    """A session's steps in one line: ``Initialize → RunTests ✗ → FixTestFailures → …``.
+
+    Agent steps carry their tokens and estimated cost: ``(1200/340 tok $0.0123)``.
+    """
     marks = {pb.RESULT_STATUS_OK: "", pb.RESULT_STATUS_WARNING: " ~", pb.RESULT_STATUS_ERROR: " ✗"}
-    steps = [
-        i.step + marks.get(i.result.status, "")
-        for i in session.interactions
-        if i.command.WhichOneof("kind") != "control"
-    ]
+    steps = []
+    for i in session.interactions:
+        if i.command.WhichOneof("kind") == "control":
+            continue
+        step = i.step + marks.get(i.result.status, "")
+        if i.result.HasField("usage"):
+            used = i.result.usage
+            step += f" ({used.input_tokens}/{used.output_tokens} tok {cost_of(used)})"
+        steps.append(step)
     return " → ".join(steps)
 
 
@@ -227,6 +288,8 @@ def summary(outcome: DemoOutcome, backend: str) -> list[str]:
         files = _git(outcome.project, "show", "--name-only", "--format=", outcome.commit or "HEAD")
         lines += [
             f"branch:   {outcome.branch}  (pushed to origin)",
+            "checkout: untouched (HEAD, index and files as before; sessions work in worktrees "
+            "under .specloom/worktrees)",
             f"commit:   {log}",
             "          " + ", ".join(files.splitlines()),
             "designs:  " + ", ".join(outcome.design_documents),
@@ -238,7 +301,8 @@ def summary(outcome: DemoOutcome, backend: str) -> list[str]:
         lines += [
             "",
             "The model's edits in this run were REPLAYED from a recorded script "
-            "(specloom/demo/script.py), not generated.",
+            "(specloom/demo/script.py), not generated: every agent step reports zero "
+            "tokens and no cost, because no model ran.",
             "To have a real model write them: `specloom demo --backend claude-code` "
             "(needs the `claude` CLI) or `ANTHROPIC_API_KEY=… specloom demo --backend anthropic`.",
         ]

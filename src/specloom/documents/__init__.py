@@ -5,10 +5,20 @@ A design document is markdown with required H2 sections per component type
 Components section lists its components as H3 module names with a
 ``| field | value |`` table and a description. :func:`validate_design` gives
 specific errors (they become the revise prompt) or, for a valid context, the
-components the component-design sessions fan out over. The coding family
-reads context designs through the same functions.
+components the component-design sessions fan out over. The components'
+dependencies on each other form a graph (:func:`dependency_graph`: the order
+children are created in, and what each waits for); a cycle or a name that is
+no component is a validation error. The coding family reads context designs
+through the same functions.
 """
 
+from specloom.documents._graph import (
+    DependencyError,
+    DependencyGraph,
+    context_namespace,
+    dependency_graph,
+    graph_problems,
+)
 from specloom.documents._markdown import (
     MAX_DOCUMENT_BYTES,
     Body,
@@ -34,6 +44,7 @@ from specloom.documents._spec import (
 from specloom.documents._validate import (
     MAX_ERRORS,
     DesignReport,
+    folded_name,
     is_module_name,
     validate_design,
     validate_review,
@@ -49,13 +60,19 @@ __all__ = [
     "MAX_ERRORS",
     "MIN_REVIEW_CHARS",
     "Body",
+    "DependencyError",
+    "DependencyGraph",
     "DesignReport",
     "Document",
     "DocumentRejected",
     "Heading",
     "Section",
     "Table",
+    "context_namespace",
+    "dependency_graph",
     "document_spec",
+    "folded_name",
+    "graph_problems",
     "is_module_name",
     "parse",
     "required_sections",

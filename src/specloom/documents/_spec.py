@@ -77,7 +77,10 @@ _GUIDANCE: Mapping[str, str] = {
         "One H3 per component: the fully qualified module name as the heading, then a "
         "`| field | value |` table with a `type` row (and optionally a `dependencies` row "
         "listing module names separated by commas), then a description of 1 to "
-        f"{MAX_DESCRIPTION} characters."
+        f"{MAX_DESCRIPTION} characters. A dependency on another component of this "
+        "context is written exactly as that component's heading; the components' "
+        "dependencies must not form a cycle. Modules outside the context's namespace "
+        "(another context's) may be named too."
     ),
     "test strategies": (
         "How this is tested: unit versus integration, fixtures, what is faked and why."
@@ -103,7 +106,7 @@ _COMPONENT_EXAMPLE = """\
 | field | value |
 |-------|-------|
 | type  | schema |
-| dependencies | Inventory.Warehouses |
+| dependencies | Catalog.Products |
 
 Tracks the quantity of one product in one warehouse and refuses negative stock.
 """

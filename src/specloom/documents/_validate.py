@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from specloom.documents._graph import graph_problems
 from specloom.documents._markdown import (
     MAX_DOCUMENT_BYTES,
     Body,
@@ -38,6 +40,20 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NONE = re.compile(r"^(none|n/a|no dependencies|-)\.?$", re.IGNORECASE)
 _NAME_END = re.compile(r":|\s[-–—]\s|\s\(")
 _TYPES = ", ".join(COMPONENT_TYPES)
+
+
+def folded_name(module: str) -> str:
+    """The form two module names share when they would name the same files.
+
+    Profiles turn ``HTTPClient``, ``HttpClient`` and ``http_client`` into the
+    same path (and case-insensitive file systems merge ``Stock`` and
+    ``stock``): each segment is NFKC-normalised, case-folded and stripped of
+    separators, so names equal here collide.
+    """
+    return ".".join(
+        unicodedata.normalize("NFKC", segment).casefold().replace("_", "").replace("-", "")
+        for segment in module.split(".")
+    )
 
 
 def is_module_name(name: str, *, qualified: bool = False) -> bool:
@@ -96,7 +112,9 @@ def validate_design(
         found = document.find("components")
         if found:
             components, problems = _components(found[0])
-            errors += problems
+            # The graph is judged once the list itself is right: a dependency
+            # on a component with a broken entry is not an unknown name.
+            errors += problems or graph_problems(components)
     if errors:
         return DesignReport(component_type, _capped(errors))
     return DesignReport(component_type, (), components, dependencies)
@@ -227,17 +245,26 @@ def _components(section: Section) -> tuple[tuple[ComponentView, ...], list[str]]
         ]
     views: list[ComponentView] = []
     errors: list[str] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for sub in section.subsections:
         module = re.sub(r"[*`]", "", sub.title).strip()
         label = f"Components.{module}"
         if not module:
             errors.append(f"Components: the H3 at line {sub.line} has no module name")
             continue
-        if module in seen:
+        first = seen.get(folded_name(module))
+        if first == module:
             errors.append(f"{label}: listed more than once; describe each component once")
             continue
-        seen.add(module)
+        if first is not None:
+            # Both would write the same design, code and test files, and one
+            # child's work would silently replace the other's.
+            errors.append(
+                f"{label}: collides with Components.{first}: names that differ only in case, "
+                "Unicode form or separators ('_', '-') map to the same files; rename one"
+            )
+            continue
+        seen[folded_name(module)] = module
         problems = _component_name(label, module)
         fields = _component_fields(sub)
         kind = ""

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
 from specloom.errors import FailedPrecondition, InvalidArgument
 from specloom.ids import new_id
 from specloom.orchestration.params import component_of, subject_of, validate_params
+from specloom.orchestration.spawn import creation_order, dependencies_for
 
 # The data a decision writes, and its helpers, live in .writes; re-exported
 # here because every caller of the engine needs them beside it.
@@ -42,9 +44,12 @@ from specloom.orchestration.writes import (
 from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import (
+    DEPENDENCIES_STATE_KEY,
     ChildSpec,
     CommandPlan,
+    Dependency,
     Judgement,
+    Outcome,
     Progress,
     Registry,
     Workflow,
@@ -52,6 +57,7 @@ from specloom.workflow import (
     initial,
 )
 from specloom.workflow._proto import (
+    child_execution_mode,
     child_view_from_pb,
     component_to_pb,
     context_from_pb,
@@ -59,6 +65,7 @@ from specloom.workflow._proto import (
     record_of,
     reported_from_pb,
 )
+from specloom.workflow._record import StateError
 from specloom.workflow.commands import kind_of
 
 log = logging.getLogger("specloom.orchestration")
@@ -116,9 +123,21 @@ class Engine:
         scope: pb.Scope,
         execution_mode: int,
         params: Mapping[str, JsonValue],
-    ) -> tuple[pb.Session, NewStep]:
-        """A new top-level session and its first interaction (ids chosen by Sessions)."""
-        workflow = self.registry.latest(session_type)
+        *,
+        version: int = 0,
+    ) -> pb.Session:
+        """A new top-level session, without its first interaction (see :meth:`begin`).
+
+        Sessions chooses a top-level session's id, and the first step's command
+        names it (the session's worktree and branch), so that step is planned
+        once the session exists. ``version`` opens an older definition (tests
+        of definitions kept for running sessions); 0 is the newest.
+        """
+        workflow = (
+            self.registry.get(session_type, version)
+            if version
+            else self.registry.latest(session_type)
+        )
         validate_params(workflow, params)
         mode = execution_mode or pb.EXECUTION_MODE_MANUAL
         session = pb.Session(
@@ -131,10 +150,21 @@ class Engine:
             definition_version=workflow.version,
         )
         dict_to_struct(params, session.params)
-        first, state = self._first_step(workflow, session, {}, lease=None)
-        dict_to_struct(state, session.state)
         dict_to_struct(initial(workflow).to_dict(), session.progress)
-        return session, first
+        return session
+
+    def begin(self, head: pb.Session) -> Write:
+        """The write that issues a just-created session's first step.
+
+        The same command :meth:`next_step` would plan, without the children
+        loader: a first step has no children to read.
+        """
+        if not head.id:
+            raise ValueError("begin needs the session's id")
+        workflow = self.workflow_of(head)
+        state = struct_to_dict(head.state)
+        first, after = self._first_step(workflow, head, state, lease=None)
+        return Write(append=[first], state=after if after != state else None)
 
     def _first_step(
         self,
@@ -200,17 +230,16 @@ class Engine:
                 f"the limit is {MAX_CHILDREN_PER_STEP}"
             )
         by_key = {child.idempotency_key: child for child in existing}
-        ids: list[str] = []
-        for spec in plan.create_children:
-            found = by_key.get(spec.key)
-            if found is not None:
+        # Dependencies first: a dependent child's first command names their
+        # branches, read from their own initial state.
+        for spec in creation_order(command.step, plan.create_children, by_key):
+            if spec.key in by_key:
                 # A retried spawn reuses the children it made the first time.
-                ids.append(found.id)
                 continue
-            planned = self._child(head, spec)
+            planned = self._child(head, spec, dependencies_for(spec, by_key))
             write.children.append(planned)
             by_key[spec.key] = planned.session
-            ids.append(planned.session.id)
+        ids = list(dict.fromkeys(by_key[spec.key].id for spec in plan.create_children))
         revived: list[str] = []
         by_id = {child.id: child for child in existing}
         for child_id in plan.revive_children:
@@ -237,14 +266,16 @@ class Engine:
             if not spawn.resumed_child_ids:
                 spawn.resumed_child_ids.extend(revived)
 
-    def _child(self, parent: pb.Session, spec: ChildSpec) -> PlannedChild:
-        workflow = self.registry.latest(spec.type)
+    def _child(
+        self, parent: pb.Session, spec: ChildSpec, dependencies: Sequence[Dependency] = ()
+    ) -> PlannedChild:
+        workflow = self.registry.child(self.workflow_of(parent), spec.type)
         validate_params(workflow, spec.params)
         child = pb.Session(
             id=self._ids(),
             type=workflow.type,
             status=pb.SESSION_STATUS_ACTIVE,
-            execution_mode=pb.EXECUTION_MODE_AGENTIC,
+            execution_mode=child_execution_mode(parent.execution_mode),
             parent_id=parent.id,
             scope=parent.scope,
             name=spec.name or subject_of(workflow, spec.params),
@@ -253,11 +284,16 @@ class Engine:
             idempotency_key=spec.key,
         )
         dict_to_struct(spec.params, child.params)
-        first, state = self._first_step(workflow, child, dict(spec.state), lease=None)
+        given: JsonObject = dict(spec.state)
+        if dependencies:
+            given[DEPENDENCIES_STATE_KEY] = [d.to_dict() for d in dependencies]
+        first, state = self._first_step(workflow, child, given, lease=None)
         dict_to_struct(state, child.state)
         progress = initial(workflow)
         dict_to_struct(progress.to_dict(), child.progress)
-        return PlannedChild(child, first, progress)
+        return PlannedChild(
+            child, first, progress, depends_on=tuple(d.session_id for d in dependencies)
+        )
 
     # -- the three decisions ---------------------------------------------------------
 
@@ -335,6 +371,7 @@ class Engine:
             children=tuple(child_view_from_pb(c) for c in children or ()),
         )
         judgement = self._judge(row.name, row.step.judge, ctx, reported_view)
+        judgement = classified(judgement, reported)
         judged = judged_result(reported, judgement)
         completed = pb.Interaction()
         completed.CopyFrom(pending)
@@ -386,6 +423,10 @@ class Engine:
     ) -> Judgement:
         try:
             return judge(ctx, reported)
+        except StateError as exc:
+            # Stored state of the wrong shape: no retry can fix it. Naming
+            # the field keeps it inspectable (and fixable by hand).
+            return Judgement.error(f"{step}: unreadable session state: {exc.message}", fail=True)
         except Exception:
             # A judge that raises is our bug. Failing the session with a
             # reason keeps it inspectable and resumable once fixed; an
@@ -457,6 +498,25 @@ class Engine:
                 write,
             )
         return write
+
+
+def classified(judgement: Judgement, reported: pb.Result) -> Judgement:
+    """The judge's ERROR, adjusted to the executor's class of the failure.
+
+    Whatever the step, a provider failure means the same thing: a
+    *transient* one (retries inside the step ran out) carries no fingerprint,
+    so two in a row are never "stuck" — the loop's round cap still bounds
+    them; a *permanent* one ends the session at once (fail), since no revise
+    or fix round can log a CLI in or repair a key, and a resume retries it
+    once a person has. The model's own failure is left to the judge.
+    """
+    if judgement.outcome is not Outcome.ERROR:
+        return judgement
+    if reported.failure_class == pb.FAILURE_CLASS_TRANSIENT and judgement.fingerprint:
+        return replace(judgement, fingerprint="")
+    if reported.failure_class == pb.FAILURE_CLASS_PERMANENT and not judgement.fail:
+        return replace(judgement, fail=True)
+    return judgement
 
 
 def _cached(children: Sequence[pb.Session] | None, load_children: ChildrenLoader) -> ChildrenLoader:

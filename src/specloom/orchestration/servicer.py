@@ -246,11 +246,23 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
         if len(request.idempotency_key) > 200:
             raise InvalidArgument("idempotency_key is longer than 200 characters")
         params = parse_struct("params", request.params)
-        session, first = self.engine.open(
-            request.type, request.scope, request.execution_mode, params
-        )
-        response = await self.sessions.create(session, first, request.idempotency_key)
-        return opb.OpenSessionResponse(session=response.session, created=response.created)
+        session = self.engine.open(request.type, request.scope, request.execution_mode, params)
+        response = await self.sessions.create(session, None, request.idempotency_key)
+        opened = response.session
+        # The first step names the session's id (its worktree and branch), so
+        # it is issued now that Sessions has chosen it; also for a session an
+        # earlier start with the same key created but stopped before issuing.
+        if opened.interaction_count == 0 and opened.status == pb.SESSION_STATUS_ACTIVE:
+            try:
+                advanced = await self._apply(request.scope, opened, self.engine.begin(opened))
+                opened = _head_after(advanced)
+            except Aborted:
+                # A concurrent start with the same key issued it first.
+                after, outcome = await self._next(request.scope, opened.id, cached=False)
+                opened = _bare(after)
+                if isinstance(outcome, pb.Interaction):
+                    opened.interactions.append(outcome)
+        return opb.OpenSessionResponse(session=opened, created=response.created)
 
     async def NextStep(self, request: opb.NextStepRequest, context: Any) -> opb.NextStepResponse:
         require_scope(request.scope)

@@ -72,6 +72,7 @@ def advance_request(scope: pb.Scope, head: pb.Session, write: Write) -> spb.Adva
                 definition_version=child.definition_version,
                 first=new_interaction(planned.first),
                 key=child.idempotency_key,
+                depends_on=list(planned.depends_on),
             )
         )
     for revival in write.revive:
@@ -178,9 +179,9 @@ class SessionsClient:
         return list(response.children)
 
     async def create(
-        self, session: pb.Session, first: NewStep, idempotency_key: str
+        self, session: pb.Session, first: NewStep | None, idempotency_key: str
     ) -> spb.CreateSessionResponse:
-        """Create a top-level session with its first interaction."""
+        """Create a top-level session (with its first interaction, when given)."""
         request = spb.CreateSessionRequest(
             scope=session.scope,
             type=session.type,
@@ -192,8 +193,9 @@ class SessionsClient:
             progress=session.progress,
             definition_version=session.definition_version,
             idempotency_key=idempotency_key,
-            first=new_interaction(first),
         )
+        if first is not None:
+            request.first.CopyFrom(new_interaction(first))
         try:
             return await self._stub.CreateSession(
                 request, metadata=self._metadata, timeout=self._timeout

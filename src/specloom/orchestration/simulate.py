@@ -3,10 +3,11 @@
 The simulator drives the same :class:`~specloom.orchestration.engine.Engine`
 the gRPC servicer drives; only persistence is replaced by a dict, and the
 executor by a *responder* the test supplies (what each command "reported").
-Children run interleaved with their parent in a fixed order, and a parent's
-spawn step is reported (as the gateway does) once every child is terminal,
-so a trace is fully deterministic and can be pinned in a committed golden
-file.
+Children run interleaved with their parent in a fixed order; a child's
+commands wait for its dependencies as Sessions makes them wait; a parent's
+spawn step is reported (as the gateway does) once no child can make progress
+(every child terminal, or waiting for a failed or cancelled sibling). So a
+trace is fully deterministic and can be pinned in a committed golden file.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class _Stored:
     history: list[pb.Interaction]
     key: str
     order: int
+    waits: frozenset[str] = frozenset()
+    """Ids of every session it waits for (the closure, as Sessions stores it)."""
 
 
 def summarize(command: pb.Command) -> dict[str, Any]:
@@ -139,12 +142,20 @@ def summarize(command: pb.Command) -> dict[str, Any]:
             elif name == "add_worktree":
                 detail["branch"] = op.add_worktree.branch
                 detail["base"] = op.add_worktree.base
+                if op.add_worktree.merge:
+                    detail["merge"] = list(op.add_worktree.merge)
+            elif name == "merge":
+                detail["branches"] = list(op.merge.branches)
             elif name == "commit":
                 detail["paths"] = list(op.commit.paths)
+                if op.commit.expect_branch:
+                    detail["expect_branch"] = op.commit.expect_branch
                 if op.commit.gather:
                     detail["gather"] = [
                         {"branch": g.branch, "paths": list(g.paths)} for g in op.commit.gather
                     ]
+                if op.commit.squash_onto:
+                    detail["squash_onto"] = op.commit.squash_onto
             elif name == "push":
                 detail["branch"] = op.push.branch
             elif name == "pull_request":
@@ -241,6 +252,10 @@ class Simulation:
             child = pb.Session()
             child.CopyFrom(planned.session)
             child_stored = self._insert(child, key)
+            waits = set(planned.depends_on)
+            for dependency in planned.depends_on:
+                waits |= self._sessions[dependency].waits
+            child_stored.waits = frozenset(waits)
             self._append(child_stored, planned.first)
         if write.children:
             self.trace.append(
@@ -289,11 +304,12 @@ class Simulation:
         params: Mapping[str, JsonValue],
         *,
         mode: int = pb.EXECUTION_MODE_AGENTIC,
+        version: int = 0,
     ) -> str:
-        """Open a root session; returns its key ("")."""
-        session, first = self.engine.open(session_type, self.scope, mode, params)
+        """Open a root session (the newest definition unless ``version``); returns its key ("")."""
+        session = self.engine.open(session_type, self.scope, mode, params, version=version)
         stored = self._insert(session, "")
-        self._append(stored, first)
+        self._apply(stored, self.engine.begin(self._head(stored)))
         return ""
 
     def session(self, key: str = "") -> pb.Session:
@@ -338,6 +354,17 @@ class Simulation:
         if write is not None:
             self._apply(stored, write)
 
+    def _status_of(self, session_id: str) -> int:
+        return self._sessions[session_id].session.status
+
+    def _can_progress(self, session_id: str) -> bool:
+        """As Sessions' join rule: unfinished, and waiting on no failed or cancelled session."""
+        stored = self._sessions[session_id]
+        if stored.session.status not in (pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED):
+            return False
+        stuck = (pb.SESSION_STATUS_FAILED, pb.SESSION_STATUS_CANCELLED)
+        return not any(self._status_of(d) in stuck for d in stored.waits)
+
     def _loader(self, stored: _Stored) -> Callable[[], Any]:
         async def load() -> Sequence[pb.Session]:
             return self._children(stored.session.id)
@@ -377,12 +404,12 @@ class Simulation:
             return False
         if kind_of(pending.command) == "spawn_children":
             children = self._children(session.id)
-            if any(
-                c.status in (pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED) for c in children
-            ):
+            if any(self._can_progress(c.id) for c in children):
                 return False
             # What the gateway reports for a join: OK, the children's ids.
             reported = report("ok", data={"children": [c.id for c in children]})
+        elif any(self._status_of(d) != pb.SESSION_STATUS_COMPLETE for d in stored.waits):
+            return False  # Sessions keeps its commands unclaimable until then
         else:
             attempt_key = (stored.key, pending.step)
             self._attempts[attempt_key] = self._attempts.get(attempt_key, 0) + 1

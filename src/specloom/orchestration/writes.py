@@ -14,6 +14,7 @@ from specloom.protoconv import JsonObject, JsonValue
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.workflow import Control, Progress, Record
+from specloom.workflow._proto import EXECUTOR_DRIVEN
 from specloom.workflow.commands import kind_of, required_capability
 
 TERMINAL = (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
@@ -50,6 +51,8 @@ class PlannedChild:
     session: pb.Session
     first: NewStep
     progress: Progress
+    depends_on: tuple[str, ...] = ()
+    """Ids of the siblings it waits for (``NewChild.depends_on``)."""
 
 
 @dataclass(frozen=True)
@@ -131,12 +134,15 @@ def dispatch_of(execution_mode: int, command: pb.Command) -> tuple[int, str]:
     """Who may carry out ``command`` in a session of ``execution_mode``."""
     kind = kind_of(command)
     if kind == "spawn_children":
-        # Children are always agentic; the gateway reports the join even for
-        # a manual parent, once every child is terminal.
+        # Executors always run children; the gateway reports the join even
+        # for a manual parent, once no child can make progress.
         return spb.DISPATCH_JOIN, ""
     if kind == "control":
         return spb.DISPATCH_UNSPECIFIED, ""
-    if execution_mode == pb.EXECUTION_MODE_AGENTIC:
+    if execution_mode in EXECUTOR_DRIVEN:
+        # AUTO and AGENTIC both go to executors; how freely the agent may
+        # act is the executor's business (the session's mode travels with
+        # each assignment).
         return spb.DISPATCH_EXECUTOR, required_capability(command)
     return spb.DISPATCH_UNSPECIFIED, required_capability(command)
 

@@ -74,28 +74,94 @@ class _ExecutionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Executi
     EXECUTION_MODE_UNSPECIFIED: _ExecutionMode.ValueType  # 0
     """Treated as MANUAL by StartSession."""
     EXECUTION_MODE_MANUAL: _ExecutionMode.ValueType  # 1
-    """A person fetches each command (GetNextCommand) and submits its result."""
+    """A person drives: they fetch each command (GetNextCommand, or `specloom
+    session drive`), run it (locally, with the same executor an agent uses,
+    or by hand) and submit its result. Children of a manual session are run
+    by executors, confined as in AUTO.
+    """
     EXECUTION_MODE_AUTO: _ExecutionMode.ValueType  # 2
-    """Like MANUAL, but the AI agent may run its tools without asking."""
+    """Connected executor agents drive the session end to end with the AI
+    agent confined: edits only inside the command's working directory, and
+    only the command's allowed programs. Children are AUTO too.
+    """
     EXECUTION_MODE_AGENTIC: _ExecutionMode.ValueType  # 3
-    """Connected executor agents drive the session end to end. Child sessions
-    are always agentic.
+    """Connected executor agents drive the session end to end with the AI
+    agent fully autonomous (an executor may still confine it, e.g. for
+    starters its owner does not trust). Children are AGENTIC too.
     """
 
 class ExecutionMode(_ExecutionMode, metaclass=_ExecutionModeEnumTypeWrapper):
-    """ExecutionMode says who carries out a session's commands."""
+    """ExecutionMode says who carries out a session's commands, and how freely
+    the AI agent may act.
+    """
 
 EXECUTION_MODE_UNSPECIFIED: ExecutionMode.ValueType  # 0
 """Treated as MANUAL by StartSession."""
 EXECUTION_MODE_MANUAL: ExecutionMode.ValueType  # 1
-"""A person fetches each command (GetNextCommand) and submits its result."""
+"""A person drives: they fetch each command (GetNextCommand, or `specloom
+session drive`), run it (locally, with the same executor an agent uses,
+or by hand) and submit its result. Children of a manual session are run
+by executors, confined as in AUTO.
+"""
 EXECUTION_MODE_AUTO: ExecutionMode.ValueType  # 2
-"""Like MANUAL, but the AI agent may run its tools without asking."""
+"""Connected executor agents drive the session end to end with the AI
+agent confined: edits only inside the command's working directory, and
+only the command's allowed programs. Children are AUTO too.
+"""
 EXECUTION_MODE_AGENTIC: ExecutionMode.ValueType  # 3
-"""Connected executor agents drive the session end to end. Child sessions
-are always agentic.
+"""Connected executor agents drive the session end to end with the AI
+agent fully autonomous (an executor may still confine it, e.g. for
+starters its owner does not trust). Children are AGENTIC too.
 """
 Global___ExecutionMode: _TypeAlias = ExecutionMode  # noqa: Y015
+
+class _FailureClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailureClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_CLASS_UNSPECIFIED: _FailureClass.ValueType  # 0
+    """Not classified: the step's judge decides alone."""
+    FAILURE_CLASS_TRANSIENT: _FailureClass.ValueType  # 1
+    """The provider or the network failed for a passing reason (connection
+    error, timeout, 429, 5xx, overloaded) and the retries inside the step
+    ran out. Never counted as "the same failure twice" by stuck detection.
+    """
+    FAILURE_CLASS_PERMANENT: _FailureClass.ValueType  # 2
+    """A person must act first (not logged in, a bad key, the CLI missing, a
+    model that does not exist, a request the provider refuses): the session
+    fails at once with the provider's message and `Result.failure_hint`,
+    and a resume retries once it is fixed.
+    """
+    FAILURE_CLASS_MODEL: _FailureClass.ValueType  # 3
+    """The model itself did not do the work (it said it could not, or ran out
+    of turns): a normal error for the step's loop.
+    """
+
+class FailureClass(_FailureClass, metaclass=_FailureClassEnumTypeWrapper):
+    """FailureClass says what kind of failure an ERROR result is, where the
+    executor could tell (agent commands classify theirs).
+    """
+
+FAILURE_CLASS_UNSPECIFIED: FailureClass.ValueType  # 0
+"""Not classified: the step's judge decides alone."""
+FAILURE_CLASS_TRANSIENT: FailureClass.ValueType  # 1
+"""The provider or the network failed for a passing reason (connection
+error, timeout, 429, 5xx, overloaded) and the retries inside the step
+ran out. Never counted as "the same failure twice" by stuck detection.
+"""
+FAILURE_CLASS_PERMANENT: FailureClass.ValueType  # 2
+"""A person must act first (not logged in, a bad key, the CLI missing, a
+model that does not exist, a request the provider refuses): the session
+fails at once with the provider's message and `Result.failure_hint`,
+and a resume retries once it is fixed.
+"""
+FAILURE_CLASS_MODEL: FailureClass.ValueType  # 3
+"""The model itself did not do the work (it said it could not, or ran out
+of turns): a normal error for the step's loop.
+"""
+Global___FailureClass: _TypeAlias = FailureClass  # noqa: Y015
 
 class _ResultStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -286,6 +352,140 @@ class Scope(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
+
+@_typing.final
+class ModelUsage(_message.Message):
+    """ModelUsage is what one model consumed: tokens by kind and their
+    estimated cost.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_CREATION_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    PRICED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Model name as the provider reported it, e.g. "claude-sonnet-4-5"."""
+    input_tokens: _builtins.int
+    """Input tokens not read from or written to the prompt cache."""
+    output_tokens: _builtins.int
+    """Output tokens (thinking included)."""
+    cache_creation_input_tokens: _builtins.int
+    """Input tokens written to the prompt cache."""
+    cache_read_input_tokens: _builtins.int
+    """Input tokens read from the prompt cache."""
+    cost_usd: _builtins.float
+    """Estimated cost in US dollars, from the executor's price table; 0 when
+    the table has no price for the model (then `priced` is false).
+    """
+    priced: _builtins.bool
+    """True when the price table knew the model, so `cost_usd` is an estimate
+    rather than missing.
+    """
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cache_creation_input_tokens: _builtins.int = ...,
+        cache_read_input_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        priced: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_creation_input_tokens", b"cache_creation_input_tokens", "cache_read_input_tokens", b"cache_read_input_tokens", "cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "priced", b"priced"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelUsage: _TypeAlias = ModelUsage  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """Usage is what the AI agent consumed for one agent step, or summed over
+    many (a session's steps, or a session and its descendants).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_CREATION_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_READ_INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    AGENT_STEPS_FIELD_NUMBER: _builtins.int
+    UNPRICED_STEPS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model the command ran (for a sum: empty)."""
+    input_tokens: _builtins.int
+    """Input tokens, summed over models."""
+    output_tokens: _builtins.int
+    """Output tokens, summed over models."""
+    cache_creation_input_tokens: _builtins.int
+    """Prompt-cache write tokens, summed over models."""
+    cache_read_input_tokens: _builtins.int
+    """Prompt-cache read tokens, summed over models."""
+    cost_usd: _builtins.float
+    """Estimated cost in US dollars (see ModelUsage.cost_usd): what the price
+    table could price. `unpriced_steps` says when something is missing.
+    """
+    turns: _builtins.int
+    """Model turns (requests that got an answer)."""
+    duration_ms: _builtins.int
+    """Wall time the agent ran, retries and back-off included."""
+    retries: _builtins.int
+    """Transient failures retried inside the step(s)."""
+    agent_steps: _builtins.int
+    """Agent steps counted: 1 for one step's usage."""
+    unpriced_steps: _builtins.int
+    """Agent steps that used a model the price table has no price for: their
+    tokens are counted, their cost is not in `cost_usd`.
+    """
+    note: _builtins.str
+    """Anything a reader should know, e.g. that the scripted backend replayed
+    recorded edits and no model ran (so every figure is zero).
+    """
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelUsage]:
+        """Per model, for one step: a step may use more than one (the claude CLI
+        uses a small model for side tasks). Empty in sums.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        models: _abc.Iterable[Global___ModelUsage] | None = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cache_creation_input_tokens: _builtins.int = ...,
+        cache_read_input_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        turns: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        retries: _builtins.int = ...,
+        agent_steps: _builtins.int = ...,
+        unpriced_steps: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_steps", b"agent_steps", "cache_creation_input_tokens", b"cache_creation_input_tokens", "cache_read_input_tokens", b"cache_read_input_tokens", "cost_usd", b"cost_usd", "duration_ms", b"duration_ms", "input_tokens", b"input_tokens", "model", b"model", "models", b"models", "note", b"note", "output_tokens", b"output_tokens", "retries", b"retries", "turns", b"turns", "unpriced_steps", b"unpriced_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
 
 @_typing.final
 class Component(_message.Message):
@@ -486,7 +686,8 @@ Global___AgentCommand: _TypeAlias = AgentCommand  # noqa: Y015
 @_typing.final
 class CreateBranch(_message.Message):
     """CreateBranch creates (or reuses) a branch in the main checkout and checks
-    it out.
+    it out. Definition v1 only: from v2 every session works in a worktree of its
+    own (AddWorktree) and the main checkout is never touched.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -513,8 +714,12 @@ Global___CreateBranch: _TypeAlias = CreateBranch  # noqa: Y015
 
 @_typing.final
 class AddWorktree(_message.Message):
-    """AddWorktree gives a child session its own checkout on its own branch, so
-    parallel children never share a working tree.
+    """AddWorktree gives a session its own checkout on its own branch, so
+    concurrent sessions never share a working tree and the main checkout (HEAD,
+    index, files) is never touched. Sessions use
+    `.specloom/worktrees/<session_id>` on a branch named
+    `<prefix>-session-for-<subject>-<last 8 characters of the session id>`.
+    Retried with the same path and branch, it reuses the worktree.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -523,16 +728,31 @@ class AddWorktree(_message.Message):
     BRANCH_FIELD_NUMBER: _builtins.int
     BASE_FIELD_NUMBER: _builtins.int
     GATHER_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Worktree path relative to the workspace root."""
     branch: _builtins.str
     """Branch to create for the worktree (reused if it exists)."""
     base: _builtins.str
-    """Start point of the branch, usually the parent's branch."""
+    """Start point of a new branch: the parent's branch for a child, the `base`
+    parameter for a top-level session; empty means the main checkout's HEAD
+    commit.
+    """
     @_builtins.property
     def gather(self) -> _containers.RepeatedCompositeFieldContainer[Global___BranchFiles]:
         """Files to bring into the new worktree from other branches before work
         starts (a review reads its siblings' designs this way).
+        """
+
+    @_builtins.property
+    def merge(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Branches to merge into the worktree, in order, after it is created (or
+        reused): a child that depends on siblings starts from its parent's
+        branch plus their work. Exactly as Merge: branches already merged are
+        skipped, and a conflict leaves the merge in progress and fails the
+        operation naming the files in `Result.data.conflicts` (paths relative
+        to the worktree); run again once they are resolved, it concludes the
+        merge and goes on. Merged before `gather` is taken.
         """
 
     def __init__(
@@ -542,10 +762,11 @@ class AddWorktree(_message.Message):
         branch: _builtins.str = ...,
         base: _builtins.str = ...,
         gather: _abc.Iterable[Global___BranchFiles] | None = ...,
+        merge: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "branch", b"branch", "gather", b"gather", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "branch", b"branch", "gather", b"gather", "merge", b"merge", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -589,10 +810,35 @@ class Commit(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     GATHER_FIELD_NUMBER: _builtins.int
     ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
+    EXPECT_BRANCH_FIELD_NUMBER: _builtins.int
+    SQUASH_ONTO_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Commit message."""
     allow_empty: _builtins.bool
-    """Succeed without a commit when nothing changed."""
+    """Succeed without a commit when nothing changed: every path exists and is
+    already committed as it is (a retried commit whose first try landed).
+    A path that does not exist and is unknown to git is an ERROR naming it,
+    whatever this says: a step that must produce files never passes empty.
+    """
+    expect_branch: _builtins.str
+    """The branch the commit must land on. Non-empty: the executor refuses to
+    commit unless the command's workdir is the top of a worktree whose
+    current branch is this one (a session's own worktree, on its own
+    branch). Empty: no check (definition v1 sessions).
+    """
+    squash_onto: _builtins.str
+    """Squash: make the commit on top of this revision (a commit of the
+    current branch's history, usually the session's base) instead of HEAD,
+    holding the base's tree with `paths` as they are in the working tree,
+    and move the current branch to it. The commits between the base and
+    HEAD (a parent's merges of its children) are replaced by this one
+    commit; files outside `paths` keep the base's content in it and stay
+    in the working tree as uncommitted changes. The branch moves only if
+    nobody moved it meanwhile. Run again when the squash already landed
+    (HEAD's only parent is the base and its tree is the same) it makes no
+    second commit and reports the first. Refused while a merge is in
+    progress, on a detached HEAD, or when the base is not in HEAD's history.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Paths relative to the working directory. Required."""
@@ -610,14 +856,56 @@ class Commit(_message.Message):
         message: _builtins.str = ...,
         gather: _abc.Iterable[Global___BranchFiles] | None = ...,
         allow_empty: _builtins.bool = ...,
+        expect_branch: _builtins.str = ...,
+        squash_onto: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "gather", b"gather", "message", b"message", "paths", b"paths"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "expect_branch", b"expect_branch", "gather", b"gather", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Commit: _TypeAlias = Commit  # noqa: Y015
+
+@_typing.final
+class Merge(_message.Message):
+    """Merge merges branches into the current branch of the command's working
+    directory, in order. A branch already in the current branch's history is
+    skipped, so running it again is safe. A conflict stops it with the merge
+    left in progress: the result is ERROR naming the conflicted files in
+    `Result.data.conflicts` (paths relative to the repository's working tree)
+    and the branch in `Result.data.merging`. Once the files are resolved
+    (edited free of conflict markers, or deleted), running the same Merge
+    again stages them, concludes the merge and goes on with the remaining
+    branches. Data on success: `merged` (branches merged now),
+    `already_merged`, `branch` and `commit` (the new HEAD).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRANCHES_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    """Message of each merge commit; "{branch}" is replaced by the branch
+    merged. Empty: "Merge {branch}".
+    """
+    @_builtins.property
+    def branches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Branches (or other revisions) to merge, in order. Required."""
+
+    def __init__(
+        self,
+        *,
+        branches: _abc.Iterable[_builtins.str] | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branches", b"branches", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Merge: _TypeAlias = Merge  # noqa: Y015
 
 @_typing.final
 class Push(_message.Message):
@@ -694,6 +982,7 @@ class GitOperation(_message.Message):
     COMMIT_FIELD_NUMBER: _builtins.int
     PUSH_FIELD_NUMBER: _builtins.int
     PULL_REQUEST_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create_branch(self) -> Global___CreateBranch:
         """Create and check out a branch."""
@@ -714,6 +1003,10 @@ class GitOperation(_message.Message):
     def pull_request(self) -> Global___PullRequest:
         """Open a pull request."""
 
+    @_builtins.property
+    def merge(self) -> Global___Merge:
+        """Merge branches into the working directory's branch."""
+
     def __init__(
         self,
         *,
@@ -722,12 +1015,13 @@ class GitOperation(_message.Message):
         commit: Global___Commit | None = ...,
         push: Global___Push | None = ...,
         pull_request: Global___PullRequest | None = ...,
+        merge: Global___Merge | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "merge", b"merge", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_worktree", b"add_worktree", "commit", b"commit", "create_branch", b"create_branch", "merge", b"merge", "op", b"op", "pull_request", b"pull_request", "push", b"push"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["create_branch", "add_worktree", "commit", "push", "pull_request"]  # noqa: Y015
+    _WhichOneofReturnType_op: _TypeAlias = _typing.Literal["create_branch", "add_worktree", "commit", "push", "pull_request", "merge"]  # noqa: Y015
     _WhichOneofArgType_op: _TypeAlias = _typing.Literal["op", b"op"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_op) -> _WhichOneofReturnType_op | None: ...
 
@@ -761,8 +1055,9 @@ Global___GitCommand: _TypeAlias = GitCommand  # noqa: Y015
 class SpawnChildren(_message.Message):
     """SpawnChildren is the step of a parent that waits on its children. The
     gateway runs the children on connected executors and reports this
-    interaction when every child is terminal; the parent's judge then checks
-    the children itself rather than trusting the reporter.
+    interaction when no child can make progress (every child is terminal, or
+    waits for a sibling that failed or was cancelled); the parent's judge
+    then checks the children itself rather than trusting the reporter.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -980,6 +1275,9 @@ class Result(_message.Message):
     LOG_REF_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
     OUTPUT_TRUNCATED_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    FAILURE_CLASS_FIELD_NUMBER: _builtins.int
+    FAILURE_HINT_FIELD_NUMBER: _builtins.int
     status: Global___ResultStatus.ValueType
     """The outcome as the executor saw it. Required."""
     exit_code: _builtins.int
@@ -996,6 +1294,12 @@ class Result(_message.Message):
     """Reference to the full output ("outputs/<session_id>/<seq>")."""
     output_truncated: _builtins.bool
     """True when output was cut at the executor's cap."""
+    failure_class: Global___FailureClass.ValueType
+    """What kind of failure an ERROR is, where the executor could tell."""
+    failure_hint: _builtins.str
+    """For a classified failure: what a person can do about it ("run claude
+    and /login", "set ANTHROPIC_API_KEY"...). Also part of `error_message`.
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """Structured data: agent conversation id, git commit sha, test summary..."""
@@ -1003,6 +1307,12 @@ class Result(_message.Message):
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileContent]:
         """Files collected after the command (see Command.collect_files)."""
+
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """For agent commands: the model, tokens, turns, time and estimated cost
+        of this step. Unset for other commands.
+        """
 
     def __init__(
         self,
@@ -1017,10 +1327,13 @@ class Result(_message.Message):
         log_ref: _builtins.str = ...,
         files: _abc.Iterable[Global___FileContent] | None = ...,
         output_truncated: _builtins.bool = ...,
+        usage: Global___Usage | None = ...,
+        failure_class: Global___FailureClass.ValueType = ...,
+        failure_hint: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "status", b"status", "stderr", b"stderr", "stdout", b"stdout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "failure_class", b"failure_class", "failure_hint", b"failure_hint", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1118,6 +1431,8 @@ class Session(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id (a UUID)."""
     type: _builtins.str
@@ -1188,6 +1503,19 @@ class Session(_message.Message):
         is resumed is running again, so resuming clears it.
         """
 
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """AI usage of this session's own agent steps, summed as their results
+        are recorded (no per-model breakdown: see each step's Result.usage).
+        """
+
+    @_builtins.property
+    def total_usage(self) -> Global___Usage:
+        """`usage` summed over this session and every descendant. Filled by reads
+        of one session for people (GetSession); unset in lists, watch events
+        and other heads.
+        """
+
     def __init__(
         self,
         *,
@@ -1211,10 +1539,12 @@ class Session(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        usage: Global___Usage | None = ...,
+        total_usage: Global___Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "total_usage", b"total_usage", "updated_at", b"updated_at", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "type", b"type", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "total_usage", b"total_usage", "type", b"type", "updated_at", b"updated_at", "usage", b"usage", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -33,8 +33,9 @@ class _DispatchEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dispatch.Val
     DISPATCH_EXECUTOR: _Dispatch.ValueType  # 1
     """Claimable by a connected executor with the required capability."""
     DISPATCH_JOIN: _Dispatch.ValueType  # 2
-    """A spawn-children wait: claimable by a gateway once every child is
-    terminal.
+    """A spawn-children wait: claimable by a gateway once no child can make
+    progress (every child terminal, or waiting on a failed or cancelled
+    sibling).
     """
 
 class Dispatch(_Dispatch, metaclass=_DispatchEnumTypeWrapper):
@@ -45,8 +46,9 @@ DISPATCH_UNSPECIFIED: Dispatch.ValueType  # 0
 DISPATCH_EXECUTOR: Dispatch.ValueType  # 1
 """Claimable by a connected executor with the required capability."""
 DISPATCH_JOIN: Dispatch.ValueType  # 2
-"""A spawn-children wait: claimable by a gateway once every child is
-terminal.
+"""A spawn-children wait: claimable by a gateway once no child can make
+progress (every child terminal, or waiting on a failed or cancelled
+sibling).
 """
 Global___Dispatch: _TypeAlias = Dispatch  # noqa: Y015
 
@@ -146,6 +148,7 @@ class NewChild(_message.Message):
     DEFINITION_VERSION_FIELD_NUMBER: _builtins.int
     FIRST_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Id chosen by the orchestrator (a UUID), so the parent's spawn command
     can list its children in the same write. Required.
@@ -181,6 +184,17 @@ class NewChild(_message.Message):
     def first(self) -> Global___NewInteraction:
         """The child's first interaction, appended in the same transaction."""
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of siblings this child waits for: children of the same parent,
+        created in this request (listed before or after it) or earlier. The
+        child's commands are not claimable while any of them is not COMPLETE.
+        Sessions stores the transitive closure (a dependency's own
+        dependencies are added), so direct dependencies are enough. Refused
+        with INVALID_ARGUMENT: an id that is no sibling, the child itself, or
+        a cycle among the request's children.
+        """
+
     def __init__(
         self,
         *,
@@ -194,10 +208,11 @@ class NewChild(_message.Message):
         definition_version: _builtins.int = ...,
         first: Global___NewInteraction | None = ...,
         key: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "first", b"first", "params", b"params", "progress", b"progress", "state", b"state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "definition_version", b"definition_version", "first", b"first", "id", b"id", "key", b"key", "name", b"name", "params", b"params", "progress", b"progress", "state", b"state", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "definition_version", b"definition_version", "depends_on", b"depends_on", "first", b"first", "id", b"id", "key", b"key", "name", b"name", "params", b"params", "progress", b"progress", "state", b"state", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -378,10 +393,15 @@ class FetchSessionRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
+    INCLUDE_TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Session id. Required."""
     view: _common_pb2.InteractionView.ValueType
     """How much history to include."""
+    include_total_usage: _builtins.bool
+    """Fill `Session.total_usage`: the session's usage summed with every
+    descendant's (one more indexed query).
+    """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Caller's scope. Required."""
@@ -392,10 +412,11 @@ class FetchSessionRequest(_message.Message):
         scope: _common_pb2.Scope | None = ...,
         session_id: _builtins.str = ...,
         view: _common_pb2.InteractionView.ValueType = ...,
+        include_total_usage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_total_usage", b"include_total_usage", "scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -272,8 +272,9 @@ class SessionsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClaimJoins(self, request, context):
-        """Claims spawn-children interactions whose children are all terminal, so
-        a gateway reports them to the parent's orchestrator.
+        """Claims spawn-children interactions none of whose children can make
+        progress (each terminal, or waiting for a sibling that failed or was
+        cancelled), so a gateway reports them to the parent's orchestrator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

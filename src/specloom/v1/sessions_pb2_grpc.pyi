@@ -90,8 +90,9 @@ class SessionsServiceStub:
     ReleaseLeases: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.ReleaseLeasesRequest, _sessions_pb2.ReleaseLeasesResponse]
     """Ends an executor's leases now, so its work goes to another executor."""
     ClaimJoins: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.ClaimJoinsRequest, _sessions_pb2.ClaimJoinsResponse]
-    """Claims spawn-children interactions whose children are all terminal, so
-    a gateway reports them to the parent's orchestrator.
+    """Claims spawn-children interactions none of whose children can make
+    progress (each terminal, or waiting for a sibling that failed or was
+    cancelled), so a gateway reports them to the parent's orchestrator.
     """
     FindStalledSessions: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.FindStalledSessionsRequest, _sessions_pb2.FindStalledSessionsResponse]
     """Lists agentic active sessions with nothing pending, so a gateway can
@@ -172,8 +173,9 @@ class SessionsServiceAsyncStub(SessionsServiceStub):
     ReleaseLeases: _aio.UnaryUnaryMultiCallable[_sessions_pb2.ReleaseLeasesRequest, _sessions_pb2.ReleaseLeasesResponse]  # type: ignore[assignment]
     """Ends an executor's leases now, so its work goes to another executor."""
     ClaimJoins: _aio.UnaryUnaryMultiCallable[_sessions_pb2.ClaimJoinsRequest, _sessions_pb2.ClaimJoinsResponse]  # type: ignore[assignment]
-    """Claims spawn-children interactions whose children are all terminal, so
-    a gateway reports them to the parent's orchestrator.
+    """Claims spawn-children interactions none of whose children can make
+    progress (each terminal, or waiting for a sibling that failed or was
+    cancelled), so a gateway reports them to the parent's orchestrator.
     """
     FindStalledSessions: _aio.UnaryUnaryMultiCallable[_sessions_pb2.FindStalledSessionsRequest, _sessions_pb2.FindStalledSessionsResponse]  # type: ignore[assignment]
     """Lists agentic active sessions with nothing pending, so a gateway can
@@ -347,8 +349,9 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _sessions_pb2.ClaimJoinsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sessions_pb2.ClaimJoinsResponse, _abc.Awaitable[_sessions_pb2.ClaimJoinsResponse]]:
-        """Claims spawn-children interactions whose children are all terminal, so
-        a gateway reports them to the parent's orchestrator.
+        """Claims spawn-children interactions none of whose children can make
+        progress (each terminal, or waiting for a sibling that failed or was
+        cancelled), so a gateway reports them to the parent's orchestrator.
         """
 
     @_abc_1.abstractmethod

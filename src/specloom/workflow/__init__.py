@@ -8,14 +8,18 @@ step 10,000.
 """
 
 from specloom.workflow._context import (
+    BRANCH_STATE_KEY,
+    DEPENDENCIES_STATE_KEY,
     ChildSpec,
     ChildView,
     CollectedFile,
     CommandPlan,
     ComponentView,
+    Dependency,
     Judgement,
     ReportedResult,
     StepContext,
+    dependencies_of,
 )
 from specloom.workflow._model import (
     COMMON_PARAMS,
@@ -29,6 +33,7 @@ from specloom.workflow._model import (
     Step,
     StepDef,
     Workflow,
+    max_rounds_of,
 )
 from specloom.workflow._progress import (
     Control,
@@ -41,8 +46,10 @@ from specloom.workflow._progress import (
 )
 
 __all__ = [
+    "BRANCH_STATE_KEY",
     "COMMON_PARAMS",
     "DEFAULT_MAX_ROUNDS",
+    "DEPENDENCIES_STATE_KEY",
     "DONE",
     "SAME",
     "ChildSpec",
@@ -53,6 +60,7 @@ __all__ = [
     "ComponentView",
     "Control",
     "Decision",
+    "Dependency",
     "Judgement",
     "Outcome",
     "ParamSpec",
@@ -65,6 +73,8 @@ __all__ = [
     "StepDef",
     "Workflow",
     "apply",
+    "dependencies_of",
     "fold",
     "initial",
+    "max_rounds_of",
 ]

@@ -68,6 +68,11 @@ class ChildView:
         """Whether the child will not run again without a person (or a retry)."""
         return self.status in ("complete", "failed", "cancelled")
 
+    @property
+    def dependencies(self) -> tuple[Dependency, ...]:
+        """The siblings it was created to wait for (see :attr:`ChildSpec.depends_on`)."""
+        return dependencies_of(self.state)
+
 
 @dataclass(frozen=True)
 class StepContext:
@@ -98,6 +103,45 @@ class StepContext:
     definition_version: int = 1
 
 
+BRANCH_STATE_KEY = "branch"
+"""State key holding a session's branch (set by its first step's plan in both families);
+a dependent child learns its dependencies' branches from it."""
+
+DEPENDENCIES_STATE_KEY = "dependencies"
+"""State key the kernel fills in a dependent child's initial state (see :class:`Dependency`)."""
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A sibling whose work a child builds on, as written into the child's initial state."""
+
+    key: str
+    """The sibling's key (its component's module name)."""
+    session_id: str
+    branch: str
+    """The sibling's branch, read from its own initial state ("" if it records none)."""
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        """Plain form, as kept in session state."""
+        return {"key": self.key, "session_id": self.session_id, "branch": self.branch}
+
+
+def dependencies_of(state: Mapping[str, JsonValue]) -> tuple[Dependency, ...]:
+    """The dependencies the kernel recorded in a child's state, in merge order."""
+    found = state.get(DEPENDENCIES_STATE_KEY)
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        Dependency(
+            key=str(item.get("key", "")),
+            session_id=str(item.get("session_id", "")),
+            branch=str(item.get("branch", "")),
+        )
+        for item in found
+        if isinstance(item, dict)
+    )
+
+
 @dataclass(frozen=True)
 class ChildSpec:
     """A child session a spawn step wants to exist."""
@@ -109,6 +153,14 @@ class ChildSpec:
     component: ComponentView | None = None
     params: Mapping[str, JsonValue] = field(default_factory=dict)
     state: Mapping[str, JsonValue] = field(default_factory=dict)
+    """The child's initial state (its base branch, inherited rules, ...)."""
+    depends_on: tuple[str, ...] = ()
+    """Keys of siblings (children of this spawn, or made by an earlier attempt)
+    whose work this child builds on, in the order their branches are merged.
+    The kernel creates it after them, puts ``dependencies``
+    (:class:`Dependency`, with their branches) into its initial state before
+    its first command is built, and Sessions keeps its commands unclaimable
+    until every one of them (and theirs) is complete."""
 
 
 @dataclass(frozen=True)

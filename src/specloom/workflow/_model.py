@@ -28,6 +28,17 @@ DEFAULT_MAX_ROUNDS = 3
 """Loop cap when neither the step nor the session's params set one."""
 
 
+def max_rounds_of(params: Mapping[str, object]) -> int:
+    """The session's loop cap: its ``max_rounds`` param, else :data:`DEFAULT_MAX_ROUNDS`.
+
+    The one reading of the param: the kernel applies it, prompts quote it.
+    """
+    value = params.get("max_rounds")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return DEFAULT_MAX_ROUNDS
+
+
 class Outcome(StrEnum):
     """A step's outcome, as reported or as the judge overrode it."""
 
@@ -128,6 +139,10 @@ class Workflow:
     """Workflow-specific parameters (the common ones are added)."""
     child_types: tuple[str, ...] = ()
     """Session types of the children its spawn steps create."""
+    child_versions: Mapping[str, int] = field(default_factory=dict)
+    """Definition version each child type is created at; unpinned types get the
+    newest. A parent's spawn and judge read and write its children's state, so
+    a definition pins the child definitions it was written against."""
     subject: Callable[[Mapping[str, object]], str] | None = None
     """Display name of a session from its params (default: context or component)."""
     summary: str = ""
@@ -149,6 +164,9 @@ class Workflow:
                     raise ValueError(f"{self.type}.{row.name}.{label}: unknown step {target!r}")
             if row.max_rounds is not None and row.max_rounds < 0:
                 raise ValueError(f"{self.type}.{row.name}: max_rounds must be >= 0")
+        unknown = sorted(set(self.child_versions) - set(self.child_types))
+        if unknown:
+            raise ValueError(f"{self.type}: child_versions names no child type: {unknown}")
 
     @property
     def first(self) -> str:
@@ -175,10 +193,7 @@ class Workflow:
         """The loop cap for ERROR transitions from ``row`` in a session with ``params``."""
         if row.max_rounds is not None:
             return row.max_rounds
-        value = params.get("max_rounds")
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        return DEFAULT_MAX_ROUNDS
+        return max_rounds_of(params)
 
 
 class Registry:
@@ -207,6 +222,12 @@ class Registry:
                         f"{workflow.type} spawns {child} children, "
                         "which this registry does not serve"
                     )
+                pinned = workflow.child_versions.get(child)
+                if pinned is not None and (child, pinned) not in self._by_key:
+                    raise ValueError(
+                        f"{workflow.type} v{workflow.version} spawns {child} v{pinned}, "
+                        "which this registry does not serve"
+                    )
 
     def types(self) -> list[str]:
         """Every session type served, sorted."""
@@ -225,6 +246,11 @@ class Registry:
                 f"unknown session type {session_type!r}; served types are: {known}"
             )
         return workflow
+
+    def child(self, parent: Workflow, session_type: str) -> Workflow:
+        """The definition a child of ``parent`` is created at (pinned, else the newest)."""
+        pinned = parent.child_versions.get(session_type)
+        return self.get(session_type, pinned) if pinned else self.latest(session_type)
 
     def get(self, session_type: str, version: int) -> Workflow:
         """The definition a session started under (``FailedPrecondition`` if gone)."""

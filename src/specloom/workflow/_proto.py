@@ -39,6 +39,22 @@ EXECUTION_MODE_NAMES: Mapping[int, str] = {
     pb.EXECUTION_MODE_AUTO: "auto",
     pb.EXECUTION_MODE_AGENTIC: "agentic",
 }
+EXECUTOR_DRIVEN = frozenset({pb.EXECUTION_MODE_AUTO, pb.EXECUTION_MODE_AGENTIC})
+"""Modes whose commands connected executors run (MANUAL: a person does)."""
+
+
+def child_execution_mode(parent_mode: int) -> pb.ExecutionMode.ValueType:
+    """A child's mode: executors always run children, as free as the parent allows.
+
+    An agentic parent's children are agentic; an auto parent's are auto; a
+    manual parent's are auto too — nobody drives them by hand, and a person
+    who chose to drive the parent did not choose an unconfined agent.
+    """
+    if parent_mode == pb.EXECUTION_MODE_AGENTIC:
+        return pb.EXECUTION_MODE_AGENTIC
+    return pb.EXECUTION_MODE_AUTO
+
+
 CONTROL_OF_ACTION: Mapping[int, Control] = {
     pb.CONTROL_ACTION_PAUSE: Control.PAUSE,
     pb.CONTROL_ACTION_RESUME: Control.RESUME,

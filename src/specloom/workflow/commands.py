@@ -111,12 +111,24 @@ def create_branch(name: str, base: str = "") -> pb.GitOperation:
 
 
 def add_worktree(
-    path: str, branch: str, base: str, gather: Iterable[pb.BranchFiles] = ()
+    path: str,
+    branch: str,
+    base: str,
+    gather: Iterable[pb.BranchFiles] = (),
+    *,
+    merge: Iterable[str] = (),
 ) -> pb.GitOperation:
-    """Give a child its own checkout at ``path`` on ``branch``."""
+    """Give a child its own checkout at ``path`` on ``branch``, merging ``merge`` in order."""
     return pb.GitOperation(
-        add_worktree=pb.AddWorktree(path=path, branch=branch, base=base, gather=list(gather))
+        add_worktree=pb.AddWorktree(
+            path=path, branch=branch, base=base, gather=list(gather), merge=list(merge)
+        )
     )
+
+
+def merge(branches: Iterable[str], message: str = "") -> pb.GitOperation:
+    """Merge ``branches`` in order into the working directory's branch (idempotent)."""
+    return pb.GitOperation(merge=pb.Merge(branches=list(branches), message=message))
 
 
 def branch_files(branch: str, paths: Iterable[str]) -> pb.BranchFiles:
@@ -130,11 +142,23 @@ def commit(
     *,
     gather: Iterable[pb.BranchFiles] = (),
     allow_empty: bool = False,
+    squash_onto: str = "",
+    expect_branch: str = "",
 ) -> pb.GitOperation:
-    """Commit exactly ``paths`` (after taking ``gather`` from other branches)."""
+    """Commit exactly ``paths`` (after taking ``gather`` from other branches).
+
+    ``allow_empty``: unchanged paths are success (a retried commit that landed);
+    ``squash_onto``: one commit on that base replacing the branch's commits since it;
+    ``expect_branch``: refuse unless the workdir is a worktree on that branch.
+    """
     return pb.GitOperation(
         commit=pb.Commit(
-            paths=list(paths), message=message, gather=list(gather), allow_empty=allow_empty
+            paths=list(paths),
+            message=message,
+            gather=list(gather),
+            allow_empty=allow_empty,
+            squash_onto=squash_onto,
+            expect_branch=expect_branch,
         )
     )
 

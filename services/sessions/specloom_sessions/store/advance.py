@@ -48,6 +48,7 @@ from specloom.errors import Aborted, InvalidArgument
 from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
+from specloom.workflow._proto import child_execution_mode
 from specloom_sessions.database import Database, Tx
 from specloom_sessions.events import CHANNEL, Changes
 from specloom_sessions.rows import (
@@ -67,6 +68,11 @@ from specloom_sessions.store._common import (
     is_pending,
     work_of,
 )
+from specloom_sessions.store.dependencies import (
+    HAS_DEPENDENTS,
+    add_dependencies,
+    has_dependents,
+)
 from specloom_sessions.store.diagnose import child_conflict, diagnose
 from specloom_sessions.store.step import (
     ALLOWED_FROM,
@@ -76,7 +82,8 @@ from specloom_sessions.store.step import (
     completion,
     status_name,
 )
-from specloom_sessions.tables import UtcDateTime
+from specloom_sessions.store.usage import deltas as usage_deltas
+from specloom_sessions.tables import USAGE_COLUMNS, UtcDateTime
 
 __all__ = [
     "Advanced",
@@ -139,14 +146,25 @@ async def after_guard(tx: Tx, step: Step, row: Row, now: dt.datetime) -> Advance
     done = await _complete(tx, step, now) if step.complete is not None else None
     appended = await _append(tx, step, row, now)
     advanced = Advanced(session=session_of(row), completed=done, appended=appended)
-    if step.finishes and row["parent_id"] is not None:
-        # The parent's spawn step may now have only terminal children.
-        tx.changes.work.add((row["account_id"], row["project_id"], True))
+    note_finish(tx, step, row)
     if step.create_children or step.revive_children:
         await _create_children(tx, step, row, now)
         await _revive_children(tx, step, row, now)
         advanced.children = await children_with_last(tx.conn, step.session_id)
     return advanced
+
+
+def note_finish(tx: Tx, step: Step, row: Row) -> None:
+    """Work signals for a step that finished its session (``row``: the guard's RETURNING)."""
+    if not step.finishes:
+        return
+    if row["parent_id"] is not None:
+        # The parent's spawn step may now have only terminal children (or
+        # only children waiting on this one, which failed).
+        tx.changes.work.add((row["account_id"], row["project_id"], True))
+    if row.get(HAS_DEPENDENTS):
+        # Siblings waiting for this session may now be claimable.
+        tx.changes.work.add((row["account_id"], row["project_id"], False))
 
 
 class _Shape(NamedTuple):
@@ -160,6 +178,7 @@ class _Shape(NamedTuple):
     sets_state: bool
     sets_progress: bool
     notifies: bool
+    adds_usage: bool = False
 
 
 def _literals(values: frozenset[int]) -> list[Any]:
@@ -203,6 +222,11 @@ def _session_update(shape: _Shape) -> Any:
         values["state"] = bindparam("p_state", type_=LargeBinary)
     if shape.sets_progress:
         values["progress"] = bindparam("p_progress", type_=LargeBinary)
+    if shape.adds_usage:
+        # The step's agent usage, added in the same update: a step refused
+        # or rolled back adds nothing, and a replay never reaches here.
+        for name in USAGE_COLUMNS:
+            values[name] = S.c[name] + bindparam(f"p_{name}", type_=BigInteger)
     if shape.finish is not None:
         values["status"] = shape.finish
         values["status_reason"] = bindparam("p_reason", type_=Text)
@@ -215,6 +239,10 @@ def _session_update(shape: _Shape) -> Any:
     elif shape.completes:
         values["pending_seq"] = None
     returning: list[Any] = list(SESSION_HEAD_COLUMNS)
+    if shape.finish == pb.SESSION_STATUS_COMPLETE:
+        # Once per session, in the write that completes it: one index probe,
+        # no round trip of its own.
+        returning.append(has_dependents())
     if shape.notifies:
         # NOTIFY in the RETURNING saves a round trip; it is sent at commit
         # and dropped with a rollback, like any other effect of the write.
@@ -254,6 +282,11 @@ def guard_call(
     else:
         tx.changes.update(changes)
         payload = None
+    usage = (
+        step.complete.result.usage
+        if step.complete is not None and step.complete.result.HasField("usage")
+        else None
+    )
     shape = _Shape(
         check_version=bool(step.expected_version),
         finish=int(step.finish.status) if step.finish is not None else None,
@@ -263,6 +296,7 @@ def guard_call(
         sets_state=step.state is not None,
         sets_progress=step.progress is not None,
         notifies=payload is not None,
+        adds_usage=usage is not None,
     )
     params: dict[str, Any] = {
         "p_id": step.session_id,
@@ -281,6 +315,8 @@ def guard_call(
         params["p_reason"] = step.finish.reason
     if payload is not None:
         params["p_payload"] = payload
+    if usage is not None:
+        params.update({f"p_{name}": value for name, value in usage_deltas(usage).items()})
     return _session_update(shape), params
 
 
@@ -383,7 +419,7 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
                 "user_id": parent["user_id"],
                 "type": child.type,
                 "status": pb.SESSION_STATUS_ACTIVE,
-                "execution_mode": pb.EXECUTION_MODE_AGENTIC,
+                "execution_mode": child_execution_mode(parent["execution_mode"]),
                 "parent_id": step.session_id,
                 "name": child.name,
                 "component": child.component.SerializeToString(),
@@ -419,6 +455,7 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
         await tx.conn.execute(insert(S), sessions)
     except IntegrityError as exc:
         raise _ChildConflict from exc
+    await add_dependencies(tx, step.session_id, step.create_children)
     if firsts:
         await tx.conn.execute(insert(I), firsts)
 

@@ -34,6 +34,11 @@ from specloom_sessions.rows import (
     session_of,
 )
 from specloom_sessions.store._common import I, S, const
+from specloom_sessions.store.dependencies import (
+    dependencies_complete,
+    dependencies_complete_before,
+    waits_on_a_stuck_session,
+)
 
 UNFINISHED = (pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED)
 
@@ -90,6 +95,8 @@ async def claim_commands(
             capable,
             or_(I.c.lease_owner.is_(None), I.c.lease_expires_at <= now),
             _of_active_session(),
+            # A child waits for the siblings whose work it builds on.
+            dependencies_complete(),
         )
         .order_by(I.c.created_at, I.c.session_id, I.c.seq)
         .limit(limit)
@@ -142,12 +149,20 @@ async def _lease_keys(
 async def claim_joins(
     db: Database, claimer_id: str, limit: int, ttl_seconds: int
 ) -> list[Assignment]:
-    """Lease spawn-children waits whose children are all finished, oldest first."""
+    """Lease spawn-children waits none of whose children can make progress, oldest first.
+
+    A child can make progress while it is unfinished, unless it waits for a
+    sibling that failed or was cancelled: then only the parent (judging
+    its children, then retrying or reporting) or a person can move it, and
+    the parent's join must not wait for it forever.
+    """
     now = utcnow()
     child = S.alias("child")
     running_child = exists(
         select(child.c.id).where(
-            child.c.parent_id == I.c.session_id, child.c.status.in_(UNFINISHED)
+            child.c.parent_id == I.c.session_id,
+            child.c.status.in_(UNFINISHED),
+            ~waits_on_a_stuck_session(child.c.id),
         )
     )
     picked = (
@@ -266,13 +281,13 @@ async def release_leases(
 
 
 async def find_stalled(db: Database, idle_ms: int, limit: int) -> list[pb.Session]:
-    """Agentic active sessions with nothing pending, unchanged for ``idle_ms``, stalest first."""
+    """Executor-driven active sessions with nothing pending, unchanged for ``idle_ms``."""
     cutoff = utcnow() - dt.timedelta(milliseconds=idle_ms)
     query = (
         select(*SESSION_HEAD_COLUMNS)
         .where(
             S.c.status == pb.SESSION_STATUS_ACTIVE,
-            S.c.execution_mode == pb.EXECUTION_MODE_AGENTIC,
+            S.c.execution_mode.in_([pb.EXECUTION_MODE_AUTO, pb.EXECUTION_MODE_AGENTIC]),
             S.c.pending_seq.is_(None),
             S.c.updated_at <= cutoff,
         )
@@ -299,6 +314,8 @@ async def find_unclaimed(db: Database, waited_ms: int, limit: int) -> list[Assig
             I.c.dispatch == const(spb.DISPATCH_EXECUTOR),
             _of_active_session(),
             waiting_since <= cutoff,
+            # Waiting for a dependency is not waiting for an executor.
+            dependencies_complete_before(cutoff),
         )
         .order_by(waiting_since, I.c.session_id)
         .limit(limit)

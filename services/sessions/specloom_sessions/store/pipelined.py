@@ -33,6 +33,7 @@ from specloom_sessions.store.advance import (
     append_values,
     completion_call,
     guard_call,
+    note_finish,
 )
 
 _Compiled = tuple[str, Mapping[str, Any]]
@@ -139,9 +140,7 @@ async def advance_pipelined(
     outcomes: dict[int, Advanced] = {}
     for index, head in heads.items():
         step = steps[index]
-        if step.finishes and head["parent_id"] is not None:
-            # The parent's spawn step may now have only terminal children.
-            tx.changes.work.add((head["account_id"], head["project_id"], True))
+        note_finish(tx, step, head)
         outcomes[index] = Advanced(
             session=session_of(head),
             completed=completed.get(index),

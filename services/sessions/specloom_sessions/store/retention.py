@@ -20,6 +20,7 @@ from specloom_sessions.rows import FINISHED
 from specloom_sessions.store._common import I, S
 
 O = t.outputs  # noqa: E741 - the table, as in SQL
+D = t.session_dependencies
 BATCH = 200
 
 
@@ -84,6 +85,8 @@ async def prune_sessions(db: Database, older_than_days: int, *, dry_run: bool) -
             counted, ids = await _count(tx.conn, roots)
             await tx.conn.execute(delete(O).where(O.c.session_id.in_(ids)))
             await tx.conn.execute(delete(I).where(I.c.session_id.in_(ids)))
+            # Siblings share a tree, so every row naming these sessions goes.
+            await tx.conn.execute(delete(D).where(D.c.session_id.in_(ids)))
             await tx.conn.execute(delete(S).where(S.c.id.in_(ids)))
             tx.changes.sessions.update(ids)
         total += counted

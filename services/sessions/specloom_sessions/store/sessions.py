@@ -38,6 +38,7 @@ from specloom_sessions.store._common import (
     with_last,
     work_of,
 )
+from specloom_sessions.store.usage import total_usage as subtree_usage
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -165,8 +166,18 @@ async def _insert(
     return session
 
 
-async def fetch_session(db: Database, scope: pb.Scope, session_id: str, view: int) -> pb.Session:
-    """One session with the requested amount of history."""
+async def fetch_session(
+    db: Database, scope: pb.Scope, session_id: str, view: int, *, total_usage: bool = False
+) -> pb.Session:
+    """One session with the requested amount of history (and its subtree's usage)."""
+    session = await _fetch_session(db, scope, session_id, view)
+    if total_usage:
+        async with db.read() as conn:
+            session.total_usage.CopyFrom(await subtree_usage(conn, session_id))
+    return session
+
+
+async def _fetch_session(db: Database, scope: pb.Scope, session_id: str, view: int) -> pb.Session:
     if view == pb.INTERACTION_VIEW_LAST:
         params = {"p_id": session_id, "p_account": scope.account_id, "p_project": scope.project_id}
         async with db.read() as conn:

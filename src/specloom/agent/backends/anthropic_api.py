@@ -5,10 +5,11 @@ The model gets five tools — ``read_file``, ``write_file``, ``edit_file``
 executor carries them out in the command's working directory. Every path
 goes through :mod:`specloom.agent.backends.files` (absolute paths, ``..``
 escapes and symlinks that leave the directory are refused, as are ``.git``
-and ``.specloom``); ``run_command`` runs an argv, never a shell string, only
-when ``argv[0]`` is one of the command's ``allowed_commands``, with a time
-limit. A refusal goes back to the model as a tool error it can read and
-adapt to; it never ends the run.
+and ``.specloom``); ``run_command`` runs an argv, never a shell string, with a
+time limit, and — unless the session is agentic (full autonomy) — only when
+``argv[0]`` is one of the command's ``allowed_commands``. A refusal goes
+back to the model as a tool error it can read and adapt to; it never ends
+the run.
 
 The conversation is saved after every turn under
 ``.specloom/conversations/<id>.json`` at the workspace root, so a fix or
@@ -17,20 +18,35 @@ revise step that names it in ``resume_conversation_id`` continues it.
 ``base_url`` and ``api_key`` come from settings, falling back to the SDK's
 own ``ANTHROPIC_BASE_URL`` / ``ANTHROPIC_API_KEY``, so tests point the real
 SDK at a local stand-in server.
+
+Failures are classified (:mod:`.failures`): a connection error, a timeout,
+429, 5xx or overloaded is retried here with back-off (the SDK's own silent
+retries are off, so every retry is a transcript line); a refused key, an
+unknown model or a refused request fails the step at once with the API's
+own message and a hint; running out of turns or a response cut short is the
+model's failure. Tokens are counted from every response's ``usage``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import anthropic
 
 from specloom.agent.backends.base import AgentOutcome, AgentRequest, Transcript
+from specloom.agent.backends.failures import (
+    Failure,
+    FailureClass,
+    RetryPolicy,
+    back_off,
+    is_transient_status,
+)
 from specloom.agent.backends.files import (
     ToolError,
     edit_file,
@@ -39,6 +55,7 @@ from specloom.agent.backends.files import (
     write_file,
 )
 from specloom.agent.shell import child_environment, run_process
+from specloom.agent.usage import UsageMeter
 from specloom.agent.workspace import is_safe_id
 from specloom.v1 import common_pb2 as pb
 
@@ -120,8 +137,82 @@ class AnthropicSettings:
     """Seconds one ``run_command`` may take."""
     request_timeout: float = 600.0
     """Seconds one API request may take."""
-    max_retries: int = 2
-    """SDK retries of a failed request (connection errors, 429, 5xx)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Retries of a request that failed for a passing reason (connection, 429, 5xx)."""
+
+
+_HINTS = {
+    401: "the API refused the key: set ANTHROPIC_API_KEY (or SPECLOOM_AGENT_ANTHROPIC_API_KEY) "
+    "to a valid key, then resume the session (`specloom doctor` checks it)",
+    402: "check the account's billing and credit balance, then resume the session",
+    403: "the key may not use this model or feature: check its workspace and permissions",
+    413: "the request is too large: shorten the inputs the prompt includes",
+}
+
+
+def _hint(status: int, model: str) -> str:
+    if status == 404:
+        return (
+            f"the model {model!r} is not available to this key: set "
+            "SPECLOOM_AGENT_ANTHROPIC_MODEL (or the command's model) to one it can use"
+        )
+    if status == 400:
+        return (
+            "the API refused the request as invalid (often a prompt too long for the "
+            "model): shorten the inputs or choose a model with a larger context"
+        )
+    return _HINTS.get(status, "the API refused the request; its message says why")
+
+
+NO_KEY = Failure(
+    FailureClass.PERMANENT,
+    "no Anthropic API key is configured",
+    "set ANTHROPIC_API_KEY (or SPECLOOM_AGENT_ANTHROPIC_API_KEY) for the agent, "
+    "then resume the session",
+)
+
+
+def classify(exc: Exception, model: str) -> Failure:
+    """A failure of the Anthropic SDK, classified."""
+    if isinstance(exc, anthropic.APIConnectionError):
+        # APITimeoutError is one of these: the request never got an answer.
+        return Failure(FailureClass.TRANSIENT, f"could not reach the Anthropic API: {exc}")
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        kind = str(error.get("type", "")) if isinstance(error, dict) else ""
+        said = str(error.get("message", "")) if isinstance(error, dict) else ""
+        message = f"Anthropic API {status}" + (f" {kind}" if kind else "") + f": {said or exc}"
+        retry_after = _retry_after(exc.response.headers.get("retry-after"))
+        should = exc.response.headers.get("x-should-retry")
+        transient = should == "true" or (should != "false" and is_transient_status(status))
+        if transient:
+            return Failure(FailureClass.TRANSIENT, message, status=status, retry_after=retry_after)
+        return Failure(FailureClass.PERMANENT, message, _hint(status, model), status=status)
+    if isinstance(exc, anthropic.AnthropicError):
+        # Raised before any request: no key configured, most often.
+        return Failure(
+            FailureClass.PERMANENT,
+            f"Anthropic SDK: {exc}",
+            "set ANTHROPIC_API_KEY (or SPECLOOM_AGENT_ANTHROPIC_API_KEY) for the agent",
+        )
+    raise exc
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None  # an HTTP date: the back-off's own delay applies
+
+
+class _Failed(Exception):
+    """A request failed for good (permanent, or transient past the retries)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
 
 
 def _block_param(block: Any) -> dict[str, Any]:
@@ -160,29 +251,48 @@ class AnthropicBackend:
         messages.append({"role": "user", "content": command.prompt})
         model = command.model or self.settings.model
         data: dict[str, Any] = {"backend": self.name, "model": model}
+        meter = UsageMeter(model=model)
         max_turns = command.max_turns or self.settings.max_turns
-        client = anthropic.AsyncAnthropic(
-            api_key=self.settings.api_key,
-            base_url=self.settings.base_url,
-            timeout=self.settings.request_timeout,
-            max_retries=self.settings.max_retries,
-        )
         summary = ""
+        if not (
+            self.settings.api_key
+            or os.environ.get("ANTHROPIC_API_KEY")
+            or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+        ):
+            return self._failed(NO_KEY, conversation, summary, data, meter)
+        try:
+            client = anthropic.AsyncAnthropic(
+                api_key=self.settings.api_key,
+                base_url=self.settings.base_url,
+                timeout=self.settings.request_timeout,
+                # Retries are ours (each one visible in the transcript).
+                max_retries=0,
+            )
+        except anthropic.AnthropicError as exc:
+            return self._failed(classify(exc, model), conversation, summary, data, meter)
         try:
             for turn in range(1, max_turns + 1):
                 if request.cancel.is_set():
                     return self._outcome(
-                        pb.RESULT_STATUS_ERROR, conversation, summary, data, "cancelled"
+                        pb.RESULT_STATUS_ERROR, conversation, summary, data, meter, "cancelled"
                     )
-                kwargs: dict[str, Any] = {}
+                kwargs: dict[str, Any] = {
+                    "model": model,
+                    "max_tokens": self.settings.max_tokens,
+                    "tools": TOOLS,
+                    "messages": messages,
+                }
                 if command.system_prompt:
                     kwargs["system"] = command.system_prompt
-                response = await client.messages.create(
-                    model=model,
-                    max_tokens=self.settings.max_tokens,
-                    tools=cast(Any, TOOLS),
-                    messages=cast(Any, messages),
-                    **kwargs,
+                response = await self._create(client, kwargs, meter, transcript, request.cancel)
+                if response is None:
+                    return self._outcome(
+                        pb.RESULT_STATUS_ERROR, conversation, summary, data, meter, "cancelled"
+                    )
+                meter.turns = turn
+                meter.add_api_usage(
+                    str(getattr(response, "model", "") or model),
+                    response.usage.model_dump() if response.usage is not None else None,
                 )
                 messages.append(
                     {"role": "assistant", "content": [_block_param(b) for b in response.content]}
@@ -198,31 +308,78 @@ class AnthropicBackend:
                 if response.stop_reason != "tool_use" or not uses:
                     self._save(store, conversation, model, messages)
                     if response.stop_reason in ("end_turn", "stop_sequence", None):
-                        return self._outcome(pb.RESULT_STATUS_OK, conversation, summary, data)
-                    return self._outcome(
-                        pb.RESULT_STATUS_ERROR,
+                        return self._outcome(
+                            pb.RESULT_STATUS_OK, conversation, summary, data, meter
+                        )
+                    return self._failed(
+                        Failure(
+                            FailureClass.MODEL,
+                            f"the model stopped with {response.stop_reason!r}",
+                        ),
                         conversation,
                         summary,
                         data,
-                        f"the model stopped with {response.stop_reason!r}",
+                        meter,
                     )
                 results = [await self._tool(request, use, transcript) for use in uses]
                 messages.append({"role": "user", "content": results})
                 self._save(store, conversation, model, messages)
-            return self._outcome(
-                pb.RESULT_STATUS_ERROR,
+            return self._failed(
+                Failure(FailureClass.MODEL, f"the agent did not finish within {max_turns} turns"),
                 conversation,
                 summary,
                 data,
-                f"the agent did not finish within {max_turns} turns",
+                meter,
             )
-        except anthropic.APIError as exc:
+        except _Failed as failed:
             self._save(store, conversation, model, messages)
-            return self._outcome(
-                pb.RESULT_STATUS_ERROR, conversation, summary, data, f"Anthropic API error: {exc}"
-            )
+            return self._failed(failed.failure, conversation, summary, data, meter)
         finally:
             await client.close()
+
+    async def _create(
+        self,
+        client: anthropic.AsyncAnthropic,
+        kwargs: dict[str, Any],
+        meter: UsageMeter,
+        transcript: Transcript,
+        cancel: asyncio.Event,
+    ) -> Any:
+        """One Messages request, retried while it fails for a passing reason (None: cancelled)."""
+        policy = self.settings.retry
+        attempt = 1
+        while True:
+            try:
+                return await client.messages.create(**kwargs)
+            except anthropic.AnthropicError as exc:
+                failure = classify(exc, str(kwargs["model"]))
+            if failure.kind is not FailureClass.TRANSIENT or attempt >= policy.attempts:
+                if failure.kind is FailureClass.TRANSIENT and attempt > 1:
+                    failure = Failure(
+                        failure.kind,
+                        f"{failure.message} (still failing after {attempt} tries)",
+                        "the API kept failing for a passing reason; resume the session later",
+                        failure.status,
+                    )
+                raise _Failed(failure)
+            meter.retries += 1
+            if not await back_off(policy, attempt, failure, transcript, cancel, "anthropic"):
+                return None
+            attempt += 1
+
+    def _failed(
+        self,
+        failure: Failure,
+        conversation: str,
+        summary: str,
+        data: dict[str, Any],
+        meter: UsageMeter,
+    ) -> AgentOutcome:
+        outcome = self._outcome(
+            pb.RESULT_STATUS_ERROR, conversation, summary, data, meter, failure.describe()
+        )
+        outcome.failure = failure
+        return outcome
 
     @staticmethod
     def _outcome(
@@ -230,6 +387,7 @@ class AnthropicBackend:
         conversation: str,
         summary: str,
         data: dict[str, Any],
+        meter: UsageMeter,
         error: str = "",
     ) -> AgentOutcome:
         return AgentOutcome(
@@ -238,6 +396,7 @@ class AnthropicBackend:
             summary=summary,
             error_message=error,
             data=dict(data),
+            usage=meter,
         )
 
     async def _load(
@@ -327,7 +486,10 @@ class AnthropicBackend:
         allowed = list(request.command.allowed_commands)
         # Exact match on argv[0]: "pytest" allows "pytest", not "./pytest" or
         # "/tmp/pytest", which would be a different program under the same name.
-        if argv[0] not in allowed:
+        # Only an agentic session runs any program (full autonomy, as the
+        # claude CLI's bypassPermissions); AUTO, MANUAL and unset are confined.
+        confined = request.execution_mode != pb.EXECUTION_MODE_AGENTIC
+        if confined and argv[0] not in allowed:
             shown = ", ".join(allowed) if allowed else "none"
             raise ToolError(f"refused: {argv[0]!r} is not an allowed command (allowed: {shown})")
         outcome = await run_process(

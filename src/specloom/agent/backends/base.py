@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from specloom.agent.backends.failures import Failure
+from specloom.agent.usage import UsageMeter
 from specloom.agent.workspace import Workspace
 from specloom.protoconv import JsonObject
 from specloom.v1 import common_pb2 as pb
@@ -47,6 +49,10 @@ class AgentOutcome:
     exit_code: int = 0
     data: JsonObject = field(default_factory=dict)
     """Backend-specific extras for ``Result.data`` (turns, cost, replayed...)."""
+    failure: Failure | None = None
+    """For an ERROR: what kind of failure it was (None: not classified)."""
+    usage: UsageMeter | None = None
+    """Tokens per model, turns and retries (None: the backend counts nothing)."""
 
 
 class AgentBackend(Protocol):
@@ -59,7 +65,9 @@ class AgentBackend(Protocol):
         """Do the work in ``request.workdir``.
 
         Failures the agent hit are an outcome with ERROR status, not an
-        exception. On cancellation of the calling task the backend must
-        release what it started (processes, connections) before returning.
+        exception, classified (``failure``) where the backend can tell;
+        transient ones are retried inside ``run`` first. On cancellation of
+        the calling task the backend must release what it started
+        (processes, connections) before returning.
         """
         ...

@@ -12,36 +12,43 @@ A watchdog (``silence_timeout``) kills its whole process group when it has
 printed nothing for that long; the step then fails with a message saying so
 and the conversation id, so a retry can resume.
 
-Permissions follow the session's execution mode. Headless there is nobody
-to ask, so in manual and auto mode the CLI runs with ``acceptEdits``: edits
-inside the working directory are accepted (so are plain file commands such
-as ``touch`` or ``mkdir`` there), edits outside it are refused, and the only
-programs it may run are the command's ``allowed_commands`` (``--allowedTools
-Bash(<name> *)``). In agentic mode the executor drives the session end to
-end and the CLI bypasses permission prompts — except as root, where the CLI
-refuses that and we fall back to the confined mode, saying so.
+Permissions follow the session's execution mode; AUTO is the confinement
+boundary. Headless there is nobody to ask, so in auto mode (and manual,
+when a person runs a command locally, and unset) the CLI runs with
+``acceptEdits``: edits inside the working directory are accepted (so are
+plain file commands such as ``touch`` or ``mkdir`` there), edits outside it
+are refused, and the only programs it may run are the command's
+``allowed_commands`` (``--allowedTools Bash(<name> *)``). In agentic mode the
+agent has full autonomy and the CLI bypasses permission prompts — except as
+root, where the CLI refuses that and we fall back to the confined mode,
+saying so. An executor that must not trust a session's starter confines it
+by passing AUTO.
+
+Failures are classified (:mod:`.claude_stream`) and passing ones re-run
+with back-off, resuming the CLI's session; the CLI's own API retries come
+first and each shows in the transcript.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from specloom.agent.backends.base import AgentOutcome, AgentRequest, Transcript
+from specloom.agent.backends.claude_stream import StreamParser, classify_result, count_usage
+from specloom.agent.backends.failures import Failure, FailureClass, RetryPolicy, back_off
 from specloom.agent.shell import ProcessOutcome, child_environment, run_process
+from specloom.agent.usage import UsageMeter
 from specloom.protoconv import JsonObject
 from specloom.v1 import common_pb2 as pb
 
 __all__ = ["ClaudeCodeBackend", "ClaudeCodeSettings", "StreamParser", "build_argv"]
 
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}$")
-_MAX_LINE = 32 * 1024 * 1024
 _INLINE_SYSTEM_PROMPT = 64 * 1024
 READ_TOOLS = ("Read", "Glob", "Grep", "LS")
 """CLI tools allowed outright. Edit and Write are deliberately absent: an allow
@@ -64,6 +71,8 @@ class ClaudeCodeSettings:
     """Extra environment for the CLI (e.g. ``ANTHROPIC_BASE_URL``, ``CLAUDE_CONFIG_DIR``)."""
     extra_args: tuple[str, ...] = ()
     """Arguments appended to every invocation."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Re-runs after a passing failure (the CLI's own API retries come first)."""
 
 
 def permission_mode(
@@ -123,101 +132,16 @@ def build_argv(
     return [*argv, *settings.extra_args], note
 
 
-def _short(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+CONTINUE_PROMPT = (
+    "The previous attempt at this task was interrupted by a passing failure of the API "
+    "(see above). Carry on with the task from where it stopped."
+)
+"""What a retry after a transient failure says when it resumes the CLI's session."""
 
-
-class StreamParser:
-    """Turns stream-json output into transcript lines and remembers the outcome."""
-
-    def __init__(self, transcript: Transcript) -> None:
-        self._transcript = transcript
-        self._buffer = bytearray()
-        self._overflow = False
-        self.session_id = ""
-        self.result: dict[str, Any] | None = None
-        self.events = 0
-
-    async def feed(self, data: bytes) -> None:
-        """Consume a chunk of standard output."""
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                break
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if self._overflow:
-                self._overflow = False  # the tail of an over-long line: skip it
-                continue
-            await self.line(line)
-        if len(self._buffer) > _MAX_LINE:
-            # One event larger than the cap (a huge file read back): skip it
-            # rather than hold it; the transcript says so.
-            self._buffer.clear()
-            self._overflow = True
-            await self._transcript("claude: skipped an over-long stream-json event")
-
-    async def close(self) -> None:
-        """Consume what is left after the process ended."""
-        if self._buffer and not self._overflow:
-            await self.line(bytes(self._buffer))
-        self._buffer.clear()
-
-    async def line(self, raw: bytes) -> None:
-        """Handle one stream-json line."""
-        text = raw.decode("utf-8", errors="replace").strip()
-        if not text:
-            return
-        try:
-            event = json.loads(text)
-        except ValueError:
-            await self._transcript(f"claude: {_short(text)}")
-            return
-        if not isinstance(event, dict):
-            return
-        self.events += 1
-        if isinstance(event.get("session_id"), str) and event["session_id"]:
-            self.session_id = event["session_id"]
-        for line in self._render(event):
-            await self._transcript(line)
-
-    def _render(self, event: dict[str, Any]) -> list[str]:
-        kind = event.get("type")
-        if kind == "system" and event.get("subtype") == "init":
-            return [
-                f"claude: session {event.get('session_id', '?')}, model {event.get('model', '?')}, "
-                f"permission mode {event.get('permissionMode', '?')}"
-            ]
-        if kind in ("assistant", "user"):
-            message = event.get("message") or {}
-            content = message.get("content")
-            if isinstance(content, str):
-                return [f"{kind}: {_short(content)}"]
-            lines: list[str] = []
-            for block in content if isinstance(content, list) else []:
-                lines += self._render_block(kind, block)
-            return lines
-        if kind == "result":
-            self.result = event
-            turns = event.get("num_turns", "?")
-            return [f"claude: finished ({event.get('subtype', '?')}) after {turns} turn(s)"]
-        return []
-
-    @staticmethod
-    def _render_block(kind: str, block: Any) -> list[str]:
-        if not isinstance(block, dict):
-            return []
-        if block.get("type") == "text":
-            return [f"{kind}: {line}" for line in str(block.get("text", "")).splitlines()]
-        if block.get("type") == "tool_use":
-            return [f"tool {block.get('name', '?')}: {_short(block.get('input', {}))}"]
-        if block.get("type") == "tool_result":
-            label = "tool error" if block.get("is_error") else "tool result"
-            return [f"{label}: {_short(block.get('content', ''))}"]
-        return []
+INSTALL_HINT = (
+    "install the claude CLI on the agent's machine (npm install -g @anthropic-ai/claude-code) "
+    "or set SPECLOOM_AGENT_CLAUDE_EXECUTABLE to its path; `specloom doctor` checks it"
+)
 
 
 class ClaudeCodeBackend:
@@ -229,7 +153,48 @@ class ClaudeCodeBackend:
         self.settings = settings or ClaudeCodeSettings()
 
     async def run(self, request: AgentRequest, transcript: Transcript) -> AgentOutcome:
-        """Run the CLI to its ``result`` event, or until the watchdog ends it."""
+        """Run the CLI to its ``result`` event, retrying passing failures with back-off.
+
+        A retry resumes the CLI's own session when the failed run had one
+        (the work so far is kept), and starts over otherwise.
+        """
+        meter = UsageMeter(model=request.command.model)
+        policy = self.settings.retry
+        attempt = 1
+        current = request
+        while True:
+            outcome = await self._attempt(current, transcript, meter)
+            failure = outcome.failure
+            if (
+                failure is None
+                or failure.kind is not FailureClass.TRANSIENT
+                or attempt >= policy.attempts
+                or request.cancel.is_set()
+            ):
+                break
+            meter.retries += 1
+            if not await back_off(policy, attempt, failure, transcript, request.cancel, "claude"):
+                break
+            attempt += 1
+            if outcome.conversation_id:
+                current = _resumed(request, outcome.conversation_id)
+        last = outcome.failure
+        if last is not None and last.kind is FailureClass.TRANSIENT and attempt > 1:
+            outcome.failure = Failure(
+                FailureClass.TRANSIENT,
+                f"{last.message} (still failing after {attempt} tries)",
+                "the API kept failing for a passing reason; resume the session later",
+                last.status,
+            )
+        if outcome.failure is not None:
+            outcome.error_message = outcome.failure.describe()
+        meter.model = meter.model or str(outcome.data.get("model", ""))
+        outcome.usage = meter
+        return outcome
+
+    async def _attempt(
+        self, request: AgentRequest, transcript: Transcript, meter: UsageMeter
+    ) -> AgentOutcome:
         data: JsonObject = {"backend": self.name}
         with tempfile.TemporaryDirectory(prefix="specloom-claude-") as scratch:
             prompt_file = None
@@ -264,6 +229,11 @@ class ClaudeCodeBackend:
             )
             await parser.close()
         data["permission_mode"] = argv[argv.index("--permission-mode") + 1]
+        if parser.model:
+            data["model"] = parser.model
+        meter.retries += parser.api_retries
+        if parser.result is not None:
+            count_usage(meter, parser.result)
         return self._outcome(parser, outcome.exit_code, outcome.start_error, outcome, data)
 
     def _outcome(
@@ -276,24 +246,31 @@ class ClaudeCodeBackend:
     ) -> AgentOutcome:
         conversation = parser.session_id
         if start_error:
+            failure = Failure(
+                FailureClass.PERMANENT, f"claude CLI could not start: {start_error}", INSTALL_HINT
+            )
             return AgentOutcome(
                 status=pb.RESULT_STATUS_ERROR,
                 exit_code=code,
-                error_message=f"claude CLI could not start: {start_error}",
+                error_message=failure.describe(),
                 data=data,
+                failure=failure,
             )
         if process.idle_timed_out:
             data["watchdog"] = True
+            # A known hang of the CLI: passing, and a retry resumes the session.
+            failure = Failure(
+                FailureClass.TRANSIENT,
+                f"claude CLI printed nothing for {self.settings.silence_timeout:g}s and was "
+                "killed by the watchdog (a known hang of the CLI)",
+            )
             return AgentOutcome(
                 status=pb.RESULT_STATUS_ERROR,
                 conversation_id=conversation,
                 exit_code=code,
-                error_message=(
-                    f"claude CLI printed nothing for {self.settings.silence_timeout:g}s and was "
-                    "killed by the watchdog (a known hang of the CLI); "
-                    "a retry resumes the conversation"
-                ),
+                error_message=failure.message,
                 data=data,
+                failure=failure,
             )
         if process.cancelled:
             return AgentOutcome(
@@ -314,7 +291,7 @@ class ClaudeCodeBackend:
                 + (f": {tail}" if tail else ""),
                 data=data,
             )
-        for key in ("num_turns", "total_cost_usd", "subtype"):
+        for key in ("num_turns", "total_cost_usd", "subtype", "terminal_reason"):
             value = result.get(key)
             if isinstance(value, int | float | str):
                 data[key] = value
@@ -322,19 +299,16 @@ class ClaudeCodeBackend:
         if isinstance(denials, list):
             data["permission_denials"] = len(denials)
         summary = result.get("result") if isinstance(result.get("result"), str) else ""
-        if result.get("is_error") or result.get("subtype") != "success":
-            errors = result.get("errors")
-            reason = (
-                "; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else ""
-            )
+        classified = classify_result(result, parser.assistant_error)
+        if classified is not None:
             return AgentOutcome(
                 status=pb.RESULT_STATUS_ERROR,
                 conversation_id=conversation,
                 summary=str(summary or ""),
                 exit_code=code,
-                error_message=f"claude CLI reported {result.get('subtype', 'an error')}"
-                + (f": {reason}" if reason else ""),
+                error_message=classified.describe(),
                 data=data,
+                failure=classified,
             )
         return AgentOutcome(
             status=pb.RESULT_STATUS_OK,
@@ -343,3 +317,12 @@ class ClaudeCodeBackend:
             exit_code=code,
             data=data,
         )
+
+
+def _resumed(request: AgentRequest, session_id: str) -> AgentRequest:
+    """``request`` continuing the CLI session ``session_id`` after a passing failure."""
+    command = pb.AgentCommand()
+    command.CopyFrom(request.command)
+    command.resume_conversation_id = session_id
+    command.prompt = CONTINUE_PROMPT
+    return replace(request, command=command)

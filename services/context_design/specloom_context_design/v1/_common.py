@@ -49,7 +49,7 @@ from specloom.documents import CONTEXT
 from specloom.profiles import Profile, get_profile
 from specloom.protoconv import JsonValue
 from specloom.rules import Rule, builtin_rules, compose, matching
-from specloom.workflow import DEFAULT_MAX_ROUNDS, ComponentView, ParamSpec, StepContext
+from specloom.workflow import ComponentView, ParamSpec, StepContext, max_rounds_of
 
 CONTEXT_DESIGN = "ContextDesign"
 COMPONENT_DESIGN = "ComponentDesign"
@@ -130,10 +130,7 @@ def branch_of(ctx: StepContext) -> str:
 
 def cap_of(ctx: StepContext) -> int:
     """The revise-round cap in force (for telling the agent which round this is)."""
-    value = ctx.params.get("max_rounds")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return DEFAULT_MAX_ROUNDS
+    return max_rounds_of(ctx.params)
 
 
 def fingerprint(kind: str, detail: str) -> str:

@@ -1,0 +1,187 @@
+"""Agent prompts of the coding family.
+
+Each prompt names the exact paths to read and write, the component and its
+context, the project, the matching rules, and for fix steps the failure
+summary of the last test run. Agents read the design and test files
+themselves: the paths are given, not the contents, so a prompt stays small
+whatever the size of the documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from specloom.profiles import ComponentFiles, Profile
+from specloom.workflow import ComponentView, StepContext
+from specloom_coding.v1.common import (
+    component_of,
+    context_name,
+    profile_of,
+    rules_text,
+    text_state,
+)
+
+SessionKind = Literal["test", "code"]
+
+
+@dataclass(frozen=True)
+class ComponentFacts:
+    """Everything a component prompt says about the component and the project."""
+
+    component: ComponentView
+    context: str
+    profile: Profile
+    files: ComponentFiles
+    project: str
+    rules: str
+    test_command: str
+
+    @staticmethod
+    def of(ctx: StepContext, kind: SessionKind) -> ComponentFacts:
+        """The facts of ``ctx``'s component for a ``kind`` ("test" or "code") prompt."""
+        component = component_of(ctx)
+        profile = profile_of(ctx)
+        files = profile.files(component.module_name)
+        invocation = profile.test_invocation([files.test], "<report>")
+        return ComponentFacts(
+            component=component,
+            context=context_name(ctx),
+            profile=profile,
+            files=files,
+            project=_project(ctx),
+            rules=rules_text(ctx, component.type or "other", kind),
+            test_command=" ".join(invocation.shown()),
+        )
+
+
+def _project(ctx: StepContext) -> str:
+    project = ctx.params.get("project")
+    if not isinstance(project, dict):
+        return ""
+    name = str(project.get("name") or "").strip()
+    description = str(project.get("description") or "").strip()
+    return f"{name}: {description}" if name and description else name or description
+
+
+def _header(facts: ComponentFacts) -> list[str]:
+    c = facts.component
+    lines = []
+    if facts.project:
+        lines.append(f"Project: {facts.project}")
+    lines.append(
+        f"Component: {c.module_name} ({c.type or 'other'}), a {facts.profile.language} module"
+    )
+    if facts.context:
+        lines.append(f"Context: {facts.context}")
+    if c.description:
+        lines.append(f"What it does: {c.description}")
+    if c.dependencies:
+        lines.append(f"It depends on: {', '.join(c.dependencies)}")
+    return lines
+
+
+def _rules(facts: ComponentFacts) -> list[str]:
+    if not facts.rules:
+        return []
+    return ["", "## Rules", "", "Follow these rules:", "", facts.rules]
+
+
+def generate_tests(facts: ComponentFacts) -> str:
+    """GenerateTestsAndFixtures: write the tests before any code exists."""
+    f = facts.files
+    return "\n".join(
+        [
+            f"Write the unit tests for {facts.component.module_name} before its code exists.",
+            "",
+            *_header(facts),
+            "",
+            f"Read the design document: {f.design}",
+            f"Write the tests to: {f.test}",
+            f"If the tests need fixtures or factories, write them to: {f.fixtures}",
+            f"The implementation will live at {f.code}. Do not create it.",
+            "",
+            "Cover every assertion in the design's Test Assertions section with at least "
+            "one test, asserting on behaviour (return values, state changes, errors), "
+            "not on implementation details.",
+            facts.profile.test_guidance,
+            "Right now every test must fail because the implementation is missing; none may pass.",
+            f"The tests are run with: {facts.test_command}",
+            *_rules(facts),
+        ]
+    )
+
+
+def _round(round_: int, cap: int) -> str:
+    if round_ == 0:
+        # A Resume restarted the count; this fix is not one of the capped rounds.
+        return f"a fix after the session was resumed; then up to {cap} more rounds"
+    return f"fix round {round_} of {cap}"
+
+
+def fix_tests(facts: ComponentFacts, problem: str, summary: str, round_: int, cap: int) -> str:
+    """FixCompilationErrors: make tests-first tests load, run and fail properly."""
+    f = facts.files
+    return "\n".join(
+        [
+            f"The tests for {facts.component.module_name} do not behave as tests written "
+            f"before the code should ({_round(round_, cap)}).",
+            "",
+            f"Problem: {problem}",
+            "",
+            summary,
+            "",
+            f"Fix {f.test} (and {f.fixtures} if you use it) so that the file loads, every "
+            f"test runs, and each test fails only because {f.code} does not exist yet.",
+            "If the tests passed, they do not test the component: make them assert the "
+            f"behaviour described in {f.design}.",
+            "If no test ran, the file defines no tests the runner can find: write them.",
+            facts.profile.test_guidance,
+            f"Do not write {f.code}.",
+            *_rules(facts),
+        ]
+    )
+
+
+def generate_implementation(facts: ComponentFacts) -> str:
+    """GenerateImplementation: write the code that makes the tests pass."""
+    f = facts.files
+    return "\n".join(
+        [
+            f"Implement {facts.component.module_name}.",
+            "",
+            *_header(facts),
+            "",
+            f"Read the design document: {f.design}",
+            f"Read the tests, which were written first and define done: {f.test}",
+            f"Write the implementation to: {f.code}",
+            "",
+            "Make every test pass. Change a test only where it contradicts the design, and say so.",
+            f"The tests are run with: {facts.test_command}",
+            *_rules(facts),
+        ]
+    )
+
+
+def fix_failures(facts: ComponentFacts, problem: str, summary: str, round_: int, cap: int) -> str:
+    """FixTestFailures: continue the implementation conversation with the failures."""
+    f = facts.files
+    return "\n".join(
+        [
+            f"The tests for {facts.component.module_name} still fail ({_round(round_, cap)}).",
+            "",
+            f"Problem: {problem}",
+            "",
+            summary,
+            "",
+            f"Fix the implementation in {f.code} so that every test in {f.test} passes.",
+            f"Change {f.test} only where a test contradicts {f.design}, and say so.",
+            "Do not delete or skip tests.",
+            *_rules(facts),
+        ]
+    )
+
+
+def last_failure(ctx: StepContext) -> tuple[str, str]:
+    """The last test run's problem (one line) and failure summary, from state."""
+    return text_state(ctx, "failure_reason"), text_state(ctx, "failure_summary")
