@@ -11,9 +11,10 @@ from specloom.v1 import common_pb2 as pb
 from specloom_web.diagram import edges_of, render
 from specloom_web.documents import documents_of, render_markdown
 from specloom_web.listing import ListQuery
-from specloom_web.optional_fields import has_list_executors, usage_of, workspace_of
-from specloom_web.present import progress_of, steps_of
+from specloom_web.optional_fields import has_list_executors, workspace_of
+from specloom_web.present import progress_of, result_view, steps_of
 from specloom_web.testruns import run_table
+from specloom_web.usage import session_usage, step_usage
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -169,15 +170,48 @@ def test_progress_says_where_a_session_is() -> None:
 
 
 def test_parts_of_the_api_not_built_yet_read_as_absent() -> None:
-    # Issue 12 and 14 add these; until they land the console leaves them out.
+    # Issue 12 adds these; until it lands the console leaves them out.
     assert workspace_of(pb.Session(id="x")) is None
-    assert usage_of(pb.Session(id="x")) is None
     assert has_list_executors() is False
-    recorded = pb.Interaction(step="GenerateImplementation")
-    dict_to_struct({"usage": {"input_tokens": 1200, "cost_usd": 0.0123}}, recorded.result.data)
-    usage = usage_of(recorded)
-    assert usage is not None
-    assert ("input tokens", "1200") in usage.items
+
+
+def test_usage_per_step_per_session_and_with_children() -> None:
+    step = pb.Interaction(step="GenerateImplementation", status=pb.INTERACTION_STATUS_COMPLETED)
+    step.result.status = pb.RESULT_STATUS_ERROR
+    step.result.failure_class = pb.FAILURE_CLASS_PERMANENT
+    step.result.failure_hint = "run `claude /login`"
+    step.result.usage.CopyFrom(
+        pb.Usage(
+            model="claude-x",
+            input_tokens=1200,
+            output_tokens=340,
+            cost_usd=0.0123,
+            turns=3,
+            agent_steps=1,
+        )
+    )
+    shown = step_usage(step)
+    assert shown is not None
+    assert ("tokens", "1,200 in · 340 out") in shown.items
+    assert ("cost (est.)", "$0.0123") in shown.items
+    result = result_view(step)
+    assert result is not None
+    assert result.failure_class.startswith("permanent")
+    assert result.failure_hint == "run `claude /login`"
+
+    session = pb.Session(id="s")
+    session.usage.CopyFrom(pb.Usage(agent_steps=2, input_tokens=10, output_tokens=5))
+    session.total_usage.CopyFrom(
+        pb.Usage(agent_steps=5, input_tokens=40, output_tokens=9, unpriced_steps=1)
+    )
+    own, total = session_usage(session)
+    assert own is not None
+    assert ("agent steps", "2") in own.items
+    assert total is not None
+    assert ("cost (est.)", "$0.0000 (+1 unpriced step)") in total.items
+    session.total_usage.CopyFrom(session.usage)
+    assert session_usage(session)[1] is None, "no children's usage: shown once"
+    assert session_usage(pb.Session(id="none")) == (None, None)
 
 
 def test_list_filters_are_checked() -> None:

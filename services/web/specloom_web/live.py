@@ -217,7 +217,11 @@ class _SessionModel:
             self.dirty_header = True
             self.dirty_steps.update(self.interactions)
         elif which == "session":
+            previous = self.root
             self.root = event.session
+            if previous is not None and not self.root.HasField("total_usage"):
+                # Heads on the watch carry their own usage, not the subtree's sum.
+                self.root.total_usage.CopyFrom(previous.total_usage)
             self.dirty_header = True
         elif which == "interaction":
             self.interactions[event.interaction.seq] = event.interaction
@@ -273,6 +277,7 @@ class SessionStream:
                     continue
                 await asyncio.sleep(DEBOUNCE_SECONDS)
                 self._changed.clear()
+                await self._refresh_total_usage()
                 # The page was rendered at some version: while the session is
                 # still at it, the first update would repeat what the page shows.
                 # Remember it (so only later changes go out) without sending it,
@@ -296,6 +301,24 @@ class SessionStream:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+    async def _refresh_total_usage(self) -> None:
+        """Re-read the usage summed with the children when a child moved.
+
+        Watch events carry each session's own usage; the sum over a subtree
+        comes only with GetSession (one call per batch of child changes).
+        """
+        model = self._model
+        if model.root is None or not model.children:
+            return
+        if not model.dirty_children and model.root.HasField("total_usage"):
+            return
+        try:
+            head = await self._client.get_session(model.root_id, pb.INTERACTION_VIEW_NONE)
+        except SpecloomError:
+            return  # the stream itself reports a lost token or gateway
+        model.root.total_usage.CopyFrom(head.total_usage)
+        model.dirty_header = True
 
     def _finish(self, how: str) -> None:
         if self._done is None:

@@ -15,7 +15,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from specloom.protoconv import JsonValue, from_timestamp, struct_to_dict
 from specloom.v1 import common_pb2 as pb
-from specloom_web.optional_fields import Usage, usage_of, workspace_of
+from specloom_web.optional_fields import workspace_of
+from specloom_web.usage import FAILURE_CLASSES, Usage, session_usage, step_usage
 
 STATUS_NAMES: dict[int, str] = {
     pb.SESSION_STATUS_ACTIVE: "active",
@@ -157,6 +158,9 @@ class Header:
     finished: str
     definition_version: int
     usage: Usage | None
+    """Its own agent steps' tokens and cost."""
+    total_usage: Usage | None
+    """With its children's, when they add any."""
     steerable: bool
     """Not complete or cancelled: pause, resume, retry and cancel may apply."""
 
@@ -185,6 +189,7 @@ def header(session: pb.Session, now: dt.datetime) -> Header:
     elif isinstance(pr, str):
         pr_text = pr
         pr_url = pr if pr.startswith(("https://", "http://")) else ""
+    own, total = session_usage(session)
     return Header(
         head=headline(session),
         branch=_text(state.get("branch")) or _text(_latest_data(session, "branch")),
@@ -194,7 +199,8 @@ def header(session: pb.Session, now: dt.datetime) -> Header:
         duration=span((end - created).total_seconds()) if created else "",
         finished=clock(finished),
         definition_version=session.definition_version,
-        usage=usage_of(session),
+        usage=own,
+        total_usage=total,
         steerable=session.status
         in (pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED, pb.SESSION_STATUS_FAILED),
     )
@@ -312,7 +318,7 @@ def step_of(
         started=clock(when(interaction.created_at)),
         summary=_summary(interaction),
         executor=interaction.lease.executor_id if interaction.HasField("lease") else "",
-        usage=usage_of(interaction),
+        usage=step_usage(interaction),
     )
 
 
@@ -424,6 +430,10 @@ class ResultView:
     output_truncated: bool
     judged_from: str
     """What the executor reported when the judge overrode it, else ""."""
+    failure_class: str = ""
+    """How an agent step failed (transient, permanent, the model's own), else ""."""
+    failure_hint: str = ""
+    """What to do about a permanent failure."""
 
 
 def result_view(interaction: pb.Interaction) -> ResultView | None:
@@ -456,4 +466,6 @@ def result_view(interaction: pb.Interaction) -> ResultView | None:
         replayed=data.get("replayed") is True,
         output_truncated=result.output_truncated,
         judged_from=str(reported) if reported and reported != outcome else "",
+        failure_class=FAILURE_CLASSES.get(result.failure_class, ""),
+        failure_hint=result.failure_hint,
     )

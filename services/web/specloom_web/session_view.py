@@ -11,9 +11,9 @@ from specloom.client import Client
 from specloom.v1 import common_pb2 as pb
 from specloom_web import render
 from specloom_web.documents import documents_of
-from specloom_web.optional_fields import usage_of
 from specloom_web.present import Headline, command_view, headline, result_view, step_of
 from specloom_web.testruns import run_table
+from specloom_web.usage import step_usage
 
 TREE_DEPTH = 3
 """Levels of descendants shown (a context's children and their own children)."""
@@ -100,7 +100,7 @@ def detail_html(
         interaction_id=interaction.id,
         c=command_view(interaction.command),
         r=result_view(interaction),
-        usage=usage_of(interaction),
+        usage=step_usage(interaction),
         pending=pending,
         executor=step.executor,
         tests=run_table(interaction),
