@@ -25,7 +25,7 @@ from specloom_context_design.service import SERVICE as DESIGN
 from tests.documents.samples import VALID_CONTEXT, component, context_with_components
 from tests.gateway.conftest import StartStack, eventually, git, make_repo
 
-CONTEXTS = ("Inventory", "Billing", "Shipping", "Accounts")
+CONTEXTS = ("Inventory", "Billing", "Shipping", "Orders")
 FINISHED = (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_FAILED, pb.SESSION_STATUS_CANCELLED)
 
 
