@@ -68,11 +68,17 @@ class Client:
         tls: bool = False,
         ca_file: Path | None = None,
         timeout: float = 30.0,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
         self._timeout = timeout
+        # A channel passed in is shared (a web server calls for many people over
+        # one connection, each call with its own token): close() leaves it open.
+        self._owns_channel = channel is None
         options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        if tls or ca_file is not None:
+        if channel is not None:
+            self._channel = channel
+        elif tls or ca_file is not None:
             root = ca_file.read_bytes() if ca_file is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=root)
             self._channel = grpc.aio.secure_channel(address, credentials, options=options)
@@ -95,8 +101,9 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._channel.close(None)
+        """Close the connection (unless it was passed in, and so is shared)."""
+        if self._owns_channel:
+            await self._channel.close(None)
 
     def _error(self, exc: grpc.aio.AioRpcError) -> SpecloomError:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -149,6 +156,7 @@ class Client:
         top_level_only: bool = False,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        user_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> tuple[list[pb.Session], str]:
@@ -163,6 +171,7 @@ class Client:
             types=list(types),
             parent_id=parent_id,
             top_level_only=top_level_only,
+            user_id=user_id,
         )
         after = to_timestamp(created_after)
         before = to_timestamp(created_before)
