@@ -54,7 +54,17 @@ def session_of(row: Row) -> pb.Session:
     _stamp(session, "created_at", row["created_at"])
     _stamp(session, "updated_at", row["updated_at"])
     _stamp(session, "finished_at", row["finished_at"])
+    if row["workspace_id"]:
+        session.workspace.ParseFromString(row["workspace"] or b"")
+        session.workspace.id = row["workspace_id"]
     return session
+
+
+def workspace_values(workspace: pb.WorkspaceRef | None) -> dict[str, Any]:
+    """The ``sessions`` columns of a session's workspace (None: not pinned yet)."""
+    if workspace is None or not workspace.id:
+        return {"workspace_id": None, "workspace": None}
+    return {"workspace_id": workspace.id, "workspace": workspace.SerializeToString()}
 
 
 def interaction_of(row: Row) -> pb.Interaction:
