@@ -30,7 +30,7 @@ from specloom.v1 import common_pb2 as pb
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import orchestrator_pb2_grpc as opb_grpc
 from specloom.v1 import sessions_pb2 as spb
-from specloom.validate import parse_struct, require_id, require_scope
+from specloom.validate import parse_struct, require_id, require_scope, require_workspace
 from specloom.workflow._proto import describe, result_digest
 
 log = logging.getLogger("specloom.orchestration")
@@ -249,6 +249,8 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
         session, first = self.engine.open(
             request.type, request.scope, request.execution_mode, params
         )
+        if request.HasField("workspace"):
+            session.workspace.CopyFrom(require_workspace("workspace", request.workspace))
         response = await self.sessions.create(session, first, request.idempotency_key)
         return opb.OpenSessionResponse(session=response.session, created=response.created)
 

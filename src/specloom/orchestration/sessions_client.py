@@ -193,6 +193,7 @@ class SessionsClient:
             definition_version=session.definition_version,
             idempotency_key=idempotency_key,
             first=new_interaction(first),
+            workspace=session.workspace if session.HasField("workspace") else None,
         )
         try:
             return await self._stub.CreateSession(
