@@ -53,11 +53,13 @@ def waiting_reason(row: Row, capability: str, executors: Sequence[Row]) -> str:
     if capable:
         return ""
     wanted = "an executor" + (f" of workspace {label(workspace)}" if workspace else "")
+    needs = f" with the {capability!r} capability" if capability else ""
     if not in_place:
-        return wanted
+        # The workspace is what matters most; without one, the capability.
+        return wanted if workspace else wanted + needs
     if not for_owner:
         return f"{wanted} serving {row['user_id']}'s sessions"
-    return f"{wanted} with the {capability!r} capability"
+    return wanted + needs
 
 
 async def explain(conn: Any, rows: Sequence[Row]) -> dict[str, str]:
