@@ -18,7 +18,7 @@ from specloom.v1 import gateway_pb2_grpc as gpb_grpc
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
-from specloom.validate import require_id, require_scope
+from specloom.validate import require_id, require_scope, require_workspace
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
@@ -53,12 +53,19 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
 
     # -- helpers ----------------------------------------------------------------------
 
-    async def _head(self, caller: Caller, session_id: str, view: int) -> pb.Session:
-        """The session in the caller's scope (NOT_FOUND outside it)."""
+    async def _head(
+        self, caller: Caller, session_id: str, view: int, *, explain: bool = False
+    ) -> pb.Session:
+        """The session in the caller's scope (NOT_FOUND outside it); ``explain``: waiting_for."""
         require_id("session_id", session_id)
         response = await self._up.call(
             self._sessions.FetchSession,
-            spb.FetchSessionRequest(scope=caller.scope, session_id=session_id, view=view),  # type: ignore[arg-type]
+            spb.FetchSessionRequest(
+                scope=caller.scope,
+                session_id=session_id,
+                view=view,  # type: ignore[arg-type]
+                explain_waiting=explain,
+            ),
         )
         return response.session
 
@@ -94,6 +101,9 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
             raise InvalidArgument("type is required")
         _name("type", request.type)
         mode = request.execution_mode or pb.EXECUTION_MODE_MANUAL
+        workspace = None
+        if request.HasField("workspace"):
+            workspace = require_workspace("workspace", request.workspace)
         stub = await self._deps.router.for_new(request.type)
         response = await self._up.call(
             stub.OpenSession,
@@ -103,6 +113,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 execution_mode=mode,
                 params=request.params,
                 idempotency_key=request.idempotency_key,
+                workspace=workspace,
             ),
         )
         return gpb.StartSessionResponse(session=response.session, created=response.created)
@@ -112,7 +123,8 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     ) -> gpb.GetSessionResponse:
         caller = await self._auth.caller(context)
         view = request.view or pb.INTERACTION_VIEW_ALL
-        return gpb.GetSessionResponse(session=await self._head(caller, request.session_id, view))
+        session = await self._head(caller, request.session_id, view, explain=True)
+        return gpb.GetSessionResponse(session=session)
 
     async def ListSessions(
         self, request: gpb.ListSessionsRequest, context: Any
@@ -125,6 +137,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 filter=request.filter,
                 page_size=request.page_size,
                 page_token=request.page_token,
+                explain_waiting=True,
             ),
         )
         return gpb.ListSessionsResponse(
@@ -142,6 +155,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 scope=caller.scope,
                 parent_id=request.session_id,
                 view=pb.INTERACTION_VIEW_LAST,
+                explain_waiting=True,
             ),
         )
         return gpb.ListChildrenResponse(children=response.children)
@@ -158,6 +172,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 session_id=request.session_id,
                 include_children=request.include_children,
                 include_output=request.include_output,
+                explain_waiting=True,
             ),
         )
         async for item in events:
@@ -335,6 +350,15 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         return gpb.WhoAmIResponse(info=caller.info)
 
     # -- executors --------------------------------------------------------------------
+
+    async def ListExecutors(
+        self, request: gpb.ListExecutorsRequest, context: Any
+    ) -> gpb.ListExecutorsResponse:
+        caller = await self._auth.caller(context)
+        response = await self._up.call(
+            self._sessions.QueryExecutors, spb.QueryExecutorsRequest(scope=caller.scope)
+        )
+        return gpb.ListExecutorsResponse(executors=response.executors)
 
     def Connect(
         self, request_iterator: AsyncIterator[gpb.ConnectRequest], context: Any
