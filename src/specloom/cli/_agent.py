@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from specloom.cli._context import Options
 from specloom.cli._errors import EXIT_USAGE, CliError
 from specloom.logs import configure
+from specloom.workspaces import NotARepository
 
 BACKENDS = ("claude-code", "anthropic", "scripted")
 
@@ -61,11 +62,63 @@ def _check_backend(backend: str, script: Path | None, key: str | None, claude: s
         )
 
 
+ARGV_IS_PUBLIC = (
+    "the agent does not take --token: it runs for hours, and a command line is visible to "
+    "every user of this machine (ps, /proc/<pid>/cmdline). Set SPECLOOM_TOKEN in its "
+    "environment, or pass --token-file FILE (a file only you can read)"
+)
+
+
+def _token(ctx: typer.Context, options: Options, token_file: Path | None) -> str:
+    source = ctx.find_root().get_parameter_source("token")
+    if source is not None and source.name == "COMMANDLINE":
+        raise CliError(ARGV_IS_PUBLIC, EXIT_USAGE)
+    if token_file is not None:
+        try:
+            token = token_file.expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(f"cannot read --token-file {token_file}: {exc}", EXIT_USAGE) from None
+        if not token:
+            raise CliError(f"--token-file {token_file} is empty", EXIT_USAGE)
+        return token
+    resolved = options.resolved_token()
+    if not resolved:
+        raise CliError(
+            "no token: set SPECLOOM_TOKEN, pass --token-file FILE, or run `specloom up` on this "
+            "machine (it writes one to ~/.local/share/specloom/admin.token)",
+            4,
+        )
+    return resolved
+
+
 def agent(
     ctx: typer.Context,
     workspace: Annotated[
-        Path, typer.Option(help="Your project's git repository; commands run inside it.")
-    ] = Path(),
+        list[Path] | None,
+        typer.Option(
+            help="A git repository it serves (repeatable; the first is the default). "
+            "Each session's commands run in the repository it was started in."
+        ),
+    ] = None,
+    serve: Annotated[
+        str,
+        typer.Option(
+            help="Whose sessions to run: own (your token's user's) or project (every member's)."
+        ),
+    ] = "own",
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A user whose agentic sessions may run unconfined here, besides you "
+            "(repeatable). Others' agent steps run confined, as in auto mode."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SPECLOOM_TOKEN_FILE", help="Read the token from this file (not argv)."
+        ),
+    ] = None,
     backend: Annotated[
         str, typer.Option(help="AI agent backend: claude-code, anthropic or scripted.")
     ] = "claude-code",
@@ -83,18 +136,14 @@ def agent(
     model: Annotated[str | None, typer.Option(help="Default model for agent steps.")] = None,
     claude: Annotated[str, typer.Option(help="The claude CLI (claude-code backend).")] = "claude",
 ) -> None:
-    """Run an executor agent: dial the gateway, run each command in WORKSPACE, stream results."""
+    """Run an executor agent: dial the gateway, run each command in its session's WORKSPACE."""
     options = ctx.find_object(Options)
     assert options is not None
-    root = _check_workspace(workspace)
+    roots = [_check_workspace(path) for path in (workspace or [Path()])]
+    if serve not in ("own", "project"):
+        raise CliError(f"--serve takes own or project, got {serve!r}", EXIT_USAGE)
     _check_backend(backend, script, anthropic_key, claude)
-    token = options.resolved_token()
-    if not token:
-        raise CliError(
-            "no token: pass --token, set SPECLOOM_TOKEN, or run `specloom up` on this machine "
-            "(it writes one to ~/.local/share/specloom/admin.token)",
-            4,
-        )
+    token = _token(ctx, options, token_file)
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")
@@ -102,7 +151,7 @@ def agent(
             raise CliError(f"--label takes key=value, got {item!r}", EXIT_USAGE)
         labels[key] = value
     configure(os.environ.get("SPECLOOM_LOG_FORMAT", "text"), "DEBUG" if options.debug else "INFO")
-    # Imported here: the agent pulls in git and the backends' SDKs, which
+    # Imported here: the agent pulls in the backends' SDKs, which
     # `specloom --help` and the client commands do not need.
     from specloom.agent import AgentSettings, run_agent
 
@@ -111,7 +160,10 @@ def agent(
         token=SecretStr(token),
         tls=options.tls or options.ca_file is not None,
         tls_ca_file=options.ca_file,
-        workspace=root,
+        workspace=roots[0],
+        workspaces=roots[1:],
+        serve="project" if serve == "project" else "own",
+        trusted_starters=list(trust or []),
         backends=[backend],
         scripted_file=script.resolve() if script else None,
         max_parallel=max_parallel,
@@ -126,4 +178,7 @@ def agent(
     if model:
         updates["anthropic_model"] = model
     settings = settings.model_copy(update=updates)
-    raise typer.Exit(asyncio.run(run_agent(settings)))
+    try:
+        raise typer.Exit(asyncio.run(run_agent(settings)))
+    except NotARepository as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
