@@ -196,11 +196,13 @@ class Cluster:
 
     def agent(self, name: str, gateway: str, token: str, repo: Path, script: Path) -> Proc:
         """``specloom agent`` with the scripted backend, one command at a time."""
+        # The token goes in the environment: the agent refuses one on its command line.
         env = base_env(
             SPECLOOM_AGENT_RECONNECT_INITIAL_SECONDS="0.2",
             SPECLOOM_AGENT_RECONNECT_MAX_SECONDS="1",
+            SPECLOOM_TOKEN=token,
         )
-        argv = [SPECLOOM, "--gateway", gateway, "--token", token, "agent"]
+        argv = [SPECLOOM, "--gateway", gateway, "agent"]
         argv += ["--workspace", str(repo), "--backend", "scripted", "--script", str(script)]
         argv += ["--name", name, "--max-parallel", "1"]
         return self._spawn(name, argv, env)
