@@ -1,4 +1,4 @@
-"""Workspaces in Sessions: claims by workspace and user, pinning, inheritance, presence, waiting_for."""
+"""Workspaces in Sessions: claims by workspace and user, pinning, inheritance, waiting_for."""
 
 from __future__ import annotations
 
@@ -159,10 +159,13 @@ async def test_an_unpinned_session_is_pinned_at_its_first_claim(
     )
     assert await _claim(sessions_service, where, [API], executor="exec-api") == []
     (again,) = await _claim(sessions_service, where, [WEB], executor="exec-web")
-    assert again.session.id == unpinned.id and again.interaction.step == "Test"
+    assert again.session.id == unpinned.id
+    assert again.interaction.step == "Test"
 
 
-async def test_an_executor_of_no_workspace_does_not_pin(sessions_service: SessionsUnderTest) -> None:
+async def test_an_executor_of_no_workspace_does_not_pin(
+    sessions_service: SessionsUnderTest,
+) -> None:
     where = scope()
     unpinned = await _start(sessions_service, where)
     (claimed,) = await _claim(sessions_service, where, [])
@@ -206,9 +209,7 @@ async def test_children_take_the_parents_workspace_from_its_row(
         sessions_service,
         where,
         parent,
-        next_step=spb.NewInteraction(
-            step="Spawn", command=spawn, dispatch=spb.DISPATCH_JOIN
-        ),
+        next_step=spb.NewInteraction(step="Spawn", command=spawn, dispatch=spb.DISPATCH_JOIN),
         complete=spb.CompletePart(
             interaction_id=claimed.interaction.id,
             result=ok(),
@@ -319,8 +320,10 @@ async def test_presence_is_recorded_refreshed_listed_and_forgotten(
         spb.QueryExecutorsRequest(scope=where), metadata=sessions_service.metadata
     )
     (record,) = listed.executors
-    assert record.name == "alice-laptop" and list(record.workspaces) == [API]
-    assert record.serve == pb.EXECUTOR_SERVE_OWN and record.slots == 2
+    assert record.name == "alice-laptop"
+    assert list(record.workspaces) == [API]
+    assert record.serve == pb.EXECUTOR_SERVE_OWN
+    assert record.slots == 2
     connected = record.connected_at.ToDatetime()
 
     first.running = 2
@@ -329,7 +332,8 @@ async def test_presence_is_recorded_refreshed_listed_and_forgotten(
         spb.QueryExecutorsRequest(scope=where), metadata=sessions_service.metadata
     )
     (record,) = listed.executors
-    assert record.running == 2 and record.connected_at.ToDatetime() == connected
+    assert record.running == 2
+    assert record.connected_at.ToDatetime() == connected
 
     forgotten = await sessions_service.stub.ForgetExecutor(
         spb.ForgetExecutorRequest(connection_id=first.connection_id),
