@@ -69,10 +69,13 @@ ARGV_IS_PUBLIC = (
 )
 
 
-def _token(ctx: typer.Context, options: Options, token_file: Path | None) -> str:
+def _refuse_token_on_argv(ctx: typer.Context) -> None:
     source = ctx.find_root().get_parameter_source("token")
     if source is not None and source.name == "COMMANDLINE":
         raise CliError(ARGV_IS_PUBLIC, EXIT_USAGE)
+
+
+def _token(options: Options, token_file: Path | None) -> str:
     if token_file is not None:
         try:
             token = token_file.expanduser().read_text(encoding="utf-8").strip()
@@ -139,11 +142,12 @@ def agent(
     """Run an executor agent: dial the gateway, run each command in its session's WORKSPACE."""
     options = ctx.find_object(Options)
     assert options is not None
+    _refuse_token_on_argv(ctx)
     roots = [_check_workspace(path) for path in (workspace or [Path()])]
     if serve not in ("own", "project"):
         raise CliError(f"--serve takes own or project, got {serve!r}", EXIT_USAGE)
     _check_backend(backend, script, anthropic_key, claude)
-    token = _token(ctx, options, token_file)
+    token = _token(options, token_file)
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")

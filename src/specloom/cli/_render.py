@@ -161,7 +161,11 @@ def executors_table(executors: Iterable[pb.ExecutorPresence]) -> Table:
 def history_table(session: pb.Session) -> Table:
     """A session's step history: step, kind, outcome, duration, reason."""
     table = Table(
-        show_edge=False, pad_edge=False, title=session_line(session), title_justify="left"
+        show_edge=False,
+        pad_edge=False,
+        # Text, not markup: "[complete]" in the line is a word, not a style.
+        title=Text(session_line(session)),
+        title_justify="left",
     )
     for column in ("#", "step", "kind", "outcome", "duration", "detail"):
         table.add_column(column)

@@ -89,10 +89,6 @@ def _workspace(workspace_id: str) -> pb.WorkspaceRef | None:
     try:
         return identify(Path.cwd())
     except NotARepository:
-        errors.print(
-            "note: not in a git repository, so the session belongs to no workspace yet: "
-            "the first agent with a repository to claim it runs it there"
-        )
         return None
 
 
@@ -131,11 +127,16 @@ def start(
             session_type, params, mode=mode, idempotency_key=key, workspace=workspace
         )
         session = response.session
+        if workspace is None and response.created:
+            errors.print(
+                "note: not run in a git repository, so the session belongs to no workspace "
+                "yet: the first agent with a repository to claim it runs it there"
+            )
         if as_json and not follow:
             print_json({**as_dict(session), "created": response.created})
         elif not as_json:
             verb = "started" if response.created else "already started (same --key)"
-            console.print(f"{verb}: {session_line(session)}")
+            console.print(f"{verb}: {session_line(session)}", markup=False)
         if follow:
             return await watch(client, session.id, as_json=as_json)
         return EXIT_OK
@@ -228,7 +229,7 @@ def _steer(ctx: typer.Context, verb: str, session_id: str, *args: str) -> None:
         return await method(session_id, *args)
 
     session = options.run(run)
-    console.print(session_line(session))
+    console.print(session_line(session), markup=False)
 
 
 @app.command()
