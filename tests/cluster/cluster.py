@@ -128,11 +128,22 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
-    def run(self, *argv: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> str:
-        """A one-off ``specloom`` command (migrate, token, session …); its stdout."""
+    def run(
+        self,
+        *argv: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+    ) -> str:
+        """A one-off ``specloom`` command (migrate, token, session …) in ``cwd``; its stdout.
+
+        ``cwd`` defaults to the cluster's directory (no repository); ``session
+        start`` runs in the project, so the session belongs to its workspace.
+        """
         done = subprocess.run(
             [SPECLOOM, *argv],
             env=base_env(**(env or {})),
+            cwd=cwd or self.root,
             capture_output=True,
             text=True,
             timeout=timeout,
