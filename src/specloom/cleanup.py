@@ -9,9 +9,12 @@ So a worktree or branch is removed only when
 - every session it belongs to (by worktree directory and by the branch its
   state names) is finished: complete or cancelled — a failed session's work
   stays on its branch, to be looked at or resumed, unless forced;
-- its tip is reachable from a ref that stays (merged into its parent or
-  ``main``, pushed, tagged) — unless forced: the fixpoint below makes sure
-  two branches never vouch for each other's commits while both go;
+- its work is held by a ref that stays — unless forced: its tip is
+  reachable from it (merged into its parent or ``main``, pushed, tagged),
+  or every file the branch changed is, as on its tip, on a session's or
+  the main branch (a parent that took its children's files with
+  ``Commit.gather``). A fixpoint makes sure two branches never vouch for
+  each other's work while both go;
 - its worktree has no uncommitted changes — unless forced.
 
 Sessions still running or paused are never touched, forced or not, and
@@ -170,6 +173,25 @@ def _containing(root: Path, tip: str) -> set[str]:
     return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
+def _holds_files(root: Path, tip: str, ref: str) -> bool:
+    """Whether ``ref`` has every file the branch at ``tip`` changed, as it is on ``tip``."""
+    base = _git(root, "merge-base", tip, ref, check=False).strip()
+    if not base:
+        return False
+    changed = _git(root, "diff", "--name-only", "-z", base, tip, check=False).split("\0")
+    paths = [path for path in changed if path]
+    if not paths:
+        return True  # nothing of its own: its tip's content is all on the base
+    same = subprocess.run(
+        ["git", "-C", str(root), "diff", "--quiet", ref, tip, "--", *paths],
+        capture_output=True,
+        check=False,
+        env=child_environment({"GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1"}),
+        stdin=subprocess.DEVNULL,
+    )
+    return same.returncode == 0
+
+
 def _dirty(path: Path) -> bool:
     return bool(_git(path, "status", "--porcelain", check=False).strip())
 
@@ -202,13 +224,15 @@ def decide(root: Path, leftovers: Sequence[Leftover], *, force: bool = False) ->
         reason = _verdict(leftover, current, force)
         if reason is not None:
             stays[index] = reason
+    holders = _holder_refs(root, leftovers, current)
     containing = {
         index: _containing(root, leftover.tip)
+        | {ref for ref in holders if _holds_files(root, leftover.tip, ref)}
         for index, leftover in enumerate(leftovers)
-        if index not in stays
+        if index not in stays and leftover.tip
     }
-    # A tip is safe when a ref that stays holds it. Removing branches can
-    # take that away from another candidate, so iterate until nothing changes.
+    # Work is safe when a ref that stays holds it. Removing branches can take
+    # that away from another candidate, so iterate until nothing changes.
     while not force:
         going = {f"refs/heads/{leftovers[i].branch}" for i in containing if leftovers[i].branch}
         unsafe = [
@@ -219,14 +243,22 @@ def decide(root: Path, leftovers: Sequence[Leftover], *, force: bool = False) ->
         if not unsafe:
             break
         for index in unsafe:
-            stays[index] = (
-                "its commits are on no other branch, tag or remote (--force removes them)"
-            )
+            stays[index] = "its work is on no other branch, tag or remote (--force removes it)"
             del containing[index]
     return [
         Decision(leftover, index not in stays, stays.get(index, _gone_reason(leftover)))
         for index, leftover in enumerate(leftovers)
     ]
+
+
+def _holder_refs(root: Path, leftovers: Sequence[Leftover], current: str) -> list[str]:
+    """Refs that may hold a branch's files without its commits: session branches,
+    the checkout's branch and ``main``/``master``, locally and on remotes."""
+    names = {leftover.branch for leftover in leftovers if leftover.branch}
+    names |= {name for name in (current, "main", "master") if name}
+    listed = _git(root, "for-each-ref", "--format=%(refname)", "refs/heads", "refs/remotes")
+    refs = [line.strip() for line in listed.splitlines() if line.strip()]
+    return [ref for ref in refs if ref.split("/", 3)[-1] in names or ref.split("/", 2)[-1] in names]
 
 
 def _status(session: pb.Session) -> str:
