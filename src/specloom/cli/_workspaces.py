@@ -120,12 +120,13 @@ def clean(
         print_json({"dry_run": dry_run, "leftovers": rows})
     else:
         for decision in decisions:
-            console.print(_line(root, decision, dry_run), highlight=False)
+            # One line each, never wrapped: scripts grep these.
+            console.print(_line(root, decision, dry_run), highlight=False, soft_wrap=True)
         if not decisions:
             console.print("nothing to clean: no session worktrees or branches here")
     if dry_run:
         raise typer.Exit(EXIT_OK)
     failures = remove(root, decisions, lambda line: None)
     for failure in failures:
-        console.print(f"[red]could not remove[/red] {failure}", highlight=False)
+        console.print(f"could not remove {failure}", markup=False, soft_wrap=True)
     raise typer.Exit(EXIT_ERROR if failures else EXIT_OK)
