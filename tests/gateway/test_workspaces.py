@@ -102,3 +102,33 @@ async def test_children_run_in_their_parents_workspace(
     assert all(child.workspace == workspace for child in children)
     ran = {agent for agent, _, _ in stack.assignments()}
     assert ran == {"a"}, "nothing of the session or its children ran in the clone"
+
+
+async def test_one_agent_serves_two_repositories_each_session_in_its_own(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    stack = await start_stack()
+    token = await stack.token()
+    client = stack.client(token)
+    api = make_repo(tmp_path / "api", {"Makefile": MAKEFILE.replace("compiled", "compiled api")})
+    web = make_repo(tmp_path / "web", {"Makefile": MAKEFILE.replace("compiled", "compiled web")})
+    await stack.agent(token, api, "laptop", workspaces=[web], max_parallel=2)
+    served = {w.id for w in (await client.executors())[0].workspaces}
+    assert served == {identify(api).id, identify(web).id}
+
+    ids = {}
+    for repo in (api, web):
+        started = await client.start_session("Build", {}, mode="agentic", workspace=identify(repo))
+        ids[repo.name] = started.session.id
+
+    async def complete() -> bool:
+        for session_id in ids.values():
+            session = await client.get_session(session_id, view=pb.INTERACTION_VIEW_NONE)
+            if session.status != pb.SESSION_STATUS_COMPLETE:
+                return False
+        return True
+
+    await eventually(complete, timeout=30)
+    for name, session_id in ids.items():
+        compiled = (await client.get_session(session_id)).interactions[0]
+        assert compiled.result.stdout.strip() == f"compiled {name}"
