@@ -211,7 +211,9 @@ class _Stream:
                 ",".join(w.id for w in executor.workspaces) or "none",
                 "the project" if executor.claims.owner is None else executor.scope.user_id,
             )
-            await self._presence.registered()
+            # Not awaited: presence is advisory and must not hold up the
+            # stream's first claim; teardown waits for it before forgetting.
+            self._spawn(self._presence.registered())
             helpers += [
                 asyncio.create_task(self._read()),
                 asyncio.create_task(self._watchdog()),
@@ -428,13 +430,13 @@ class _Stream:
             await asyncio.wait(set(self._tasks), timeout=deps.settings.upstream_timeout_seconds)
         await self._output.flush_all()
         deps.hub.remove(executor)
-        await self._presence.ended()
         held = [lease.ref() for lease in executor.running.values()]
         if held:
             # Conditional on the expiry last set here: if the executor has
             # already reconnected to another replica, which renewed these
             # leases, this teardown must leave them alone.
             await self._release(held)
+        await self._presence.ended()
         log.info(
             "executor %s (%s) disconnected; released %d leases",
             executor.name,
