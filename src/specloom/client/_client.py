@@ -128,12 +128,19 @@ class Client:
         *,
         mode: str = "agentic",
         idempotency_key: str = "",
+        workspace: pb.WorkspaceRef | None = None,
     ) -> gpb.StartSessionResponse:
-        """Start a session of ``session_type`` (see :meth:`describe`)."""
+        """Start a session of ``session_type`` (see :meth:`describe`).
+
+        ``workspace`` (see :func:`specloom.workspaces.identify`) is where its
+        commands run: only executors serving it claim them. None: the first
+        executor with workspaces to claim one pins it to its default.
+        """
         request = gpb.StartSessionRequest(
             type=session_type,
             execution_mode=mode_of(mode),  # type: ignore[arg-type]
             idempotency_key=idempotency_key,
+            workspace=workspace,
         )
         dict_to_struct(params, request.params)
         response: gpb.StartSessionResponse = await self._call(self._stub.StartSession, request)
@@ -305,6 +312,13 @@ class Client:
             self._stub.RevokeToken, gpb.RevokeTokenRequest(token_id=token_id)
         )
         return response.info
+
+    async def executors(self) -> list[pb.ExecutorPresence]:
+        """The executors connected for this project."""
+        response: gpb.ListExecutorsResponse = await self._call(
+            self._stub.ListExecutors, gpb.ListExecutorsRequest()
+        )
+        return list(response.executors)
 
     async def whoami(self) -> tpb.TokenInfo:
         """The caller's own token description."""

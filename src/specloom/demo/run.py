@@ -37,6 +37,7 @@ from specloom.host import HostSettings, discover, new_secret
 from specloom.process import start_host
 from specloom.protoconv import JsonObject, struct_to_dict
 from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import identify, label
 
 PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
 SERVICES = ("sessions", "context_design", "coding", "gateway", "web")
@@ -213,11 +214,18 @@ async def run_demo(
         )
     outcome.checkout_before = checkout_fingerprint(project)
     agent_task, loop = await _agent(host.address, token, project, backend, script, claude)
+    # The sessions belong to the project's workspace, as `specloom session start`
+    # run inside it makes them: only an agent serving that clone runs them.
+    workspace = identify(project)
+    out.print(f"workspace: {label(workspace)}  ({project})", highlight=False)
     try:
         async with Client(host.address, token) as client:
             for session_type in stages:
                 started = await client.start_session(
-                    session_type, stage_params(outcome.branch), mode="agentic"
+                    session_type,
+                    stage_params(outcome.branch),
+                    mode="agentic",
+                    workspace=workspace,
                 )
                 session = started.session
                 out.rule(f"{session_type}  ({session.id})")
