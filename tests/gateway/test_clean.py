@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from specloom.client import Client
-from specloom.demo.run import create_project
-from specloom.demo.sample import CONTEXT
+from specloom.demo.run import create_project, stage_params
 from specloom.demo.script import write_script
+from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workspaces import identify
 from specloom_context_design.service import SERVICE as CONTEXT_DESIGN
@@ -26,9 +26,13 @@ from tests.gateway.conftest import StartStack, eventually, git
 SPECLOOM = str(Path(sys.executable).parent / "specloom")
 
 
-async def _run(client: Client, session_type: str, workspace: pb.WorkspaceRef) -> pb.Session:
+async def _run(
+    client: Client, session_type: str, workspace: pb.WorkspaceRef, base: str = ""
+) -> pb.Session:
+    # Sessions never move the project's checkout: a stage finds the last
+    # one's work by starting from its branch (as the demo's stages do).
     started = await client.start_session(
-        session_type, {"context": CONTEXT}, mode="agentic", workspace=workspace
+        session_type, stage_params(base), mode="agentic", workspace=workspace
     )
 
     async def finished() -> bool:
@@ -74,32 +78,36 @@ async def test_clean_removes_what_finished_sessions_left_and_says_so(
     )
     client = stack.client(token)
     workspace = identify(project)
-    await _run(client, "ContextDesign", workspace)
-    parent = await _run(client, "ContextComponentsDesign", workspace)
+    design = await _run(client, "ContextDesign", workspace)
+    branch = struct_to_dict(design.state)["branch"]
+    assert isinstance(branch, str)
+    parent = await _run(client, "ContextComponentsDesign", workspace, base=branch)
     children = await client.children(parent.id)
+    roots = [design, parent]
     worktrees = project / ".specloom" / "worktrees"
-    assert {p.name for p in worktrees.iterdir()} == {c.id for c in children}
-    child_branches = {
+    # Every session, root and child, worked in a worktree of its own.
+    assert {p.name for p in worktrees.iterdir()} == {s.id for s in [*roots, *children]}
+    session_branches = {
         line.split()[-1].removeprefix("[").removesuffix("]")
         for line in git(project, "worktree", "list").splitlines()[1:]
     }
-    assert len(child_branches) == len(children)
+    assert len(session_branches) == len(roots) + len(children)
 
     # The review leaves the siblings' designs it read staged in its worktree:
     # uncommitted changes, which only --force removes.
     (review,) = [c for c in children if c.type == "ComponentDesignReview"]
-    designs = [c for c in children if c is not review]
+    removable = [s for s in [*roots, *children] if s is not review]
     code, dry, err = await _clean(stack.address, token, project, "--dry-run")
     assert code == 0, err
-    for child in designs:
-        assert f"would remove worktree .specloom/worktrees/{child.id} and branch" in dry
+    for session in removable:
+        assert f"would remove worktree .specloom/worktrees/{session.id} and branch" in dry, dry
     assert f"keeping worktree .specloom/worktrees/{review.id} and branch " in dry
     assert "its worktree has uncommitted changes (--force removes them)" in dry
-    assert {p.name for p in worktrees.iterdir()} == {c.id for c in children}, "dry run"
+    assert {p.name for p in worktrees.iterdir()} == {s.id for s in [*roots, *children]}
 
     code, done, err = await _clean(stack.address, token, project)
     assert code == 0, err + done
-    assert done.count("removing worktree .specloom/worktrees/") == len(designs)
+    assert done.count("removing worktree .specloom/worktrees/") == len(removable)
     assert {p.name for p in worktrees.iterdir()} == {review.id}
     code, forced, err = await _clean(stack.address, token, project, "--force")
     assert code == 0, err + forced
@@ -107,13 +115,13 @@ async def test_clean_removes_what_finished_sessions_left_and_says_so(
     assert list(worktrees.iterdir()) == [], "no stale worktree is left"
     assert len(git(project, "worktree", "list").splitlines()) == 1
     heads = set(git(project, "for-each-ref", "--format=%(refname:short)", "refs/heads").split())
-    assert not heads & child_branches
-    # The design work itself is on the session's branch, which the checkout is on.
-    current = git(project, "symbolic-ref", "--short", "HEAD").strip()
-    assert current in heads
-    assert f"keeping branch {current}: it is the branch your checkout is on" in forced
-    documents = git(project, "ls-tree", "-r", "--name-only", current, "docs/design").split()
-    assert len(documents) == len(designs) + 1  # the context and each component
+    assert not heads & session_branches
+    # Nothing was lost: the pipeline's work is on the branch it pushed.
+    pushed = struct_to_dict(parent.state)["branch"]
+    assert isinstance(pushed, str)
+    documents = git(project, "ls-tree", "-r", "--name-only", f"origin/{pushed}", "docs/design")
+    designs = [c for c in children if c is not review]
+    assert len(documents.split()) == len(designs) + 1  # the context and each component
 
     code, again, _ = await _clean(stack.address, token, project)
     assert code == 0

@@ -132,9 +132,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     ) -> gpb.GetSessionResponse:
         caller = await self._auth.caller(context)
         view = request.view or pb.INTERACTION_VIEW_ALL
-        session = await self._head(
-            caller, request.session_id, view, total_usage=True, explain=True
-        )
+        session = await self._head(caller, request.session_id, view, total_usage=True, explain=True)
         return gpb.GetSessionResponse(session=session)
 
     async def ListSessions(
