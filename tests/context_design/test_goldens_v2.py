@@ -24,6 +24,7 @@ from tests.context_design.world import GOOD_REVIEW, collected, initialized, scri
 from tests.documents.samples import (
     VALID_COMPONENT,
     VALID_CONTEXT,
+    VALID_SCHEMA,
     component,
     context_with_components,
 )
@@ -258,7 +259,7 @@ async def test_a_failed_child_is_revived_by_the_retried_spawn_not_recreated() ->
                 ("Inventory.Stock", "ValidateDesign"): [
                     collected("# Stock\n"),
                     collected("# Stock\n"),
-                    collected(VALID_COMPONENT),
+                    collected(VALID_SCHEMA),  # Inventory.Stock is a schema
                 ]
             }
         ),

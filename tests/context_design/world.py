@@ -21,7 +21,7 @@ from specloom.workflow import (
     ReportedResult,
     StepContext,
 )
-from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT
+from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT, VALID_SCHEMA
 
 GOOD_REVIEW = (
     "# Review: Inventory\n\n## Summary\nThe designs are consistent.\n\n## Findings\n"
@@ -82,14 +82,22 @@ def initialized(
     return answer
 
 
+def valid_design(call: Call) -> str:
+    """A valid design document of the kind and type the session designs."""
+    if call.session.type == "ContextDesign":
+        return VALID_CONTEXT
+    if call.session.component.type == "schema" and call.session.definition_version >= 2:
+        return VALID_SCHEMA  # edition 2 of the document rules: a schema has its own sections
+    return VALID_COMPONENT
+
+
 def respond(call: Call) -> pb.Result:
     """The default: every command succeeds."""
     kind = call.command.WhichOneof("kind")
     if kind == "agent":
         return agent_ok(call)
     if kind == "noop":
-        good = VALID_CONTEXT if call.session.type == "ContextDesign" else VALID_COMPONENT
-        return collected(good)(call)
+        return collected(valid_design(call))(call)
     if call.step == "Initialize":
         return initialized()(call)
     return report(
