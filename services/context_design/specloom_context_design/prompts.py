@@ -192,12 +192,16 @@ def review_prompt(
 
 
 def review_retry_prompt(
-    ctx: StepContext, *, path: str, problems: Sequence[str], fixes: bool = False
+    ctx: StepContext,
+    *,
+    path: str,
+    problems: Sequence[str],
+    designs: Sequence[ReviewedDesign] = (),
 ) -> str:
-    """The prompt after a review document was missing or too thin (or, for a review that
-    fixes the designs, a design it left invalid)."""
+    """The prompt after a review document was missing or too thin; for a review that fixes
+    the ``designs``, also after it left one of them invalid."""
     listed = [f"- {problem}" for problem in problems]
-    if not fixes:
+    if not designs:
         return "\n".join(
             [
                 f"The review document `{path}` is not acceptable yet:",
@@ -217,9 +221,13 @@ def review_retry_prompt(
             "",
             *listed,
             "",
-            "Fix each one where it is: a design document named above must follow its "
-            "document rules again (keep your fixes), and the review document must follow "
-            "this specification:",
+            "Fix each one where it is: a design document a problem names must follow its "
+            "document rules again (keep your fixes), and the review must follow its "
+            "specification.",
+            "",
+            *_design_list(designs),
+            *_document_rules(designs),
+            "## Review document specification",
             "",
             review_spec(f"`{context_of(ctx)}`", fixes=True),
             "",
@@ -238,12 +246,21 @@ class ReviewedDesign:
     path: str
 
 
+def _design_list(designs: Sequence[ReviewedDesign]) -> list[str]:
+    context_design, components = designs[0], designs[1:]
+    lines = ["## Design documents", "", f"- the context design: `{context_design.path}`"]
+    lines += [f"- `{d.module}` ({d.component_type or 'other'}): `{d.path}`" for d in components]
+    return [*lines, ""]
+
+
 def _document_rules(designs: Sequence[ReviewedDesign]) -> list[str]:
     lines = [
         "## Document rules",
         "",
         "Every design you edit must still follow its document rules: an H1 naming the module, "
-        "then these H2 sections, each with content (types as the context design gives them):",
+        "then these H2 sections, each with content (types as the context design gives them). "
+        "Test Assertions are a bullet list, one test case each; a schema's Fields are a table "
+        "with the columns Field, Type, Required, Description and Constraints.",
         "",
     ]
     seen: list[str] = []
@@ -269,19 +286,12 @@ def _review_output(path: str) -> list[str]:
 def context_review_prompt(ctx: StepContext, *, designs: Sequence[ReviewedDesign], path: str) -> str:
     """ContextDesignReview: check the context and component designs together, fix, report."""
     context = context_of(ctx)
-    context_design, components = designs[0], designs[1:]
     lines = [
         f"Review the design of the context `{context}` together with the designs of its "
         "components, fix the problems you find in the design documents themselves, and "
         "write a review of what you checked, found and fixed.",
         "",
-        "## Design documents",
-        "",
-        f"- the context design: `{context_design.path}`",
-    ]
-    lines += [f"- `{d.module}` ({d.component_type or 'other'}): `{d.path}`" for d in components]
-    lines += [
-        "",
+        *_design_list(designs),
         "A component whose design does not exist yet is designed by its own session; do not "
         "write it.",
         "",

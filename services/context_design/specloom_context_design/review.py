@@ -97,7 +97,7 @@ class ExecuteReview(AgentStep):
         path = review_path(ctx, self.which)
         if state.review_problems:
             return prompts.review_retry_prompt(
-                ctx, path=path, problems=state.review_problems, fixes=self.fixes
+                ctx, path=path, problems=state.review_problems, designs=self.designs(ctx)
             )
         context = context_of(ctx)
         if self.fixes:
