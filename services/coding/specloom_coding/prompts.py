@@ -124,7 +124,8 @@ def generate_tests(facts: ComponentFacts) -> str:
             "test per assertion, named after it, and no others. If a case you think needs "
             "a test is not listed, do not write it; say so in your reply, so the design "
             "can be changed first.",
-            "Assert on behaviour (return values, state changes, errors), not on "
+            "Group the tests as the assertions are grouped (per function, for example), and "
+            "assert on behaviour (return values, state changes, errors), not on "
             "implementation details.",
             facts.profile.test_guidance,
             "Right now every test must fail because the implementation is missing; none may pass.",
