@@ -13,6 +13,7 @@ children are these sessions.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from specloom.orchestration.simulate import Call, Simulation
@@ -49,7 +50,7 @@ PARAMS: dict[str, JsonValue] = {
 }
 
 
-def with_rules(executor: ExecutorDouble) -> ExecutorDouble:
+def with_rules(executor: ExecutorDouble) -> Callable[[Call], pb.Result]:
     """The executor, with the project's rule files found by the root's Initialize."""
 
     def answer(call: Call) -> pb.Result:
@@ -60,7 +61,7 @@ def with_rules(executor: ExecutorDouble) -> ExecutorDouble:
                 result.files.append(pb.FileContent(path=found, exists=True, content=text.encode()))
         return result
 
-    return answer  # type: ignore[return-value]
+    return answer
 
 
 async def test_every_coding_agent_prompt_matches_its_golden() -> None:

@@ -14,13 +14,21 @@ are these sessions.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from specloom.orchestration.simulate import Call, Simulation, report
 from specloom.protoconv import JsonValue
 from specloom.v1 import common_pb2 as pb
 from specloom_context_design.workflows import REGISTRY
-from tests.context_design.world import GOOD_REVIEW, agent_ok, collected, initialized, script
+from tests.context_design.world import (
+    GOOD_REVIEW,
+    Answer,
+    agent_ok,
+    collected,
+    initialized,
+    script,
+)
 from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT, VALID_SCHEMA
 from tests.fixtures.prompt_goldens import agent_prompts, assert_prompt_goldens
 
@@ -59,7 +67,9 @@ def thin(document: str) -> str:
 
 
 async def run(
-    session_type: str, params: dict[str, JsonValue], table: dict[tuple[str, str], list]
+    session_type: str,
+    params: dict[str, JsonValue],
+    table: dict[tuple[str, str], Sequence[Answer]],
 ) -> Simulation:
     sim = Simulation(REGISTRY, script({("", "Initialize"): [with_rules], **table}))
     sim.start(session_type, {**COMMON, **params})
