@@ -1426,8 +1426,9 @@ class LeaseRef(_message.Message):
         effect only if nobody renewed the lease since: an executor that moved to
         another gateway replica had it adopted there, and the old replica's late
         heartbeats and teardown must leave that adoption alone. A renewal
-        without it adopts the lease: it is renewed when this executor holds it,
-        or when its holder released it and nobody claimed it since.
+        without it adopts the lease: renewed when this executor holds it at
+        that epoch, even after a release (which expires a lease and keeps its
+        holder), unless another executor claimed it since (a new epoch).
         """
 
     def __init__(
