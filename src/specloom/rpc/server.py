@@ -25,6 +25,12 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message accepted or sent. Payload caps inside the services are
 smaller and answer RESOURCE_EXHAUSTED with a message naming the field."""
 
+BATCH_BYTES = MAX_MESSAGE_BYTES // 4
+"""Requests one batch call carries, in bytes (a request larger than this goes
+alone). A batch is one message each way, and its answer echoes every item
+with the session head around it, so the budget leaves most of the cap to
+the answer."""
+
 TRANSPORT_CEILING = 4
 """The transport takes messages up to this many times the cap, so a message
 over the cap is read whole and refused by the interceptor. Refused by the
