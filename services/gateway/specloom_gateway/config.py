@@ -34,9 +34,15 @@ class GatewaySettings(BaseSettings):
     """Run limit for commands that set no ``timeout_seconds``."""
     max_output_chunk_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     """Executors send output in chunks of at most this many bytes."""
-    output_flush_bytes: int = Field(default=256 * 1024, ge=1)
+    output_flush_bytes: int = Field(default=256 * 1024, ge=1, le=4 * 1024 * 1024)
     """Buffered output of one command is written to Sessions once it reaches
-    this size (or at the flush interval, or before its result)."""
+    this size (or at the flush interval, or before its result); one write
+    carries about this much, however much is buffered."""
+    output_buffer_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Output one executor stream may have waiting to be written. Past it the
+    gateway stops reading the stream until writes catch up, so a burst holds
+    the executor back (gRPC flow control) instead of growing memory or being
+    dropped."""
     output_flush_interval_seconds: float = Field(default=0.25, gt=0)
     """Longest time buffered output waits before it is written."""
     claim_sweep_interval_seconds: float = Field(default=2.0, gt=0)

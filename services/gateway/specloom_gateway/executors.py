@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from specloom.errors import DeadlineExceeded, InvalidArgument, SpecloomError, Unavailable
+from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import sessions_pb2 as spb
 from specloom_gateway.auth import Caller
@@ -40,6 +41,7 @@ MAX_CAPABILITIES = 64
 MAX_LABELS = 64
 MAX_NAME = 128
 WATCHDOG_TICK = 1.0
+_STREAMS = frozenset(pb.OutputStream.values())
 
 
 def _check_register(register: gpb.Register) -> None:
@@ -150,6 +152,7 @@ class _Stream:
             executor.scope,
             flush_bytes=deps.settings.output_flush_bytes,
             chunk_bytes=deps.settings.max_output_chunk_bytes,
+            limit_bytes=deps.settings.output_buffer_bytes,
         )
         self._results = ResultReporter(deps, executor, self._output)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -227,7 +230,9 @@ class _Stream:
                     if self._beat is None or self._beat.done():
                         self._beat = asyncio.create_task(self._heartbeat(message.heartbeat))
                 elif kind == "output":
-                    self._on_output(message.output)
+                    # Awaited: while too much output waits to be written, this
+                    # stream is not read, and the executor is held back.
+                    await self._on_output(message.output)
                 elif kind == "draining":
                     log.info("executor %s is draining: %s", executor.name, message.draining.reason)
                     executor.draining = True
@@ -249,7 +254,7 @@ class _Stream:
             log.info("executor %s stream broke: %s", executor.name, exc)
             executor.close()
 
-    def _on_output(self, output: gpb.CommandOutput) -> None:
+    async def _on_output(self, output: gpb.CommandOutput) -> None:
         held = self.executor.running.get(output.interaction_id)
         # Only the lease holder's output is kept: a command that lost its
         # lease must not interleave with the new holder's output.
@@ -261,7 +266,10 @@ class _Stream:
         # head here until its result arrives; its output is filed under the
         # session the executor names, which is safe: Sessions stores it only
         # if that interaction belongs to that session in this executor's scope.
-        self._output.add(output.session_id, output.interaction_id, output.stream, output.data)
+        # A stream number this version does not know is kept as "unspecified":
+        # refused, it would take the chunks written with it down too.
+        stream = output.stream if output.stream in _STREAMS else pb.OUTPUT_STREAM_UNSPECIFIED
+        await self._output.add(output.session_id, output.interaction_id, stream, output.data)
 
     async def _heartbeat(self, beat: gpb.Heartbeat) -> None:
         deps, executor = self._deps, self.executor

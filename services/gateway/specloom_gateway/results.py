@@ -134,6 +134,7 @@ class ResultReporter:
                 self._refused(message, held, exc)
             else:
                 log.debug("result recorded: %s", pb.ResultStatus.Name(message.result.status))
+                self._output.forget(interaction_id)
                 executor.drop(interaction_id, message.lease_epoch)
                 executor.push(ack(interaction_id))
                 self._chain(response)
@@ -146,8 +147,13 @@ class ResultReporter:
         assert held.session is not None
         deps, executor = self._deps, self._executor
         # Output first: once the result is visible, so is the whole output.
-        if self._output.holds(held.interaction_id):
-            await self._output.finish(held.interaction_id)
+        cut = await self._output.finish(held.interaction_id)
+        if cut and not result.output_truncated:
+            # The stored output was cut here or at Sessions' cap: say so.
+            marked = pb.Result()
+            marked.CopyFrom(result)
+            marked.output_truncated = True
+            result = marked
         stub = await deps.router.for_session(held.session.type)
         chain = chain and not (executor.draining or executor.closed or deps.draining)
         request = opb.ReportAndAdvanceRequest(
