@@ -70,6 +70,23 @@ class GatewaySettings(BaseSettings):
     """Report batches out to one orchestrator at once; reports arriving
     meanwhile wait and leave together (fewer, larger batches under load)."""
 
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """A token re-verified on a long-lived stream (each executor heartbeat, each
+    watch re-check) is trusted this long after its last verification, so a
+    thousand streams of one token cost one VerifyToken per interval, not one
+    per heartbeat. A revoked token's streams end within this plus one
+    heartbeat interval. Calls are never served from this cache: every call
+    is verified. 0 turns the cache off."""
+    stream_token_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """WatchSession streams verify their token again this often and end
+    UNAUTHENTICATED once it is revoked or expired (executor streams do it at
+    every heartbeat)."""
+    max_executor_streams_per_token: int = Field(default=100, ge=1, le=100_000)
+    """Executor streams one token may hold open on one gateway process; a
+    further Connect is RESOURCE_EXHAUSTED. Per process: behind N replicas a
+    token may hold up to N times this. Give each fleet of agents its own
+    token, or raise it."""
+
     def idle_timeout(self) -> float:
         """The effective stream idle timeout in seconds."""
         return self.stream_idle_timeout_seconds or 3.0 * self.heartbeat_interval_seconds

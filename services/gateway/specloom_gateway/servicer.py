@@ -8,8 +8,9 @@ errors from other services keep their status codes (see ``upstream``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from specloom.v1 import common_pb2 as pb
@@ -22,6 +23,8 @@ from specloom.validate import require_id, require_scope
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
+
+T = TypeVar("T")
 
 MAX_REASON = 2000
 MAX_NAME = 128
@@ -39,6 +42,43 @@ def _name(field: str, value: str) -> str:
     if len(value) > MAX_NAME:
         raise InvalidArgument(f"{field} is {len(value)} characters; at most {MAX_NAME}")
     return value
+
+
+async def _checked(
+    items: AsyncIterator[T], check: Callable[[], Awaitable[None]], every: float
+) -> AsyncIterator[T]:
+    """``items``, with ``check()`` awaited every ``every`` seconds meanwhile.
+
+    A watch can stay open for days: checked only when it opened, a revoked
+    token would keep receiving the session's events and output. ``check``
+    raising ends the stream with its error, even while no event comes.
+    """
+    loop = asyncio.get_running_loop()
+    source = aiter(items)
+    due = loop.time() + every
+    waiting: asyncio.Future[T] | None = None
+    try:
+        while True:
+            if waiting is None:
+                waiting = asyncio.ensure_future(anext(source))
+            await asyncio.wait({waiting}, timeout=max(0.0, due - loop.time()))
+            if waiting.done():
+                try:
+                    item = waiting.result()
+                except StopAsyncIteration:
+                    return
+                waiting = None
+                yield item
+            if loop.time() >= due:
+                await check()
+                due = loop.time() + every
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+        closing = getattr(source, "aclose", None)
+        if closing is not None:
+            await closing()
 
 
 class GatewayServicer(gpb_grpc.GatewayServiceServicer):
@@ -160,7 +200,8 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 include_output=request.include_output,
             ),
         )
-        async for item in events:
+        every = self._deps.settings.stream_token_check_seconds
+        async for item in _checked(events, lambda: self._auth.recheck(caller), every):
             yield gpb.WatchSessionResponse(event=item.event)
 
     async def ReadOutput(
