@@ -15,9 +15,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from specloom.rpc.interceptor import ServiceInterceptor
+from specloom.rpc.reflection import enable_reflection
 
 log = logging.getLogger("specloom.rpc.server")
 
@@ -66,7 +66,7 @@ class TlsFiles:
 
 
 class GrpcServer:
-    """A ``grpc.aio`` server with health checking, reflection and graceful stop."""
+    """A ``grpc.aio`` server with health checking, reflection (v1 and v1alpha) and graceful stop."""
 
     def __init__(
         self,
@@ -137,9 +137,7 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Start serving and mark every service SERVING; returns the bound port."""
-        reflection.enable_server_reflection(
-            [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        enable_reflection([*self._services, health.SERVICE_NAME], self.server)
         self.bind()
         await self.server.start()
         for name in ["", *self._services]:
