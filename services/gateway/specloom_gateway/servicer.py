@@ -133,7 +133,10 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         if not request.type:
             raise InvalidArgument("type is required")
         _name("type", request.type)
-        mode = request.execution_mode or pb.EXECUTION_MODE_MANUAL
+        # Unset is agentic, as in the CLI and the SDK: a session nobody said
+        # a person would drive is run by the connected executors (unset used
+        # to mean manual, and such a session waited for a person forever).
+        mode = request.execution_mode or pb.EXECUTION_MODE_AGENTIC
         stub = await self._deps.router.for_new(request.type)
         response = await self._up.call(
             stub.OpenSession,

@@ -123,7 +123,7 @@ class Engine:
         """A new top-level session and its first interaction (ids chosen by Sessions)."""
         workflow = self.registry.latest(session_type)
         validate_params(workflow, params)
-        mode = execution_mode or pb.EXECUTION_MODE_MANUAL
+        mode = execution_mode or pb.EXECUTION_MODE_AGENTIC  # as StartSession
         session = pb.Session(
             type=workflow.type,
             status=pb.SESSION_STATUS_ACTIVE,
