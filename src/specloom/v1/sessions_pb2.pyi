@@ -1148,7 +1148,10 @@ class AppendOutputResponse(_message.Message):
     stored_bytes: _builtins.int
     """Total bytes stored for the interaction after this append."""
     truncated: _builtins.bool
-    """True when the interaction's output cap was reached and the rest dropped."""
+    """True when the interaction's output cap was reached and the rest dropped.
+    The first append cut by the cap also stores a line saying so (stream
+    EXECUTOR), past the cap.
+    """
     def __init__(
         self,
         *,
@@ -1336,7 +1339,9 @@ Global___ClaimCommandsResponse: _TypeAlias = ClaimCommandsResponse  # noqa: Y015
 
 @_typing.final
 class LeaseRef(_message.Message):
-    """LeaseRef names one lease."""
+    """LeaseRef names one lease. Executors send it too (Heartbeat.running,
+    Register.running) with interaction_id and epoch only.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1356,6 +1361,10 @@ class LeaseRef(_message.Message):
         heartbeats and teardown must leave that adoption alone. A renewal
         without it adopts the lease: it is renewed when this executor holds it,
         or when its holder released it and nobody claimed it since.
+
+        Executors leave it unset in Heartbeat and Register.running (they fill
+        interaction_id and epoch only): the gateway names the expiry it last
+        granted.
         """
 
     def __init__(
