@@ -22,6 +22,7 @@ from specloom.process import start_host
 from specloom.rpc.server import stop_signals
 
 SERVICE_NAMES = ("sessions", "context_design", "coding", "gateway")
+log = logging.getLogger("specloom.up")
 
 
 def _specs() -> dict[str, ServiceSpec]:
@@ -54,7 +55,12 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def _up(
-    listen: str, data_dir: Path, token_file: Path, token_exists: bool, ready_file: Path | None
+    listen: str,
+    data_dir: Path,
+    token_file: Path,
+    token_exists: bool,
+    ready_file: Path | None,
+    json_logs: bool,
 ) -> None:
     started = time.perf_counter()
     specs = _specs()
@@ -84,22 +90,41 @@ async def _up(
         _write_private(token_file, str(first_token))
     host = await start_host([specs[name] for name in SERVICE_NAMES], settings, self_hosted=True)
     elapsed = time.perf_counter() - started
-    console.print(
+    say = _Banner(json_logs)
+    say(
         f"specloom is up on {host.address} in {elapsed:.2f} s "
         f"(data in {data_dir}; every service in this process)"
     )
-    if first_token is not None:
-        console.print(f"first admin token (shown once, also saved to {token_file}):")
+    if first_token is not None and not json_logs:
+        say(f"first admin token (shown once, also saved to {token_file}):")
         # Printed raw: rich would wrap it at the terminal width and break copy-paste.
         print(f"  {first_token}", flush=True)
+    elif first_token is not None:
+        # Never into a log stream: the token stays in its private file.
+        say(f"first admin token written to {token_file}")
     else:
-        console.print(f"admin token: {token_file}")
+        say(f"admin token: {token_file}")
     if ready_file is not None:
         ready_file.write_text(f"{host.address}\n")  # noqa: ASYNC240 - once, at start
     stop = stop_signals()
     await stop.wait()
-    console.print("stopping: draining streams…")
+    say("stopping: draining streams…")
     await host.stop()
+
+
+class _Banner:
+    """What `up` tells the person who started it: printed for a terminal, or a
+    log record when logs are JSON (a collector reading the process's output
+    expects one JSON object per line, and nothing else)."""
+
+    def __init__(self, json_logs: bool) -> None:
+        self._json = json_logs
+
+    def __call__(self, text: str) -> None:
+        if self._json:
+            log.info("%s", text)
+        else:
+            console.print(text, markup=False)
 
 
 def up(
@@ -119,12 +144,15 @@ def up(
     options = ctx.find_object(Options)
     assert options is not None
     directory = data_dir or options.data_dir
-    configure(os.environ.get("SPECLOOM_LOG_FORMAT", "text"), "DEBUG" if options.debug else "INFO")
+    log_format = os.environ.get("SPECLOOM_LOG_FORMAT", "text")
+    configure(log_format, "DEBUG" if options.debug else "INFO")
     if not options.debug:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     directory.mkdir(parents=True, exist_ok=True)
     tokens = token_file or directory / TOKEN_FILE_NAME
-    asyncio.run(_up(listen, directory, tokens, tokens.exists(), ready_file))
+    asyncio.run(
+        _up(listen, directory, tokens, tokens.exists(), ready_file, json_logs=log_format == "json")
+    )
 
 
 async def _serve(spec: ServiceSpec, settings: HostSettings, overrides: dict[str, Any]) -> None:
@@ -182,7 +210,7 @@ def migrate(
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
     result = asyncio.run(_specs()["sessions"].admin["migrate"](settings))
-    console.print(f"migrations applied{f': {result}' if result else ''}")
+    console.print(f"migrations applied{f': {result}' if result else ''}", markup=False)
 
 
 def prune(
@@ -206,4 +234,4 @@ def prune(
         print_json(counts)
     else:
         verb = "would delete" if dry_run else "deleted"
-        console.print(f"{verb}: {counts}")
+        console.print(f"{verb}: {counts}", markup=False)
