@@ -374,6 +374,18 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         )
         return gpb.RevokeTokenResponse(info=response.info)
 
+    async def ListTokens(
+        self, request: gpb.ListTokensRequest, context: Any
+    ) -> gpb.ListTokensResponse:
+        caller = await self._auth.admin(context)
+        response = await self._up.call(
+            self._up.tokens.QueryTokens,
+            tpb.QueryTokensRequest(
+                account_id=caller.scope.account_id, include_inactive=request.include_inactive
+            ),
+        )
+        return gpb.ListTokensResponse(tokens=response.tokens)
+
     async def WhoAmI(self, request: gpb.WhoAmIRequest, context: Any) -> gpb.WhoAmIResponse:
         caller = await self._auth.caller(context)
         return gpb.WhoAmIResponse(info=caller.info)

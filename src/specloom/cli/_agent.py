@@ -88,13 +88,7 @@ def agent(
     assert options is not None
     root = _check_workspace(workspace)
     _check_backend(backend, script, anthropic_key, claude)
-    token = options.resolved_token()
-    if not token:
-        raise CliError(
-            "no token: pass --token, set SPECLOOM_TOKEN, or run `specloom up` on this machine "
-            "(it writes one to ~/.local/share/specloom/admin.token)",
-            4,
-        )
+    token = options.require_token()
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")

@@ -727,6 +727,52 @@ class RevokeTokenResponse(_message.Message):
 Global___RevokeTokenResponse: _TypeAlias = RevokeTokenResponse  # noqa: Y015
 
 @_typing.final
+class ListTokensRequest(_message.Message):
+    """ListTokensRequest lists the caller's account's tokens (admin only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
+    include_inactive: _builtins.bool
+    """Include revoked and expired tokens."""
+    def __init__(
+        self,
+        *,
+        include_inactive: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_inactive", b"include_inactive"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensRequest: _TypeAlias = ListTokensRequest  # noqa: Y015
+
+@_typing.final
+class ListTokensResponse(_message.Message):
+    """ListTokensResponse is the tokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[_tokens_pb2.TokenInfo]:
+        """Token descriptions, oldest first; never the secrets."""
+
+    def __init__(
+        self,
+        *,
+        tokens: _abc.Iterable[_tokens_pb2.TokenInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensResponse: _TypeAlias = ListTokensResponse  # noqa: Y015
+
+@_typing.final
 class WhoAmIRequest(_message.Message):
     """WhoAmIRequest asks about the caller's token."""
 

@@ -120,6 +120,11 @@ class GatewayServiceStub:
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/specloom.v1.GatewayService/ListTokens',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
         self.WhoAmI = channel.unary_unary(
                 '/specloom.v1.GatewayService/WhoAmI',
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.SerializeToString,
@@ -258,6 +263,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTokens(self, request, context):
+        """Admin: lists the tokens of the caller's account (descriptions, never
+        secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WhoAmI(self, request, context):
         """Describes the caller's own token.
         """
@@ -362,6 +375,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.SerializeToString,
             ),
             'WhoAmI': grpc.unary_unary_rpc_method_handler(
                     servicer.WhoAmI,
@@ -790,6 +808,33 @@ class GatewayService:
             '/specloom.v1.GatewayService/RevokeToken',
             specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.SerializeToString,
             specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/ListTokens',
+            specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

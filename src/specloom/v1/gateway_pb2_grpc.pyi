@@ -82,6 +82,10 @@ class GatewayServiceStub:
     """Admin: creates a token."""
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RevokeTokenRequest, _gateway_pb2.RevokeTokenResponse]
     """Admin: revokes a token of the caller's account."""
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListTokensRequest, _gateway_pb2.ListTokensResponse]
+    """Admin: lists the tokens of the caller's account (descriptions, never
+    secrets).
+    """
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]
     """Describes the caller's own token."""
     Connect: _grpc.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]
@@ -155,6 +159,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Admin: creates a token."""
     RevokeToken: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RevokeTokenRequest, _gateway_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     """Admin: revokes a token of the caller's account."""
+    ListTokens: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListTokensRequest, _gateway_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """Admin: lists the tokens of the caller's account (descriptions, never
+    secrets).
+    """
     WhoAmI: _aio.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Describes the caller's own token."""
     Connect: _aio.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]  # type: ignore[assignment]
@@ -315,6 +323,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.RevokeTokenResponse, _abc.Awaitable[_gateway_pb2.RevokeTokenResponse]]:
         """Admin: revokes a token of the caller's account."""
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _gateway_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListTokensResponse, _abc.Awaitable[_gateway_pb2.ListTokensResponse]]:
+        """Admin: lists the tokens of the caller's account (descriptions, never
+        secrets).
+        """
 
     @_abc_1.abstractmethod
     def WhoAmI(
