@@ -177,7 +177,7 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
             stopped = without_next_step(write, exc.message)
             if stopped is None:
                 raise
-        log.warning("session %s stops: %s", head.id, stopped.finish and stopped.finish[1])
+        log.warning("session %s stops: %s", head.id, stopped.finish[1] if stopped.finish else "")
         return await self._apply(scope, head, stopped, decoded)
 
     async def _kick(self, scope: pb.Scope, session_id: str) -> None:
