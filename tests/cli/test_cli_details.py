@@ -143,11 +143,14 @@ async def _run_a_step_with_output(stack: Stack) -> tuple[str, bytes]:
     await executor.connect()
     try:
         first = executor.next("assignment")
+        # Started outside any repository: a session of no workspace yet, which
+        # the hand-driven executor (it serves none) may take.
         started = subprocess.run(
             [*_cli(stack, stack.data_dir), "session", "start", "ContextDesign", "--context", "Inv"],
             capture_output=True,
             text=True,
             check=True,
+            cwd=stack.data_dir,
         )
         assert started.returncode == 0
         taken = (await first).assignment

@@ -67,7 +67,7 @@ def test_a_person_drives_a_manual_session_to_completion(stack: Stack, tmp_path: 
     assert "is complete" in driven.stdout
 
     shown = json.loads(stack.run("session", "show", session_id, "--json").stdout)
-    assert shown["status"] == "SESSION_STATUS_COMPLETE"
+    assert shown["status"] == "complete"
     steps = [i["step"] for i in shown["interactions"]]
     assert steps[:2] == ["Initialize", "Initialize"]  # the failed one by hand, then run
     assert shown["interactions"][0]["result"]["data"]["reported_by"] == "person"

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
+from prometheus_client import REGISTRY
 
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
@@ -222,3 +223,41 @@ async def test_output_and_result_through_a_second_replica_after_a_move(stack: St
             await moved.close()
         await first.close()
         await second.stop(0.5)
+
+
+async def test_a_heartbeat_naming_a_recorded_result_draws_no_cancel(stack: Stack) -> None:
+    """A heartbeat the executor sent before it read the ack of a result still lists
+    that lease; Sessions calls it lost (it ended with the result), and the
+    gateway must not answer with a cancel of work that is done."""
+    token = await stack.token()
+    client = stack.client(token)
+    executor = RawExecutor(stack.address, token)
+    try:
+        await executor.outbox.put(_register())
+        await executor.next_of("welcome")
+        started = await client.start_session("Build", {}, mode="agentic")
+        interaction = (await executor.next_of("assignment")).assignment.interaction
+        lease = spb.LeaseRef(interaction_id=interaction.id, epoch=interaction.lease.epoch)
+        await executor.outbox.put(_result(started.session.id, lease))
+        assert (await executor.next_of("ack")).ack.accepted
+        renewals = _renewals()
+        await executor.outbox.put(gpb.ConnectRequest(heartbeat=gpb.Heartbeat(running=[lease])))
+        deadline = asyncio.get_running_loop().time() + 10
+        while _renewals() == renewals:
+            assert asyncio.get_running_loop().time() < deadline, "the heartbeat was never renewed"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the renewal's answer handled
+        unexpected = []
+        while not executor.inbox.empty():
+            message = executor.inbox.get_nowait()
+            if message.WhichOneof("message") == "cancel":
+                unexpected.append(message)
+        assert unexpected == []
+    finally:
+        await executor.close()
+
+
+def _renewals() -> float:
+    """RenewLeases calls Sessions has answered (this process serves them all)."""
+    labels = {"service": "SessionsService", "method": "RenewLeases", "code": "OK"}
+    return REGISTRY.get_sample_value("specloom_rpc_handled_total", labels) or 0.0

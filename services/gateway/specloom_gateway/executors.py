@@ -382,6 +382,14 @@ class _Stream:
         )
         freed = False
         for ref in response.lost:
+            held = executor.running.get(ref.interaction_id)
+            if (held is not None and held.epoch == ref.epoch and held.reporting) or (
+                self._results.recorded(ref.interaction_id)
+            ):
+                # The lease ended with a result this stream is recording, or
+                # has recorded (a heartbeat sent before the executor read the
+                # ack): nothing to stop, and the report decides the rest.
+                continue
             LEASES_LOST.inc()
             if executor.drop(ref.interaction_id, ref.epoch) is not None:
                 freed = True

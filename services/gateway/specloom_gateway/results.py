@@ -14,6 +14,7 @@ cannot report on someone else's interaction by guessing an epoch.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 
@@ -85,6 +86,11 @@ def _bare(session: pb.Session) -> pb.Session:
     return head
 
 
+RECORDED_KEPT = 512
+"""Results a stream remembers recording, so a heartbeat that still lists one
+(sent before the executor read its ack) does not draw a cancel."""
+
+
 class ResultReporter:
     """Reports one executor stream's results."""
 
@@ -92,6 +98,11 @@ class ResultReporter:
         self._deps = deps
         self._executor = executor
         self._output = output
+        self._recorded: collections.deque[str] = collections.deque(maxlen=RECORDED_KEPT)
+
+    def recorded(self, interaction_id: str) -> bool:
+        """Whether this stream recorded a result for ``interaction_id`` lately."""
+        return interaction_id in self._recorded
 
     async def report(self, message: gpb.CommandResult) -> None:
         """Report ``message`` and acknowledge it; chain the next command if it is ours."""
@@ -136,6 +147,7 @@ class ResultReporter:
                 log.debug("result recorded: %s", pb.ResultStatus.Name(message.result.status))
                 self._output.forget(interaction_id)
                 executor.drop(interaction_id, message.lease_epoch)
+                self._recorded.append(interaction_id)
                 executor.push(ack(interaction_id))
                 self._chain(response)
             if self._deps.draining and not executor.running:
