@@ -73,11 +73,12 @@ test: check $(BENCH_STAMP)  ## the whole suite (static checks, then pytest: SQLi
 	tools/pg_up.sh
 	tools/run_pytest.sh $(PY) --require-tests
 
-test-fast: $(BENCH_STAMP)  ## pytest without the slow suites
+test-fast: $(BENCH_STAMP)  ## pytest without the slow suites (and so without the browser tests)
 	tools/pg_up.sh
 	tools/run_pytest.sh $(PY) --require-tests -m "not slow"
 
-test-slow: $(BENCH_STAMP)  ## only the slow suites (cluster, faults)
+test-slow: $(BENCH_STAMP)  ## only the slow suites (cluster, faults, the console in a browser)
+	tools/system_deps.sh
 	tools/pg_up.sh
 	tools/run_pytest.sh $(PY) -m slow
 

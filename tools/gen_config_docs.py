@@ -22,6 +22,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("specloom.host", "HostSettings", "Every service process (`specloom serve`, `specloom up`)"),
     ("specloom_sessions.config", "SessionsSettings", "The Sessions service"),
     ("specloom_gateway.config", "GatewaySettings", "The gateway"),
+    ("specloom_web.config", "WebSettings", "The web console (`specloom serve web`, `specloom up`)"),
     (
         "specloom.orchestration.config",
         "OrchestratorSettings",

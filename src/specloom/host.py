@@ -10,6 +10,7 @@ entry points, so it never imports a service module.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -89,6 +90,17 @@ class ServiceContext:
     """Push cleanups here (engines, background tasks); closed on shutdown, last in first out."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Values from command-line flags, applied over environment variables."""
+    serving: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the process's gRPC server serves: work that can wait for it
+    (the web console's imports and HTTP server) starts then, so it does not
+    delay the moment the gRPC port answers."""
+    endpoints: dict[str, str] = field(default_factory=dict)
+    """What a service serves besides the gRPC port, by name (the web console's
+    URL): filled through :meth:`announce`, printed by ``specloom up``."""
+
+    def announce(self, name: str, url: str) -> None:
+        """Publish an endpoint this service serves on a port of its own."""
+        self.endpoints[name] = url
 
     def channel(self, target: str) -> grpc.aio.Channel:
         """A channel to another specloom service (TLS when a root CA is configured)."""
@@ -109,7 +121,7 @@ class ServiceSpec:
     """A service as a process sees it."""
 
     name: str
-    """``sessions``, ``context_design``, ``coding`` or ``gateway``."""
+    """``sessions``, ``context_design``, ``coding``, ``gateway`` or ``web``."""
     summary: str
     """One line for ``specloom serve --help``."""
     setup: Setup

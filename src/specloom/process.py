@@ -44,6 +44,11 @@ class RunningHost:
             host = "127.0.0.1"
         return f"{host}:{self.port}"
 
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Endpoints services serve on ports of their own (``web``: the console's URL)."""
+        return dict(self.context.endpoints)
+
     async def stop(self, grace: float | None = None) -> None:
         """Drain (within ``grace``), then release every resource."""
         wait = self.context.settings.grace_seconds if grace is None else grace
@@ -114,6 +119,7 @@ async def start_host(
             merged = Registry.merged(*(spec.workflows for spec in orchestrators if spec.workflows))
             add_orchestrator(server, build_servicer(merged, context))
         await server.start()
+        context.serving.set()
     except BaseException:
         await server.stop(0)
         await resources.aclose()

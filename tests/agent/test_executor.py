@@ -21,7 +21,7 @@ from specloom.v1 import common_pb2 as pb
 from specloom.workflow import commands as c
 
 from .anthropic_standin import Reply, serve_standin
-from .conftest import git
+from .conftest import git, init_repo
 
 
 class Collector:
@@ -286,3 +286,29 @@ async def test_noop_collects_files(executor: Executor) -> None:
     result = await executor.execute(c.noop("Validate", collect=["README.md"]))
     assert result.status == pb.RESULT_STATUS_OK
     assert result.files[0].content == b"# project\n"
+
+
+async def test_a_session_of_a_workspace_not_served_runs_nowhere(repo: Path, tmp_path: Path) -> None:
+    """The command of a session whose workspace this executor does not serve is an
+    error naming both, never run in one of the workspaces it does serve."""
+    default, other = Workspace(repo), Workspace(init_repo(tmp_path / "other"))
+    for workspace in (default, other):
+        workspace.prepare()
+        workspace.identify()
+    executor = Executor(default, others=[other])
+    assert default.identity is not None
+    assert other.identity is not None
+    assert [w.id for w in executor.identities()] == [default.identity.id, other.identity.id]
+    marker = "touch ran-here"
+    foreign = await executor.execute(c.shell("S", marker.split()), workspace_id="ws-0123456789ab")
+    assert foreign.status == pb.RESULT_STATUS_ERROR
+    assert "does not serve workspace ws-0123456789ab" in foreign.error_message
+    assert not (repo / "ran-here").exists()
+    assert not (tmp_path / "other" / "ran-here").exists()
+
+    here = await executor.execute(c.shell("S", marker.split()), workspace_id=other.identity.id)
+    assert here.status == pb.RESULT_STATUS_OK, here.error_message
+    assert (tmp_path / "other" / "ran-here").exists()
+    unpinned = await executor.execute(c.shell("S", ["touch", "default"]))
+    assert unpinned.status == pb.RESULT_STATUS_OK
+    assert (repo / "default").exists(), "a session of no workspace runs in the default"

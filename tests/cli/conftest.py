@@ -31,14 +31,21 @@ class Stack:
     data_dir: Path
     process: subprocess.Popen[str]
 
-    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """``specloom --gateway … --data-dir … <args>``, captured."""
+    def run(
+        self, *args: str, timeout: float = 60, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``specloom --gateway … --data-dir … <args>``, captured, run in ``cwd``.
+
+        ``cwd`` defaults to the test's temporary directory, which is no git
+        repository: a person starts sessions inside their project instead.
+        """
         return subprocess.run(
             [SPECLOOM, "--gateway", self.address, "--data-dir", str(self.data_dir), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
+            cwd=cwd or self.data_dir.parent,
             env={k: v for k, v in os.environ.items() if not k.startswith("SPECLOOM_")},
         )
 

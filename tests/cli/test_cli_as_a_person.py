@@ -16,6 +16,7 @@ import pytest
 
 from specloom.demo.run import create_project
 from specloom.demo.script import write_script
+from specloom.workspaces import identify
 from tests.cli.conftest import SPECLOOM, Stack, stop
 
 
@@ -32,15 +33,18 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
     project, origin = tmp_path / "inventory", tmp_path / "origin.git"
     create_project(project, origin)
     script = write_script(tmp_path / "script.json")
+    token = (stack.data_dir / "admin.token").read_text().strip()
+    token_file = tmp_path / "agent.token"
+    token_file.write_text(token + "\n")
     agent_log = (tmp_path / "agent.log").open("w")
     agent = subprocess.Popen(
         [
             SPECLOOM,
             "--gateway",
             stack.address,
-            "--data-dir",
-            str(stack.data_dir),
             "agent",
+            "--token-file",
+            str(token_file),
             "--workspace",
             str(project),
             "--backend",
@@ -54,11 +58,17 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
         env={k: v for k, v in os.environ.items() if not k.startswith("SPECLOOM_")},
     )
     try:
-        started = stack.run("session", "start", "ContextDesign", "--context", "Inventory", "--json")
+        # The token is nowhere on the agent's command line (others can read it).
+        assert token not in Path(f"/proc/{agent.pid}/cmdline").read_text()
+        started = stack.run(
+            "session", "start", "ContextDesign", "--context", "Inventory", "--json", cwd=project
+        )
         assert started.returncode == 0, started.stderr
         session = json.loads(started.stdout)
         assert session["type"] == "ContextDesign"
         assert session["created"] is True
+        workspace = identify(project)
+        assert session["workspace"]["id"] == workspace.id, "it runs in the repository it came from"
 
         watched = stack.run("session", "watch", session["id"], "--json", timeout=120)
         assert watched.returncode == 0, watched.stderr
@@ -98,6 +108,13 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
         assert f"usage, this session: {len(scripted)} agent steps, 0 input + 0 output" in (
             " ".join(table.stdout.split())
         )
+        assert "[complete]" in table.stdout
+        assert workspace.id in table.stdout
+
+        executors = stack.run("executors", "--json")
+        assert executors.returncode == 0, executors.stderr
+        (connected,) = json.loads(executors.stdout)
+        assert [w["id"] for w in connected["workspaces"]] == [workspace.id]
 
         listed = stack.run("session", "list", "--top-level", "--json")
         assert [s["id"] for s in json.loads(listed.stdout)] == [session["id"]]
@@ -177,6 +194,19 @@ def test_bad_input_is_one_line_with_a_reliable_exit_code(stack: Stack, tmp_path:
     agent = stack.run("agent", "--workspace", str(not_a_repo), "--backend", "scripted")
     assert agent.returncode == 2
     assert "not a git repository" in one_line_error(agent)
+
+    # Issue 12, finding 7: a token on the agent's command line is visible to every
+    # user of the machine for as long as it runs, so the agent refuses one.
+    repo = tmp_path / "repo"
+    create_project(repo, tmp_path / "origin.git")
+    on_argv = stack.run(
+        "--token", "slm_secret_token", "agent", "--workspace", str(repo), "--backend", "scripted"
+    )
+    assert on_argv.returncode == 2
+    refusal = one_line_error(on_argv)
+    assert "visible to every user" in refusal
+    assert "--token-file" in refusal
+    assert "slm_secret_token" not in refusal
 
     debug = stack.run("--debug", "session", "show", "00000000-0000-7000-8000-000000000000")
     assert debug.returncode == 3

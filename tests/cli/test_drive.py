@@ -70,7 +70,14 @@ def test_a_person_drives_a_manual_session_to_completion(stack: Stack, tmp_path: 
     assert "my git hook refused the branch" in shown["interactions"][0]["result"]["error_message"]
     assert "Finalize" in steps
     branch = subprocess.run(
-        ["git", "-C", str(project), "branch", "--list", "context-design-session-for-inventory"],
+        [
+            "git",
+            "-C",
+            str(project),
+            "branch",
+            "--list",
+            f"context-design-session-for-inventory-{session_id[-8:]}",
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -69,6 +69,7 @@ def test_the_readme_first_command_runs_the_demo_to_the_end(tmp_path: Path) -> No
     for session_type in ("ContextDesign", "ContextComponentsDesign", "ContextCoding"):
         assert re.search(rf"session:\s+{session_type}\s+complete", output), output[-4000:]
     assert "REPLAYED from a recorded script" in output
+    assert re.search(r"console:\s+http://127\.0\.0\.1:\d+", output), "it names its web console"
     # Tokens and cost per agent step and per session: zero, and it says why.
     flat = " ".join(output.split())  # the terminal wraps long lines
     assert "GenerateImplementation (0/0 tok $0.0000)" in flat

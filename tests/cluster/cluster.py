@@ -128,11 +128,22 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
-    def run(self, *argv: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> str:
-        """A one-off ``specloom`` command (migrate, token, session …); its stdout."""
+    def run(
+        self,
+        *argv: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+    ) -> str:
+        """A one-off ``specloom`` command (migrate, token, session …) in ``cwd``; its stdout.
+
+        ``cwd`` defaults to the cluster's directory (no repository); ``session
+        start`` runs in the project, so the session belongs to its workspace.
+        """
         done = subprocess.run(
             [SPECLOOM, *argv],
             env=base_env(**(env or {})),
+            cwd=cwd or self.root,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -196,11 +207,13 @@ class Cluster:
 
     def agent(self, name: str, gateway: str, token: str, repo: Path, script: Path) -> Proc:
         """``specloom agent`` with the scripted backend, one command at a time."""
+        # The token goes in the environment: the agent refuses one on its command line.
         env = base_env(
             SPECLOOM_AGENT_RECONNECT_INITIAL_SECONDS="0.2",
             SPECLOOM_AGENT_RECONNECT_MAX_SECONDS="1",
+            SPECLOOM_TOKEN=token,
         )
-        argv = [SPECLOOM, "--gateway", gateway, "--token", token, "agent"]
+        argv = [SPECLOOM, "--gateway", gateway, "agent"]
         argv += ["--workspace", str(repo), "--backend", "scripted", "--script", str(script)]
         argv += ["--name", name, "--max-parallel", "1"]
         return self._spawn(name, argv, env)

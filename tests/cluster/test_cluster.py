@@ -231,6 +231,7 @@ def test_a_context_is_coded_while_a_gateway_and_an_orchestrator_are_killed(
             "--profile",
             "python",
             "--json",
+            cwd=repo,
         )
     )
     parent_id = started["id"]

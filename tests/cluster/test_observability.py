@@ -86,6 +86,7 @@ def test_metrics_move_and_logs_carry_ids_while_a_component_is_coded(
             "-p",
             f"context={project.CONTEXT}",
             "--json",
+            cwd=repo,
         )
     )
     session_id = started["id"]

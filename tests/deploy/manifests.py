@@ -24,7 +24,9 @@ OVERLAYS = ("dev", "production")
 Manifest = dict[str, Any]
 
 SERVICES = ("gateway", "sessions", "context-design", "coding")
-"""Kubernetes names of the four services (Deployment, Service, component label)."""
+"""Kubernetes names of the four gRPC services (Deployment, Service, component label)."""
+WEB = "web"
+"""The web console's Deployment, Service and component label (HTTP, not gRPC)."""
 ORCHESTRATORS = ("context-design", "coding")
 SECRET = "specloom"
 """The Secret every Deployment reads; created by the operator, never rendered."""

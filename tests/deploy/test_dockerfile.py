@@ -110,9 +110,9 @@ def test_the_entry_point_is_the_specloom_console_script_serving_a_service(final:
     assert service in services
 
 
-def test_the_image_exposes_the_grpc_and_metrics_ports(final: Stage) -> None:
+def test_the_image_exposes_the_grpc_console_and_metrics_ports(final: Stage) -> None:
     ports = {p for expose in final.all("EXPOSE") for p in expose.arguments.split()}
-    assert ports == {"7420", "9090"}
+    assert ports == {"7420", "7421", "9090"}
 
 
 def test_dockerignore_keeps_what_the_build_copies_and_drops_local_state(

@@ -9,12 +9,14 @@ import kubernetes_validate
 import pytest
 
 from specloom.host import HostSettings
+from specloom_web.config import WebSettings
 from tests.deploy.dockerfile import DOCKERFILE, stages
 from tests.deploy.manifests import (
     ORCHESTRATORS,
     ROOT,
     SECRET,
     SERVICES,
+    WEB,
     Manifest,
     argv,
     config_data,
@@ -37,6 +39,7 @@ autoscaling/v2 are all on by default there) and the newest with schemas."""
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SERVICE_MODULES = PYPROJECT["project"]["entry-points"]["specloom.services"]
 GRPC_PORT = 7420
+WEB_PORT = 7421
 METRICS_PORT = 9090
 
 
@@ -83,7 +86,7 @@ def test_every_rendered_object_passes_strict_schema_validation(
 
 def test_one_deployment_per_service_running_specloom_serve(overlay: list[Manifest]) -> None:
     found = deployments(overlay)
-    assert set(found) == set(SERVICES)
+    assert set(found) == {*SERVICES, WEB}
     assert "specloom" in PYPROJECT["project"]["scripts"]
     for name, deployment in found.items():
         (container,) = containers(deployment)
@@ -94,6 +97,8 @@ def test_one_deployment_per_service_running_specloom_serve(overlay: list[Manifes
 
 def test_every_deployment_has_probes_on_the_grpc_port(overlay: list[Manifest]) -> None:
     for deployment in of_kind(overlay, "Deployment"):
+        if deployment["metadata"]["name"] == WEB:
+            continue  # HTTP: the next test
         (container,) = containers(deployment)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}, key(deployment)
@@ -105,6 +110,30 @@ def test_every_deployment_has_probes_on_the_grpc_port(overlay: list[Manifest]) -
             assert kind in handler, f"{key(deployment)} {probe}: {handler}"
             assert handler[kind]["port"] == GRPC_PORT, f"{key(deployment)} {probe}"
             assert "service" not in handler.get("grpc", {}), "probe the server as a whole"
+
+
+def test_the_console_serves_http_probed_at_healthz_and_keeps_grpc_private(
+    overlay: list[Manifest], production: list[Manifest]
+) -> None:
+    for objects in (overlay, production):
+        web = named(objects, "Deployment", WEB)
+        (container,) = containers(web)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": WEB_PORT, "metrics": METRICS_PORT}
+        env = environment(objects, container)
+        assert env["SPECLOOM_WEB_LISTEN"] == f"0.0.0.0:{WEB_PORT}"
+        # Its own gRPC server holds only health: loopback, never the pod network.
+        assert env["SPECLOOM_LISTEN"].startswith("127.0.0.1:")
+        name, port = env["SPECLOOM_WEB_GATEWAY_ADDRESS"].rsplit(":", 1)
+        assert (name, int(port)) == ("gateway", GRPC_PORT)
+        tls = "SPECLOOM_WEB_TLS_CERT_FILE" in env
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            handler = container[probe]["httpGet"]
+            assert handler["path"] == "/healthz"
+            assert handler["port"] == "http"
+            assert handler.get("scheme", "HTTP") == ("HTTPS" if tls else "HTTP")
+        service = named(objects, "Service", WEB)
+        assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(web))
 
 
 def test_every_container_has_requests_and_limits(overlay: list[Manifest]) -> None:
@@ -172,9 +201,9 @@ def test_services_reach_each_other_through_headless_services(overlay: list[Manif
         )
 
 
-def test_only_the_gateway_is_exposed(overlay: list[Manifest]) -> None:
+def test_only_the_gateway_and_the_console_are_exposed(overlay: list[Manifest]) -> None:
     for service in of_kind(overlay, "Service"):
-        if service["metadata"]["name"] != "gateway":
+        if service["metadata"]["name"] not in ("gateway", WEB):
             assert service["spec"].get("type", "ClusterIP") == "ClusterIP", key(service)
     gateway = named(overlay, "Service", "gateway")
     assert gateway["spec"].get("clusterIP") != "None", "clients dial one stable address"
@@ -190,6 +219,8 @@ def test_secrets_are_referenced_never_rendered(overlay: list[Manifest]) -> None:
         "gateway": {"SPECLOOM_INTERNAL_SECRET"},
         "context-design": {"SPECLOOM_INTERNAL_SECRET"},
         "coding": {"SPECLOOM_INTERNAL_SECRET"},
+        # The console holds no credential: it acts with each person's token.
+        WEB: set(),
         "specloom-migrate": {"SPECLOOM_DATABASE_URL"},
     }
     for workload in specloom_workloads(overlay):
@@ -205,7 +236,10 @@ def test_secrets_are_referenced_never_rendered(overlay: list[Manifest]) -> None:
 
 
 def test_every_setting_the_manifests_set_is_a_host_setting(overlay: list[Manifest]) -> None:
-    known = {f"SPECLOOM_{field.upper()}" for field in HostSettings.model_fields}
+    known = {
+        f"SPECLOOM_{field.upper()}"
+        for field in (*HostSettings.model_fields, *WebSettings.model_fields)
+    }
     for workload in specloom_workloads(overlay):
         for container in containers(workload):
             names = {n for n in environment(overlay, container) if n.startswith("SPECLOOM_")}
@@ -288,7 +322,7 @@ def test_production_uses_an_external_database_and_more_replicas(
         minimum: int = named(objects, "HorizontalPodAutoscaler", name)["spec"]["minReplicas"]
         return minimum
 
-    for name in SERVICES:
+    for name in (*SERVICES, WEB):
         assert floor(production, name) >= 3, name
         assert floor(production, name) > floor(dev, name), name
 
@@ -312,6 +346,25 @@ def test_production_gateway_is_a_load_balancer_serving_tls(production: list[Mani
         v["name"]: v for v in pod_spec(named(production, "Deployment", "gateway"))["volumes"]
     }
     assert volumes["tls"]["secret"]["secretName"] == "specloom-gateway-tls"
+
+
+def test_production_console_is_a_load_balancer_serving_https_and_dials_the_gateway_with_tls(
+    production: list[Manifest],
+) -> None:
+    assert named(production, "Service", WEB)["spec"]["type"] == "LoadBalancer"
+    web = named(production, "Deployment", WEB)
+    (container,) = containers(web)
+    env = environment(production, container)
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    for variable in ("SPECLOOM_WEB_TLS_CERT_FILE", "SPECLOOM_WEB_TLS_KEY_FILE"):
+        assert env[variable].rsplit("/", 1)[0] in mounts
+    volumes = {v["name"]: v for v in pod_spec(web)["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "specloom-web-tls"
+    # The gateway serves TLS there, so the console speaks TLS to it.
+    assert env["SPECLOOM_WEB_GATEWAY_TLS"] == "true"
+    assert env["SPECLOOM_WEB_GATEWAY_SERVER_NAME"]
+    settings = WebSettings.model_validate({"web_gateway_tls": env["SPECLOOM_WEB_GATEWAY_TLS"]})
+    assert settings.web_gateway_tls is True
 
 
 def test_the_deploy_guide_documents_every_variable_and_secret_key(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tests.deploy.manifests import (
     ORCHESTRATORS,
     SERVICES,
+    WEB,
     Manifest,
     Workload,
     egress_allowed,
@@ -19,6 +20,7 @@ from tests.deploy.manifests import (
 )
 
 GRPC = 7420
+HTTP = 7421
 METRICS = 9090
 POSTGRES = 5432
 MIGRATE = "specloom-migrate"
@@ -39,6 +41,18 @@ def test_every_pod_is_isolated_both_ways(overlay: list[Manifest]) -> None:
 
 def test_the_gateway_is_reachable_from_anywhere(overlay: list[Manifest]) -> None:
     assert ingress_sources(overlay, pod(overlay, "gateway"), GRPC) == {"anywhere"}
+
+
+def test_the_console_is_reachable_from_anywhere_and_reaches_only_the_gateway(
+    overlay: list[Manifest],
+) -> None:
+    web = pod(overlay, WEB)
+    assert ingress_sources(overlay, web, HTTP) == {"anywhere"}
+    assert not ingress_sources(overlay, web, GRPC), "its gRPC (health only) is not reachable"
+    assert egress_allowed(overlay, web, GRPC) == {"gateway"}
+    for workload in workloads(overlay):
+        if workload.name != WEB:
+            assert not ingress_sources(overlay, workload, HTTP), workload.name
 
 
 def test_only_the_gateway_reaches_the_orchestrators(overlay: list[Manifest]) -> None:
@@ -73,7 +87,7 @@ def test_the_dev_database_accepts_sessions_and_the_migration_only(dev: list[Mani
 
 
 def test_metrics_are_scrapable_and_nothing_else_is_open(overlay: list[Manifest]) -> None:
-    for name in SERVICES:
+    for name in (*SERVICES, WEB):
         workload = pod(overlay, name)
         assert ingress_sources(overlay, workload, METRICS) == {"cluster"}, name
         assert not ingress_sources(overlay, workload, 8080), f"{name}: an unexpected open port"

@@ -12,14 +12,24 @@ from specloom_gateway.joins import join_result
 SCOPE = pb.Scope(account_id="acme", project_id="alpha", user_id="alice")
 
 
-def _executor(name: str, caps: tuple[str, ...] = ("shell",), capacity: int = 2) -> Executor:
+def _executor(
+    name: str,
+    caps: tuple[str, ...] = ("shell",),
+    capacity: int = 2,
+    *,
+    workspaces: tuple[pb.WorkspaceRef, ...] = (),
+    scope: pb.Scope = SCOPE,
+    serve: int = pb.EXECUTOR_SERVE_OWN,
+) -> Executor:
     return Executor(
-        executor_id=executor_id_for(SCOPE, name),
+        executor_id=executor_id_for(scope, name),
         name=name,
-        scope=SCOPE,
+        scope=scope,
         capabilities=caps,
         capacity=capacity,
         labels={},
+        workspaces=workspaces,
+        serve=serve,
     )
 
 
@@ -56,15 +66,37 @@ def test_dispatch_groups_rotate_and_skip_full_or_draining_executors() -> None:
     draining.draining = True
     for executor in (a, b, c, agent, full, draining):
         hub.add(executor)
-    groups = dict(hub.groups(("acme", "alpha")))
+    groups = {key.capabilities: members for key, members in hub.groups(("acme", "alpha"))}
     assert set(groups) == {frozenset({"shell"}), frozenset({"shell", "agent"})}
     assert [e.name for e in groups[frozenset({"shell"})]] == ["a", "b", "c"]
-    rotated = dict(hub.groups(("acme", "alpha")))[frozenset({"shell"})]
+    rotated = {k.capabilities: m for k, m in hub.groups(("acme", "alpha"))}[frozenset({"shell"})]
     assert [e.name for e in rotated] == ["b", "c", "a"]
     assert hub.groups(("acme", "beta")) == []
     for executor in (a, b, c, agent, full, draining):
         hub.remove(executor)
     assert hub.scopes() == []
+
+
+def test_dispatch_groups_part_executors_that_may_claim_different_work() -> None:
+    """One empty claim ends a group's pass, so a group must only hold executors that
+    could claim the same commands: same workspaces and same user filter too."""
+    hub = ExecutorHub()
+    api = pb.WorkspaceRef(id="ws-0123456789ab", name="api")
+    web = pb.WorkspaceRef(id="ws-ba9876543210", name="web")
+    bob = pb.Scope(account_id="acme", project_id="alpha", user_id="bob")
+    members = [
+        _executor("api-1", workspaces=(api,)),
+        _executor("api-2", workspaces=(api,)),
+        _executor("web", workspaces=(web,)),
+        _executor("bob", workspaces=(api,), scope=bob),
+        _executor("bob-project", workspaces=(api,), scope=bob, serve=pb.EXECUTOR_SERVE_PROJECT),
+    ]
+    for executor in members:
+        hub.add(executor)
+    grouped = sorted(sorted(e.name for e in m) for _, m in hub.groups(("acme", "alpha")))
+    assert grouped == [["api-1", "api-2"], ["bob"], ["bob-project"], ["web"]]
+    for executor in members:
+        hub.remove(executor)
 
 
 def test_the_idle_timeout_defaults_to_three_heartbeats() -> None:

@@ -40,8 +40,11 @@ def test_the_wheel_holds_only_unambiguous_top_level_packages(tmp_path: Path) -> 
         "specloom_context_design",
         "specloom_coding",
         "specloom_gateway",
+        "specloom_web",
     }
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "specloom/v1/gateway_pb2.pyi" in names, "typed stubs ship in the wheel"
+    for page in ("templates/base.html", "templates/fragments.html", "static/console.js"):
+        assert f"specloom_web/{page}" in names, f"the console's {page} ships in the wheel"
     assert any(n.endswith("entry_points.txt") for n in names)

@@ -221,8 +221,9 @@ class Cluster:
             script = self.root / "empty-script.json"
             if not script.exists():
                 script.write_text('{"entries": []}\n')
+        # The token goes in the environment: the agent refuses one on its command line.
         argv = [
-            SPECLOOM, "--gateway", gateway or self.gateway, "--token", token or self.admin_token,
+            SPECLOOM, "--gateway", gateway or self.gateway,
             *extra,
             "agent", "--workspace", str(workspace), "--backend", "scripted",
             "--script", str(script), "--name", name, "--max-parallel", str(max_parallel),
@@ -234,6 +235,7 @@ class Cluster:
             "SPECLOOM_AGENT_RECONNECT_INITIAL_SECONDS": "0.2",
             "SPECLOOM_AGENT_RECONNECT_MAX_SECONDS": "1",
             "SPECLOOM_AGENT_KILL_GRACE_SECONDS": "1",
+            "SPECLOOM_TOKEN": token or self.admin_token,
             **(env or {}),
         }
         proc = Proc(name, argv, agent_env, self.root / f"agent-{name}.log")

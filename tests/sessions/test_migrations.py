@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pydantic import SecretStr
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from specloom.host import HostSettings
 from specloom.process import start_host
 from specloom.v1 import common_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
 from specloom_sessions.database import sync_url
 from specloom_sessions.migrate import alembic_config, upgrade
 from specloom_sessions.service import SERVICE
@@ -20,7 +23,8 @@ from specloom_sessions.tables import metadata
 from tests.fixtures.sessions_server import SessionsUnderTest, start_sessions
 from tests.sessions.helpers import create, fetch, ok, pending, scope, step
 
-TABLES = ("sessions", "interactions", "outputs", "tokens", "session_dependencies")
+TABLES = ("sessions", "interactions", "outputs", "tokens", "session_dependencies", "executors")
+HEAD = "0005"
 
 
 def _differences(url: str) -> list[object]:
@@ -52,8 +56,8 @@ def _indexes(url: str) -> dict[str, set[str]]:
 
 async def test_migrations_build_the_declared_schema(database_url: str) -> None:
     settings = HostSettings(database_url=database_url)
-    assert await SERVICE.admin["migrate"](settings) == "0005"
-    assert await SERVICE.admin["migrate"](settings) == "0005"  # idempotent
+    assert await SERVICE.admin["migrate"](settings) == HEAD
+    assert await SERVICE.admin["migrate"](settings) == HEAD  # idempotent
     assert _differences(database_url) == []
     declared = {
         table.name: {index.name for index in table.indexes if index.name}
@@ -70,7 +74,7 @@ async def test_migrations_build_the_declared_schema(database_url: str) -> None:
             assert not inspect(conn).has_table("sessions")
     finally:
         engine.dispose()
-    assert upgrade(database_url) == "0005"
+    assert upgrade(database_url) == HEAD
     assert _differences(database_url) == []
 
 
@@ -112,5 +116,70 @@ async def test_the_fixture_serves_a_working_service(database_url: str) -> None:
     try:
         session = await create(service, scope())
         assert session.status == pb.SESSION_STATUS_ACTIVE
+    finally:
+        await service.stop()
+
+
+async def test_sessions_from_before_workspaces_belong_to_none(database_url: str) -> None:
+    """0003 carries existing sessions over as "no workspace": claimable as before, never pinned."""
+    assert upgrade(database_url, "0002") == "0002"
+    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    now = dt.datetime.now(dt.UTC)
+    now_value = now.replace(tzinfo=None) if database_url.startswith("sqlite") else now
+    command = pb.Command(step="Build")
+    command.shell.argv.append("make")
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sessions (id, account_id, project_id, user_id, type, status,"
+                    " execution_mode, name, component, params, state, progress,"
+                    " definition_version, version, status_reason, interaction_count, pending_seq,"
+                    " created_at, updated_at) VALUES ('old-1', 'acme', 'alpha', 'bob', 'Build',"
+                    " 1, 3, 'old', :empty, :empty, :empty, :empty, 1, 1, '', 1, 1, :now, :now)"
+                ),
+                {"empty": b"", "now": now_value},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (session_id, seq, id, account_id, project_id, step,"
+                    " status, dispatch, required_capability, command, lease_epoch, output_bytes,"
+                    " output_chunks, created_at) VALUES ('old-1', 1, 'old-1-i1', 'acme', 'alpha',"
+                    " 'Build', 1, 1, '', :command, 0, 0, 0, :now)"
+                ),
+                {"command": command.SerializeToString(), "now": now_value},
+            )
+    finally:
+        engine.dispose()
+    assert upgrade(database_url) == HEAD
+    assert _differences(database_url) == []
+    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT workspace_id FROM sessions")).scalar_one() == ""
+    finally:
+        engine.dispose()
+
+    service = await start_sessions(database_url)
+    try:
+        where = pb.Scope(account_id="acme", project_id="alpha", user_id="alice")
+        api = pb.WorkspaceRef(id="ws-0123456789ab", name="api")
+        claimed = await service.stub.ClaimCommands(
+            spb.ClaimCommandsRequest(
+                scope=where,
+                executor_id="exec",
+                capabilities=["shell"],
+                max_commands=5,
+                lease_ttl_seconds=30,
+                workspace_ids=[api.id],
+                default_workspace=api,
+            ),
+            metadata=service.metadata,
+        )
+        (assignment,) = claimed.assignments
+        assert assignment.session.id == "old-1"
+        assert not assignment.session.HasField("workspace")  # never pinned
+        stored = await fetch(service, where, "old-1", pb.INTERACTION_VIEW_NONE)
+        assert not stored.HasField("workspace")
     finally:
         await service.stop()

@@ -25,6 +25,8 @@ class Deps:
     hub: ExecutorHub
     wake: Callable[[ScopeKey | None], None]
     """Tell dispatch that work or capacity may be available in a scope (None: any)."""
+    replica_id: str = ""
+    """This gateway instance (it claims joins and records executor presence under it)."""
     draining: bool = False
     """This gateway is shutting down: hand out no new work."""
 

@@ -10,10 +10,10 @@ Keeping the number of claims small is the point of this module:
 * Signals are coalesced per scope: a scope is claimed for by one pass at a
   time, and signals arriving during a pass cause one more pass, not one
   each. Passes that found nothing are spaced by ``MIN_PASS_GAP``.
-* Within a scope, executors with the same capabilities can claim the same
-  work, so the first claim that comes back short ends the pass for all of
-  them: a thousand idle executors cost one empty claim per signal, not a
-  thousand.
+* Within a scope, executors with the same capabilities, workspaces and
+  user filter can claim the same work, so the first claim that comes back
+  short ends the pass for all of them: a thousand idle executors cost one
+  empty claim per signal, not a thousand.
 * Work is spread round-robin: the first round claims one command per
   executor, later rounds double the batch, so three children land on three
   executors while a burst of hundreds is absorbed in a few calls. After the
@@ -116,9 +116,9 @@ class Dispatcher:
             self._scopes.pop(key, None)
 
     async def _pass(self, key: ScopeKey) -> int:
-        """Claim for every capability group of ``key`` until each runs dry."""
+        """Claim for every group of ``key`` (see ``ExecutorHub.groups``) until each runs dry."""
         total = 0
-        for _caps, members in self._deps.hub.groups(key):
+        for _claims, members in self._deps.hub.groups(key):
             total += await self._claim_group(members)
         return total
 
@@ -155,6 +155,9 @@ class Dispatcher:
                 capabilities=executor.capabilities,
                 max_commands=count,
                 lease_ttl_seconds=deps.settings.lease_ttl_seconds,
+                workspace_ids=sorted(executor.claims.workspaces),
+                default_workspace=executor.workspaces[0] if executor.workspaces else None,
+                own_user_only=executor.claims.owner is not None,
             ),
         )
         CLAIM_CALLS.labels("work" if response.assignments else "empty").inc()

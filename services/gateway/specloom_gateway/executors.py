@@ -23,13 +23,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from specloom.errors import DeadlineExceeded, InvalidArgument, SpecloomError, Unavailable
+from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import sessions_pb2 as spb
+from specloom.validate import require_workspaces
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.hub import Executor, Held, executor_id_for
 from specloom_gateway.metrics import ASSIGNMENTS_PUSHED, LEASES_LOST
 from specloom_gateway.output import OutputBuffer
+from specloom_gateway.presence import Presence
 from specloom_gateway.results import ResultReporter, cancel
 
 log = logging.getLogger("specloom.gateway.executors")
@@ -56,6 +59,11 @@ def _check_register(register: gpb.Register) -> None:
         )
     if len(register.labels) > MAX_LABELS:
         raise InvalidArgument(f"register.labels: at most {MAX_LABELS}")
+    require_workspaces("register.workspaces", register.workspaces)
+    if register.serve not in pb.ExecutorServe.values():
+        raise InvalidArgument(f"register.serve {register.serve} is not a known value")
+    if len(register.agent_version) > MAX_NAME or not register.agent_version.isprintable():
+        raise InvalidArgument(f"register.agent_version: printable, at most {MAX_NAME} chars")
 
 
 class ExecutorStreams:
@@ -92,6 +100,9 @@ class ExecutorStreams:
             capabilities=tuple(dict.fromkeys(register.capabilities)),
             capacity=register.max_parallel,
             labels=dict(register.labels),
+            workspaces=tuple(register.workspaces),
+            serve=register.serve,
+            agent_version=register.agent_version,
         )
         stream = _Stream(deps, executor, caller, iterator)
         self._streams.add(stream)
@@ -152,6 +163,7 @@ class _Stream:
             chunk_bytes=deps.settings.max_output_chunk_bytes,
         )
         self._results = ResultReporter(deps, executor, self._output)
+        self._presence = Presence(deps, executor)
         self._tasks: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
         self._failure: SpecloomError | None = None
@@ -186,16 +198,22 @@ class _Stream:
                     heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
                     lease_ttl_seconds=settings.lease_ttl_seconds,
                     max_output_chunk_bytes=settings.max_output_chunk_bytes,
+                    scope=executor.scope,
                 )
             )
             deps.hub.add(executor)
             log.info(
-                "executor %s (%s) connected: %d slots, capabilities %s",
+                "executor %s (%s) connected: %d slots, capabilities %s, workspaces %s, serves %s",
                 executor.name,
                 executor.id,
                 executor.capacity,
                 ",".join(executor.capabilities),
+                ",".join(w.id for w in executor.workspaces) or "none",
+                "the project" if executor.claims.owner is None else executor.scope.user_id,
             )
+            # Not awaited: presence is advisory and must not hold up the
+            # stream's first claim; teardown waits for it before forgetting.
+            self._spawn(self._presence.registered())
             helpers += [
                 asyncio.create_task(self._read()),
                 asyncio.create_task(self._watchdog()),
@@ -272,6 +290,7 @@ class _Stream:
             self._forget_unlisted(listed)
             if beat.running:
                 await self._renew([self._as_seen(ref) for ref in beat.running])
+            await self._presence.heartbeat()
         except SpecloomError as exc:
             if exc.code == "UNAUTHENTICATED":
                 self._fail(exc)
@@ -417,6 +436,7 @@ class _Stream:
             # already reconnected to another replica, which renewed these
             # leases, this teardown must leave them alone.
             await self._release(held)
+        await self._presence.ended()
         log.info(
             "executor %s (%s) disconnected; released %d leases",
             executor.name,

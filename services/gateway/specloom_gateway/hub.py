@@ -51,6 +51,16 @@ def executor_id_for(scope: pb.Scope, name: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, key))
 
 
+@dataclass(frozen=True)
+class ClaimKey:
+    """Everything a claim filters on besides the scope."""
+
+    capabilities: frozenset[str]
+    workspaces: frozenset[str]
+    owner: str | None
+    """The only user whose sessions it runs; None: the whole project's."""
+
+
 @dataclass
 class Held:
     """A lease an executor holds on one interaction."""
@@ -90,6 +100,9 @@ class Executor:
         capabilities: tuple[str, ...],
         capacity: int,
         labels: dict[str, str],
+        workspaces: tuple[pb.WorkspaceRef, ...] = (),
+        serve: int = pb.EXECUTOR_SERVE_OWN,
+        agent_version: str = "",
     ) -> None:
         self.id = executor_id
         self.connection = uuid.uuid4().hex
@@ -101,6 +114,17 @@ class Executor:
         self.capset = frozenset(capabilities)
         self.capacity = capacity
         self.labels = labels
+        self.workspaces = workspaces
+        """Workspaces it serves; the first is its default (where it pins sessions)."""
+        self.serve = serve or pb.EXECUTOR_SERVE_OWN
+        self.agent_version = agent_version
+        self.claims = ClaimKey(
+            capabilities=self.capset,
+            workspaces=frozenset(w.id for w in workspaces),
+            owner=None if self.serve == pb.EXECUTOR_SERVE_PROJECT else scope.user_id,
+        )
+        """What it may claim: executors with equal keys can claim the same work."""
+        self.connected_at = time.time()
         self.running: dict[str, Held] = {}
         self.draining = False
         """The executor said it is stopping, or this gateway is: no new work."""
@@ -179,7 +203,7 @@ class ExecutorHub:
 
     def __init__(self) -> None:
         self._by_scope: dict[ScopeKey, dict[str, Executor]] = {}
-        self._cursor: dict[tuple[ScopeKey, frozenset[str]], int] = {}
+        self._cursor: dict[tuple[ScopeKey, ClaimKey], int] = {}
 
     def add(self, executor: Executor) -> None:
         """Register a new stream."""
@@ -218,22 +242,23 @@ class ExecutorHub:
             if other.id == executor.id and other is not executor
         ]
 
-    def groups(self, key: ScopeKey) -> list[tuple[frozenset[str], list[Executor]]]:
-        """Executors of ``key`` with free capacity, grouped by capability set.
+    def groups(self, key: ScopeKey) -> list[tuple[ClaimKey, list[Executor]]]:
+        """Executors of ``key`` with free capacity, grouped by what they may claim.
 
-        Within a group every executor can claim the same work, so one empty
-        claim proves the group has nothing to do. The order rotates on every
-        call (round-robin), so work spreads over the group.
+        Within a group (same capabilities, workspaces and user filter) every
+        executor can claim the same work, so one empty claim proves the group
+        has nothing to do. The order rotates on every call (round-robin), so
+        work spreads over the group.
         """
-        by_caps: dict[frozenset[str], list[Executor]] = {}
+        by_claims: dict[ClaimKey, list[Executor]] = {}
         for executor in self.in_scope(key):
             if executor.free > 0:
-                by_caps.setdefault(executor.capset, []).append(executor)
-        grouped: list[tuple[frozenset[str], list[Executor]]] = []
-        for caps, members in by_caps.items():
-            cursor = self._cursor.get((key, caps), 0) % len(members)
-            self._cursor[(key, caps)] = cursor + 1
-            grouped.append((caps, members[cursor:] + members[:cursor]))
+                by_claims.setdefault(executor.claims, []).append(executor)
+        grouped: list[tuple[ClaimKey, list[Executor]]] = []
+        for claims, members in by_claims.items():
+            cursor = self._cursor.get((key, claims), 0) % len(members)
+            self._cursor[(key, claims)] = cursor + 1
+            grouped.append((claims, members[cursor:] + members[:cursor]))
         return grouped
 
     def holding(self, session_ids: set[str]) -> Iterator[tuple[Executor, Held]]:

@@ -57,11 +57,12 @@ class Gateway:
             router=router,
             hub=ExecutorHub(),
             wake=lambda key: None,
+            replica_id=f"gateway-{new_id()}",
         )
         self.dispatcher = Dispatcher(self.deps)
         self.deps.wake = self.dispatcher.signal
         self.streams = ExecutorStreams(self.deps)
-        self.joins = JoinReporter(self.deps, claimer_id=f"gateway-{new_id()}")
+        self.joins = JoinReporter(self.deps, claimer_id=self.deps.replica_id)
         self.stalled = StalledSweeper(self.deps)
         self.servicer = GatewayServicer(self.deps, self.streams)
         self._tasks: list[asyncio.Task[None]] = []

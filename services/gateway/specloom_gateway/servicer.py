@@ -19,7 +19,7 @@ from specloom.v1 import gateway_pb2_grpc as gpb_grpc
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
-from specloom.validate import require_id, require_scope
+from specloom.validate import require_id, require_scope, require_workspace
 from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
@@ -56,9 +56,15 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     # -- helpers ----------------------------------------------------------------------
 
     async def _head(
-        self, caller: Caller, session_id: str, view: int, *, total_usage: bool = False
+        self,
+        caller: Caller,
+        session_id: str,
+        view: int,
+        *,
+        total_usage: bool = False,
+        explain: bool = False,
     ) -> pb.Session:
-        """The session in the caller's scope (NOT_FOUND outside it)."""
+        """The session in the caller's scope (NOT_FOUND outside it); ``explain``: waiting_for."""
         require_id("session_id", session_id)
         response = await self._up.call(
             self._sessions.FetchSession,
@@ -67,6 +73,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 session_id=session_id,
                 view=view,  # type: ignore[arg-type]
                 include_total_usage=total_usage,
+                explain_waiting=explain,
             ),
         )
         return response.session
@@ -103,6 +110,9 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
             raise InvalidArgument("type is required")
         _name("type", request.type)
         mode = request.execution_mode or pb.EXECUTION_MODE_MANUAL
+        workspace = None
+        if request.HasField("workspace"):
+            workspace = require_workspace("workspace", request.workspace)
         stub = await self._deps.router.for_new(request.type)
         response = await self._up.call(
             stub.OpenSession,
@@ -112,6 +122,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 execution_mode=mode,
                 params=request.params,
                 idempotency_key=request.idempotency_key,
+                workspace=workspace,
             ),
         )
         return gpb.StartSessionResponse(session=response.session, created=response.created)
@@ -121,7 +132,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
     ) -> gpb.GetSessionResponse:
         caller = await self._auth.caller(context)
         view = request.view or pb.INTERACTION_VIEW_ALL
-        session = await self._head(caller, request.session_id, view, total_usage=True)
+        session = await self._head(caller, request.session_id, view, total_usage=True, explain=True)
         return gpb.GetSessionResponse(session=session)
 
     async def ListSessions(
@@ -135,6 +146,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 filter=request.filter,
                 page_size=request.page_size,
                 page_token=request.page_token,
+                explain_waiting=True,
             ),
         )
         return gpb.ListSessionsResponse(
@@ -152,6 +164,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 scope=caller.scope,
                 parent_id=request.session_id,
                 view=pb.INTERACTION_VIEW_LAST,
+                explain_waiting=True,
             ),
         )
         return gpb.ListChildrenResponse(children=response.children)
@@ -168,6 +181,7 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 session_id=request.session_id,
                 include_children=request.include_children,
                 include_output=request.include_output,
+                explain_waiting=True,
             ),
         )
         async for item in events:
@@ -346,6 +360,15 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         return gpb.WhoAmIResponse(info=caller.info, server_time=to_timestamp(utcnow()))
 
     # -- executors --------------------------------------------------------------------
+
+    async def ListExecutors(
+        self, request: gpb.ListExecutorsRequest, context: Any
+    ) -> gpb.ListExecutorsResponse:
+        caller = await self._auth.caller(context)
+        response = await self._up.call(
+            self._sessions.QueryExecutors, spb.QueryExecutorsRequest(scope=caller.scope)
+        )
+        return gpb.ListExecutorsResponse(executors=response.executors)
 
     def Connect(
         self, request_iterator: AsyncIterator[gpb.ConnectRequest], context: Any

@@ -1,10 +1,13 @@
 """Recovery sweeps: stalled sessions get their next step; unclaimed commands pause.
 
-Unclaimed: a command no connected executor can run (say it needs
-``agent`` and only shell executors are connected) would wait forever. After
-the executor-wait timeout its session is paused with a reason a person can
-act on; resuming it (once a capable executor is connected) makes the
-command claimable again.
+Unclaimed: a command no connected executor can run — none serves the
+session's workspace, or runs its owner's sessions, or has the capability
+it needs — would wait forever. While it waits, reads show what it waits for
+(``Session.waiting_for``, from the executors' presence); after the
+executor-wait timeout its session is paused with that as the reason, and
+resuming it (once such an executor is connected) makes the command
+claimable again. A command only queued behind other work (a live executor
+could claim it) is left to wait.
 
 Stalled:
 
@@ -24,7 +27,6 @@ from specloom.logs import log_context
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
-from specloom.workflow.commands import required_capability
 from specloom_gateway.deps import Deps
 from specloom_gateway.metrics import COMMANDS_UNCLAIMED, STALLED_KICKED
 
@@ -89,10 +91,11 @@ class StalledSweeper:
         paused = 0
         for waiting in response.unclaimed:
             session, interaction = waiting.session, waiting.interaction
-            needs = required_capability(interaction.command) or "any"
+            if not session.waiting_for:
+                continue  # a live executor could claim it: it is queued, not stuck
             reason = (
-                f"no executor claimed {interaction.step} within {timeout:.0f} s "
-                f"(it needs the {needs!r} capability); connect an executor that has it, "
+                f"waiting for {session.waiting_for}: nothing claimed {interaction.step} "
+                f"within {timeout:.0f} s; start one (`specloom agent` in that repository), "
                 "then resume the session"
             )
             with log_context(session.id, interaction.id):

@@ -54,6 +54,9 @@ def session_of(row: Row) -> pb.Session:
     _stamp(session, "created_at", row["created_at"])
     _stamp(session, "updated_at", row["updated_at"])
     _stamp(session, "finished_at", row["finished_at"])
+    if row["workspace_id"]:
+        session.workspace.ParseFromString(row["workspace"] or b"")
+        session.workspace.id = row["workspace_id"]
     if row.get("usage_agent_steps"):
         session.usage.CopyFrom(usage_of_row(row))
     return session
@@ -74,6 +77,13 @@ def usage_of_row(row: Row) -> pb.Usage:
         agent_steps=value["usage_agent_steps"],
         unpriced_steps=value["usage_unpriced_steps"],
     )
+
+
+def workspace_values(workspace: pb.WorkspaceRef | None) -> dict[str, Any]:
+    """The ``sessions`` columns of a session's workspace (None: not pinned yet)."""
+    if workspace is None or not workspace.id:
+        return {"workspace_id": None, "workspace": None}
+    return {"workspace_id": workspace.id, "workspace": workspace.SerializeToString()}
 
 
 def interaction_of(row: Row) -> pb.Interaction:

@@ -17,14 +17,14 @@ from specloom.protoconv import from_timestamp, to_timestamp
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import sessions_pb2_grpc as spb_grpc
-from specloom.validate import require_id, require_scope
+from specloom.validate import require_id, require_scope, require_workspace
 from specloom_sessions import validation as check
 from specloom_sessions.config import SessionsSettings
 from specloom_sessions.database import Database
 from specloom_sessions.metrics import count_usage
 from specloom_sessions.rows import bare
 from specloom_sessions.store import advance as steps
-from specloom_sessions.store import batch, leases, outputs, retention
+from specloom_sessions.store import batch, leases, outputs, presence, retention
 from specloom_sessions.store import sessions as store
 from specloom_sessions.watch import SessionWatch, work_signals
 
@@ -102,6 +102,12 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
         check.idempotency_key("idempotency_key", request.idempotency_key)
         if request.HasField("first"):
             check.new_interaction("first", request.first, self.limits)
+        if request.HasField("workspace"):
+            if request.parent_id:
+                raise InvalidArgument(
+                    "workspace: a child session takes its parent's workspace; leave it unset"
+                )
+            require_workspace("workspace", request.workspace)
         session, created = await store.create_session(self.db, request)
         return spb.CreateSessionResponse(session=session, created=created)
 
@@ -116,6 +122,7 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
             request.session_id,
             view,
             total_usage=request.include_total_usage,
+            explain=request.explain_waiting,
         )
         return spb.FetchSessionResponse(session=session)
 
@@ -141,7 +148,12 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
         check.in_range("page_size", request.page_size, 0, store.MAX_PAGE)
         check.text("page_token", request.page_token, 512)
         page = await store.query_sessions(
-            self.db, request.scope, where, request.page_size, request.page_token
+            self.db,
+            request.scope,
+            where,
+            request.page_size,
+            request.page_token,
+            explain=request.explain_waiting,
         )
         return spb.QuerySessionsResponse(sessions=page.sessions, next_page_token=page.next_token)
 
@@ -150,7 +162,9 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     ) -> spb.FetchChildrenResponse:
         check.scope_and_id(request.scope, request.parent_id, "parent_id")
         view = check.view("view", request.view)
-        children = await store.fetch_children(self.db, request.scope, request.parent_id, view)
+        children = await store.fetch_children(
+            self.db, request.scope, request.parent_id, view, explain=request.explain_waiting
+        )
         return spb.FetchChildrenResponse(children=children)
 
     async def CancelSessionTree(
@@ -173,6 +187,7 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
             request.session_id,
             include_children=request.include_children,
             include_output=request.include_output,
+            explain_waiting=request.explain_waiting,
         )
         async for event in watch.events():
             yield spb.StreamSessionEventsResponse(event=event)
@@ -382,6 +397,7 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
             list(request.capabilities),
             request.max_commands,
             request.lease_ttl_seconds,
+            check.claimant(request),
         )
         return spb.ClaimCommandsResponse(
             assignments=[
@@ -467,6 +483,32 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     ) -> AsyncIterator[spb.WatchWorkResponse]:
         async for signal in work_signals(self.db, self.settings.sessions_work_nudge_seconds):
             yield signal
+
+    # -- presence ------------------------------------------------------------------
+
+    async def RecordExecutor(
+        self, request: spb.RecordExecutorRequest, context: Any
+    ) -> spb.RecordExecutorResponse:
+        check.presence("executor", request.executor)
+        check.in_range("live_seconds", request.live_seconds, 1, check.MAX_LEASE_TTL)
+        await presence.record_executor(
+            self.db, request.executor, request.live_seconds, refresh_only=request.refresh_only
+        )
+        return spb.RecordExecutorResponse()
+
+    async def ForgetExecutor(
+        self, request: spb.ForgetExecutorRequest, context: Any
+    ) -> spb.ForgetExecutorResponse:
+        require_id("connection_id", request.connection_id)
+        removed = await presence.forget_executor(self.db, request.connection_id)
+        return spb.ForgetExecutorResponse(removed=removed)
+
+    async def QueryExecutors(
+        self, request: spb.QueryExecutorsRequest, context: Any
+    ) -> spb.QueryExecutorsResponse:
+        require_scope(request.scope)
+        found = await presence.query_executors(self.db, request.scope)
+        return spb.QueryExecutorsResponse(executors=found)
 
     # -- retention -----------------------------------------------------------------
 

@@ -132,6 +132,13 @@ sessions = Table(
     # session-row update (no statement of its own); totals over a subtree
     # are summed at read time. Cost in micro-dollars: integer sums are exact.
     *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in USAGE_COLUMNS),
+    # Where the session's commands run: a workspace id; NULL while not yet
+    # pinned (its first claim by an executor with workspaces pins it); ''
+    # for no workspace at all (sessions from before workspaces existed).
+    # Read by the claim's per-candidate probe of this row, never searched.
+    Column("workspace_id", String(ID), nullable=True),
+    # The whole WorkspaceRef (name, root commit, remote), for people.
+    Column("workspace", LargeBinary, nullable=True),
     Index("ix_sessions_scope_created", "account_id", "project_id", "created_at", "id"),
     Index("ix_sessions_parent_created", "parent_id", "created_at", "id"),
     Index(
@@ -272,4 +279,31 @@ tokens = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Index("ix_tokens_account_created", "account_id", "created_at"),
+)
+
+# One row per open executor stream, written by the gateway that holds the
+# stream (register, throttled heartbeats, teardown). A row whose gateway
+# died without its teardown simply stops being live at ``expires_at``.
+# Lists are JSON: nothing queries inside them, and people read them in psql.
+executors = Table(
+    "executors",
+    metadata,
+    Column("connection_id", String(ID), primary_key=True),
+    Column("executor_id", String(ID), nullable=False),
+    Column("account_id", String(SCOPE_PART), nullable=False),
+    Column("project_id", String(SCOPE_PART), nullable=False),
+    Column("user_id", String(SCOPE_PART), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("serve", SmallInteger, nullable=False),
+    Column("workspaces", Text, nullable=False),
+    Column("capabilities", Text, nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("agent_version", String(NAME), nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("running", Integer, nullable=False),
+    Column("gateway_id", String(ID), nullable=False),
+    Column("connected_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_executors_scope", "account_id", "project_id", "expires_at"),
 )

@@ -19,8 +19,16 @@ from specloom.ids import MAX_ID_LENGTH
 from specloom.protoconv import MAX_STRUCT_DEPTH
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
-from specloom.validate import require_id, require_scope
+from specloom.validate import (
+    MAX_WORKSPACES,
+    require_id,
+    require_scope,
+    require_workspace,
+    require_workspaces,
+)
+from specloom.workspaces import is_workspace_id
 from specloom_sessions.config import SessionsSettings
+from specloom_sessions.store.leases import Claimant
 
 MAX_NAME = 200
 """Session types, step names, token names, idempotency keys (bytes)."""
@@ -383,3 +391,44 @@ def view(field: str, value: int) -> int:
     if value not in VIEWS:
         raise InvalidArgument(f"{field} {value} is not a known interaction view")
     return value
+
+
+def claimant(request: spb.ClaimCommandsRequest) -> Claimant:
+    """Where and for whom a claim may take work (ClaimCommands' workspace and user fields)."""
+    count("workspace_ids", request.workspace_ids, MAX_WORKSPACES)
+    for index, workspace_id in enumerate(request.workspace_ids):
+        if not is_workspace_id(workspace_id):
+            raise InvalidArgument(
+                f"workspace_ids[{index}] {workspace_id[:80]!r} is not a workspace id"
+            )
+    pin_to = None
+    if request.HasField("default_workspace"):
+        pin_to = require_workspace("default_workspace", request.default_workspace)
+        if pin_to.id not in request.workspace_ids:
+            raise InvalidArgument(f"default_workspace {pin_to.id} is not one of workspace_ids")
+    return Claimant(
+        workspace_ids=tuple(request.workspace_ids),
+        pin_to=pin_to,
+        owner=request.scope.user_id if request.own_user_only else None,
+    )
+
+
+def presence(field: str, value: pb.ExecutorPresence) -> None:
+    """An executor stream's presence record."""
+    require_id(f"{field}.connection_id", value.connection_id)
+    require_id(f"{field}.executor_id", value.executor_id)
+    require_scope(value.scope, f"{field}.scope")
+    name(f"{field}.name", value.name)
+    require_workspaces(f"{field}.workspaces", value.workspaces)
+    if value.serve not in pb.ExecutorServe.values():
+        raise InvalidArgument(f"{field}.serve {value.serve} is not a known value")
+    count(f"{field}.capabilities", value.capabilities, MAX_LIST)
+    for index, capability in enumerate(value.capabilities):
+        name(f"{field}.capabilities[{index}]", capability)
+    count(f"{field}.labels", value.labels, MAX_LIST)
+    for key, item in value.labels.items():
+        text(f"{field}.labels[{key[:40]!r}]", key + item, MAX_TEXT)
+    in_range(f"{field}.slots", value.slots, 0, 256)
+    in_range(f"{field}.running", value.running, 0, 100_000)
+    require_id(f"{field}.gateway_id", value.gateway_id)
+    name(f"{field}.agent_version", value.agent_version, required=False)

@@ -11,7 +11,7 @@ holds no database connection while it waits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from specloom_sessions.rows import (
     interaction_of,
     session_of,
 )
+from specloom_sessions.store import waiting
 from specloom_sessions.store._common import I, S, children_rows, head_row
 from specloom_sessions.store.outputs import chunk_of
 
@@ -62,8 +63,10 @@ class SessionWatch:
         *,
         include_children: bool,
         include_output: bool,
+        explain_waiting: bool = False,
     ) -> None:
         self._db = db
+        self._explain = explain_waiting
         self._scope = scope
         self._root = session_id
         self._children = include_children
@@ -100,6 +103,7 @@ class SessionWatch:
         if head is None:
             raise NotFound(f"session {self._root} not found")
         snapshot = session_of(head)
+        snapshot.waiting_for = (await self._waiting(conn, [head])).get(head["id"], "")
         cursor = self._cursor_of(head)
         rows = await conn.execute(
             select(*INTERACTION_COLUMNS).where(I.c.session_id == self._root).order_by(I.c.seq)
@@ -111,10 +115,15 @@ class SessionWatch:
         event.snapshot.CopyFrom(snapshot)
         events = [event]
         if self._children:
-            for child in await children_rows(conn, self._root):
-                events.append(self._adopt(feed, child))
+            children = await children_rows(conn, self._root)
+            reasons = await self._waiting(conn, children)
+            for child in children:
+                events.append(self._adopt(feed, child, reasons.get(child["id"], "")))
             await self._output_baseline(conn)
         return events
+
+    async def _waiting(self, conn: AsyncConnection, rows: Sequence[Row]) -> dict[str, str]:
+        return await waiting.explain(conn, rows) if self._explain else {}
 
     def _cursor_of(self, head: Row) -> _Cursor:
         cursor = _Cursor(
@@ -136,12 +145,13 @@ class SessionWatch:
             # Output stored before the snapshot is not streamed (FetchOutput has it).
             cursor.output[row["seq"]] = row["output_chunks"]
 
-    def _adopt(self, feed: SessionFeed, child: Row) -> pb.SessionEvent:
+    def _adopt(self, feed: SessionFeed, child: Row, waiting_for: str) -> pb.SessionEvent:
         """Watch a child that existed at subscription, from its current state on."""
         feed.watched.add(child["id"])
         self._cursor_of(child)
         event = _event(child["id"], child["version"])
         event.session.CopyFrom(session_of(child))
+        event.session.waiting_for = waiting_for
         return event
 
     async def _output_baseline(self, conn: AsyncConnection) -> None:
@@ -203,6 +213,7 @@ class SessionWatch:
             # The head comes last: its status is the state after these changes.
             event = _event(session_id, version)
             event.session.CopyFrom(session_of(head))
+            event.session.waiting_for = (await self._waiting(conn, [head])).get(session_id, "")
             events.append(event)
             cursor.version = version
             cursor.status = head["status"]

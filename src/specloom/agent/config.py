@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +23,14 @@ from specloom.agent.workspace import Workspace
 BACKENDS = ("claude-code", "anthropic", "scripted")
 """Agent backends an executor can be configured with."""
 
-__all__ = ["BACKENDS", "AgentSettings", "build_backends", "build_executor"]
+__all__ = [
+    "BACKENDS",
+    "AgentSettings",
+    "build_backends",
+    "build_executor",
+    "resolve_token",
+    "workspace_roots",
+]
 
 
 class AgentSettings(BaseSettings):
@@ -33,15 +41,30 @@ class AgentSettings(BaseSettings):
     gateway: str = "127.0.0.1:7420"
     """Gateway address (``host:port``)."""
     token: SecretStr | None = None
-    """Bearer token the executor authenticates with."""
+    """Bearer token the executor authenticates with (never on a command line: see
+    ``token_file``). Its user is the executor's own user."""
+    token_file: Path | None = None
+    """File holding the token (read at start), when ``token`` is not set."""
     tls: bool = False
     """Dial the gateway over TLS, verifying its certificate (system roots or ``tls_ca_file``)."""
     tls_ca_file: Path | None = None
     """CA bundle (PEM) that signs the gateway's certificate; implies ``tls``."""
     tls_server_name: str | None = None
     """Name to verify the certificate against when it differs from the address's host."""
-    workspace: Path = Field(default_factory=Path.cwd)
-    """The git repository commands run in."""
+    workspace: Path | None = None
+    """The git repository commands run in (its default workspace); unset: the
+    current directory, unless ``workspaces`` names some."""
+    workspaces: list[Path] = Field(default_factory=list)
+    """More repositories served, after ``workspace`` (the first served is the
+    default: sessions started without a workspace are pinned there). Each
+    session's commands run in the workspace it belongs to."""
+    serve: Literal["own", "project"] = "own"
+    """Whose sessions to run: ``own`` (the token's user's) or ``project`` (every
+    project member's; an explicit choice, see ``trusted_starters``)."""
+    trusted_starters: list[str] = Field(default_factory=list)
+    """User ids, besides the executor's own user, whose agentic sessions run
+    unconfined. Everyone else's agent steps run confined as in ``auto`` mode:
+    edits inside the workspace, only the command's allowed programs."""
     name: str = Field(default_factory=socket.gethostname)
     """Executor name shown to people (unique per machine)."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -130,10 +153,40 @@ def build_backends(settings: AgentSettings) -> dict[str, AgentBackend]:
     return backends
 
 
+def workspace_roots(settings: AgentSettings) -> list[Path]:
+    """The repositories served, the default first (the current directory if none named)."""
+    roots = ([settings.workspace] if settings.workspace else []) + list(settings.workspaces)
+    return roots or [Path.cwd()]
+
+
+def resolve_token(settings: AgentSettings) -> SecretStr | None:
+    """``token``, else the content of ``token_file``."""
+    if settings.token is not None or settings.token_file is None:
+        return settings.token
+    try:
+        text = settings.token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read the token file {settings.token_file}: {exc}") from None
+    if not text:
+        raise ValueError(f"the token file {settings.token_file} is empty")
+    return SecretStr(text)
+
+
 def build_executor(settings: AgentSettings) -> Executor:
-    """The executor for ``settings.workspace`` (its ``.specloom/`` prepared)."""
-    workspace = Workspace(settings.workspace)
-    workspace.prepare()
+    """The executor for the configured workspaces (each identified, ``.specloom/`` prepared)."""
+    workspaces: list[Workspace] = []
+    seen: dict[str, Path] = {}
+    for root in workspace_roots(settings):
+        workspace = Workspace(root)
+        workspace.prepare()
+        identity = workspace.identify()
+        if identity.id in seen:
+            raise ValueError(
+                f"{root} and {seen[identity.id]} are the same workspace ({identity.id}); "
+                "name each repository once"
+            )
+        seen[identity.id] = workspace.root
+        workspaces.append(workspace)
     options = ExecutorOptions(
         default_timeout=settings.default_timeout_seconds,
         output_limit=settings.output_limit_bytes,
@@ -145,4 +198,6 @@ def build_executor(settings: AgentSettings) -> Executor:
         ),
         prices=load_prices(settings.prices_file),
     )
-    return Executor(workspace, backends=build_backends(settings), options=options)
+    return Executor(
+        workspaces[0], backends=build_backends(settings), options=options, others=workspaces[1:]
+    )

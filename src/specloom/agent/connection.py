@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from specloom.agent.config import AgentSettings, build_executor
+from specloom.agent.config import AgentSettings, build_executor, resolve_token
 from specloom.agent.executor import Executor
 from specloom.rpc import metadata as md
 from specloom.v1 import common_pb2 as pb
@@ -99,6 +99,7 @@ class AgentLoop:
         channel_factory: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
         self.settings = settings
+        self._token = resolve_token(settings)
         self.executor = executor
         self._channel_factory = channel_factory or self._make_channel
         self.jobs: dict[str, _Job] = {}
@@ -108,6 +109,8 @@ class AgentLoop:
         self.stopped = asyncio.Event()
         """Set to stop at once (running commands are cancelled)."""
         self.executor_id = ""
+        self.own_user = ""
+        """The user of the executor's token, as the gateway's welcome says."""
         self.connected = asyncio.Event()
         """Set while a welcomed stream is open (tests wait on it)."""
         self._outbox: asyncio.Queue[gpb.ConnectRequest | None] | None = None
@@ -137,8 +140,14 @@ class AgentLoop:
         return grpc.aio.insecure_channel(s.gateway, options=options)
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self.settings.token
+        token = self._token
         return ((md.AUTHORIZATION, f"Bearer {token.get_secret_value()}"),) if token else ()
+
+    def trusts(self, starter: str) -> bool:
+        """Whether sessions started by ``starter`` may run unconfined here."""
+        return bool(starter) and (
+            starter == self.own_user or starter in self.settings.trusted_starters
+        )
 
     def leases(self) -> list[spb.LeaseRef]:
         """Every lease held: running commands and unacknowledged results."""
@@ -212,6 +221,12 @@ class AgentLoop:
             max_parallel=self.settings.max_parallel,
             agent_version=_agent_version(),
             running=self.leases(),
+            workspaces=self.executor.identities(),
+            serve=(
+                pb.EXECUTOR_SERVE_PROJECT
+                if self.settings.serve == "project"
+                else pb.EXECUTOR_SERVE_OWN
+            ),
         )
 
         async def requests() -> AsyncIterator[gpb.ConnectRequest]:
@@ -257,6 +272,7 @@ class AgentLoop:
         self, welcome: gpb.Welcome, outbox: asyncio.Queue[gpb.ConnectRequest | None]
     ) -> None:
         self.executor_id = welcome.executor_id
+        self.own_user = welcome.scope.user_id
         self._chunk = welcome.max_output_chunk_bytes or DEFAULT_CHUNK
         self._outbox = outbox
         self.connected.set()
@@ -423,6 +439,19 @@ class AgentLoop:
                 )
                 await outbox.put(gpb.ConnectRequest(output=output))
 
+        session = assignment.session
+        mode = session.execution_mode
+        if mode == pb.EXECUTION_MODE_AGENTIC and not self.trusts(session.scope.user_id):
+            # Prompt text is code an agent may run: a session started by
+            # someone the owner does not trust runs confined, as in auto mode
+            # (edits inside the workspace, the command's allowed programs).
+            mode = pb.EXECUTION_MODE_AUTO
+            if assignment.interaction.command.WhichOneof("kind") == "agent":
+                await on_output(
+                    pb.OUTPUT_STREAM_EXECUTOR,
+                    f"executor: confined: session started by {session.scope.user_id!r}, "
+                    "who is not this executor's user nor a trusted starter\n".encode(),
+                )
         async with self._slots:
             if job.cancel.is_set():
                 result = pb.Result(
@@ -433,7 +462,8 @@ class AgentLoop:
                     assignment.interaction.command,
                     on_output=on_output,
                     cancel=job.cancel,
-                    execution_mode=assignment.session.execution_mode,
+                    execution_mode=mode,
+                    workspace_id=session.workspace.id,
                 )
         job.result = gpb.CommandResult(
             session_id=job.session_id,

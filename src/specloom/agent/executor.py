@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,13 +62,21 @@ class _Failure(Exception):
     """A command that cannot run; the message is the result's error."""
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where one command runs: its session's workspace and the directory in it."""
+
+    workspace: Workspace
+    workdir: Path
+
+
 def _tail(text: str, limit: int) -> str:
     data = text.encode("utf-8", errors="replace")
     return text if len(data) <= limit else data[-limit:].decode("utf-8", errors="replace")
 
 
 class Executor:
-    """Runs commands in one workspace with the configured agent backends."""
+    """Runs commands in its workspaces with the configured agent backends."""
 
     def __init__(
         self,
@@ -76,10 +84,35 @@ class Executor:
         *,
         backends: Mapping[str, AgentBackend] | None = None,
         options: ExecutorOptions | None = None,
+        others: Sequence[Workspace] = (),
     ) -> None:
         self.workspace = workspace
+        """The default workspace: where sessions of no workspace run."""
+        self.workspaces = [workspace, *others]
+        """Every workspace served, the default first."""
         self.backends = dict(backends or {})
         self.options = options or ExecutorOptions()
+
+    def identities(self) -> list[pb.WorkspaceRef]:
+        """The identified workspaces, to register (the default first)."""
+        return [ws.identity for ws in self.workspaces if ws.identity is not None]
+
+    def workspace_for(self, workspace_id: str) -> Workspace:
+        """The workspace a session's commands run in: its own, or the default for none.
+
+        A session of a workspace this executor does not serve never runs in
+        another one (its work would land in a checkout that does not hold it).
+        """
+        if not workspace_id:
+            return self.workspace
+        for workspace in self.workspaces:
+            if workspace.identity is not None and workspace.identity.id == workspace_id:
+                return workspace
+        served = ", ".join(w.id for w in self.identities()) or "none"
+        raise _Failure(
+            f"this executor does not serve workspace {workspace_id} (it serves: {served}); "
+            "the command was not run anywhere"
+        )
 
     def capabilities(self) -> list[str]:
         """What to register: ``shell``, ``git``, and ``agent`` plus ``agent:<backend>``."""
@@ -95,18 +128,26 @@ class Executor:
         on_output: OutputCallback | None = None,
         cancel: asyncio.Event | None = None,
         execution_mode: pb.ExecutionMode.ValueType = pb.EXECUTION_MODE_UNSPECIFIED,
+        workspace_id: str = "",
     ) -> pb.Result:
-        """Run ``command``; always returns a Result."""
+        """Run ``command`` in workspace ``workspace_id`` (the default for ""); always a Result.
+
+        ``execution_mode`` is how freely an agent step may use its tools: the
+        caller passes AUTO (confined) for an agentic session whose starter
+        it does not trust.
+        """
         started = time.monotonic()
         cancel = cancel or asyncio.Event()
         sink = CappedSink(on_output, self.options.output_limit)
         result = pb.Result()
         workdir: Path | None = None
         try:
-            checked = self._workdir(command)
+            workspace = self.workspace_for(workspace_id)
+            checked = self._workdir(workspace, command)
             check_patterns(command.collect_files)
             workdir = checked  # only now may files be collected from it
-            await self._dispatch(command, workdir, sink, cancel, execution_mode, result)
+            place = _Place(workspace, workdir)
+            await self._dispatch(command, place, sink, cancel, execution_mode, result)
         except (_Failure, UnsafePath, NotADirectoryError, StructTooDeep) as exc:
             result.status = pb.RESULT_STATUS_ERROR
             result.error_message = str(exc)
@@ -129,9 +170,10 @@ class Executor:
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    def _workdir(self, command: pb.Command) -> Path:
+    @staticmethod
+    def _workdir(workspace: Workspace, command: pb.Command) -> Path:
         try:
-            return self.workspace.workdir(command.workdir)
+            return workspace.workdir(command.workdir)
         except UnsafePath as exc:
             raise _Failure(f"workdir refused: {exc}") from None
 
@@ -145,7 +187,7 @@ class Executor:
     async def _dispatch(
         self,
         command: pb.Command,
-        workdir: Path,
+        place: _Place,
         sink: CappedSink,
         cancel: asyncio.Event,
         execution_mode: pb.ExecutionMode.ValueType,
@@ -153,11 +195,11 @@ class Executor:
     ) -> None:
         kind = command.WhichOneof("kind")
         if kind == "shell":
-            await self._shell(command, workdir, sink, cancel, result)
+            await self._shell(command, place.workdir, sink, cancel, result)
         elif kind == "git":
-            await self._git(command, workdir, sink, result)
+            await self._git(command, place, sink, result)
         elif kind == "agent":
-            await self._agent(command, workdir, sink, cancel, execution_mode, result)
+            await self._agent(command, place, sink, cancel, execution_mode, result)
         elif kind == "noop":
             result.status = pb.RESULT_STATUS_OK
         elif kind is None:
@@ -206,7 +248,7 @@ class Executor:
             result.error_message = f"{shell.argv[0]} exited with code {outcome.exit_code}"
 
     async def _git(
-        self, command: pb.Command, workdir: Path, sink: CappedSink, result: pb.Result
+        self, command: pb.Command, place: _Place, sink: CappedSink, result: pb.Result
     ) -> None:
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -237,8 +279,8 @@ class Executor:
             outcome = await asyncio.to_thread(
                 run_git_command,
                 command.git,
-                workspace=self.workspace,
-                workdir=workdir,
+                workspace=place.workspace,
+                workdir=place.workdir,
                 settings=self.options.git,
                 emit=emit,
                 run_pr=run_pr,
@@ -255,7 +297,7 @@ class Executor:
     async def _agent(
         self,
         command: pb.Command,
-        workdir: Path,
+        place: _Place,
         sink: CappedSink,
         cancel: asyncio.Event,
         execution_mode: pb.ExecutionMode.ValueType,
@@ -270,8 +312,8 @@ class Executor:
 
         request = AgentRequest(
             command=command.agent,
-            workspace=self.workspace,
-            workdir=workdir,
+            workspace=place.workspace,
+            workdir=place.workdir,
             metadata=metadata,
             execution_mode=execution_mode,
             cancel=asyncio.Event(),
@@ -288,7 +330,10 @@ class Executor:
         result.exit_code = outcome.exit_code
         result.stdout = _tail(outcome.summary, self.options.tail_bytes)
         result.error_message = outcome.error_message
-        data: JsonObject = {**outcome.data, "backend": backend.name}
+        # Recorded with every agent step: whether it ran with full autonomy
+        # (an agentic session of a trusted starter) or confined.
+        confined = execution_mode != pb.EXECUTION_MODE_AGENTIC
+        data: JsonObject = {**outcome.data, "backend": backend.name, "confined": confined}
         if outcome.conversation_id:
             data["conversation_id"] = outcome.conversation_id
         dict_to_struct(data, result.data)

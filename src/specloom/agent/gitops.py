@@ -1,8 +1,12 @@
-"""Structured git operations (``pb.GitCommand``) through GitPython.
+"""Structured git operations (``pb.GitCommand``), each one git process.
 
 Every git process gets an argv, never a shell string, so branch names,
-paths and messages reach git as data. Three more guards make that hold for
-git itself:
+paths and messages reach git as data, and the scrubbed environment of
+:func:`specloom.childenv.child_environment`: git runs helpers (credential
+helpers, ssh, filters), and none of them may see the executor's token.
+(GitPython, used here before, copies the whole process environment into
+every git it starts, and starts one at import; it is no longer used.)
+Three more guards make that hold for git itself:
 
 - names that would be read as options (a leading ``-``) or are not valid
   refs are refused before git sees them, and start points are resolved to a
@@ -12,21 +16,20 @@ git itself:
 - hooks are off unless configured (``core.hooksPath=/dev/null``): the
   executor commits unattended, and a hook is code that no command named.
 
-These functions are synchronous (GitPython is); the executor runs them in a
-worker thread.
+These functions are synchronous; the executor runs them in a worker thread.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
 from specloom.agent.workspace import OutsideWorkspace, Workspace, confine
+from specloom.childenv import child_environment
 from specloom.protoconv import JsonObject, JsonValue
 from specloom.v1 import common_pb2 as pb
 
@@ -85,29 +88,41 @@ class _Git:
     def __init__(self, top: Path, settings: GitSettings) -> None:
         self.top = top
         self.settings = settings
-        self._git = git.Git(str(top))
-        self._env = {
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_LITERAL_PATHSPECS": "1",
-            "GIT_OPTIONAL_LOCKS": "0",
-        }
+        self._env = child_environment(
+            {
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_LITERAL_PATHSPECS": "1",
+                "GIT_OPTIONAL_LOCKS": "0",
+                # Messages parsed nowhere, but shown to people: keep them plain.
+                "LC_ALL": "C",
+                "LANGUAGE": "C",
+            }
+        )
 
     def __call__(self, *args: str, timeout: float | None = None, check: bool = True) -> str:
         config: list[str] = [] if self.settings.run_hooks else ["-c", "core.hooksPath=/dev/null"]
-        env = {**os.environ, **self._env}
         try:
-            out = self._git.execute(
+            done = subprocess.run(
                 ["git", *config, *args],
-                env=env,
-                kill_after_timeout=timeout,
-                strip_newline_in_stdout=False,
+                cwd=self.top,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
             )
-        except git.GitCommandError as exc:
+        except subprocess.TimeoutExpired:
             if not check:
                 return ""
-            detail = (exc.stderr or exc.stdout or "").strip().removeprefix("stderr: ").strip("'\n ")
-            raise GitFailure(f"git {args[0]} failed: {detail or exc.status}") from None
-        return str(out)
+            raise GitFailure(f"git {args[0]} did not finish within {timeout:g} s") from None
+        except OSError as exc:
+            raise GitFailure(f"cannot run git: {exc}") from None
+        if done.returncode != 0:
+            if not check:
+                return ""
+            detail = (done.stderr or done.stdout).decode("utf-8", errors="replace").strip()
+            raise GitFailure(f"git {args[0]} failed: {detail or done.returncode}")
+        return done.stdout.decode("utf-8", errors="replace")
 
     def ok(self, *args: str) -> bool:
         try:
@@ -145,14 +160,13 @@ class _Git:
 
 
 def _open(directory: Path, workspace: Workspace, settings: GitSettings) -> _Git:
-    try:
-        repo = git.Repo(directory, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise GitFailure(f"{directory} is not inside a git repository") from None
-    with repo:
-        if repo.working_tree_dir is None:
-            raise GitFailure(f"{directory} is a bare repository")
-        top = Path(os.path.realpath(repo.working_tree_dir))
+    probe = _Git(directory, settings)
+    if probe("rev-parse", "--is-bare-repository", check=False).strip() == "true":
+        raise GitFailure(f"{directory} is a bare repository")
+    found = probe("rev-parse", "--show-toplevel", check=False).strip()
+    if not found:
+        raise GitFailure(f"{directory} is not inside a git repository")
+    top = Path(os.path.realpath(found))
     if top != workspace.root and not top.is_relative_to(workspace.root):
         # The workspace folder itself is not a repository and git found one
         # above it: operating there would leave the workspace.

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from specloom.childenv import child_environment
 from specloom.v1 import common_pb2 as pb
 
 OutputCallback = Callable[[int, bytes], Awaitable[None]]
@@ -39,9 +40,6 @@ DEFAULT_KILL_GRACE = 2.0
 _DRAIN_AFTER_EXIT = 2.0
 _POLL_MAX = 0.05
 """How long the pipes may stay open after the program exits before the group is killed."""
-
-_SCRUBBED_PREFIXES = ("SPECLOOM_",)
-"""Executor settings (the gateway token among them) never reach a command's environment."""
 
 __all__ = [
     "DEFAULT_STREAM_LIMIT",
@@ -133,13 +131,6 @@ class ProcessOutcome:
     def killed(self) -> bool:
         """Whether the executor ended the program."""
         return self.timed_out or self.idle_timed_out or self.cancelled
-
-
-def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The executor's environment without its own settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
-    env.update(extra or {})
-    return env
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

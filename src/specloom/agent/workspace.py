@@ -10,11 +10,12 @@ the *resolved* path, so a symlink swapped in after the check still cannot
 redirect the access outside (short of a concurrent race, which nothing
 inside the workspace runs while a tool call is being served).
 
-``.specloom/`` at the root is the executor's own housekeeping: child
-worktrees under ``.specloom/worktrees/<session_id>`` and agent conversations
-under ``.specloom/conversations``. It is listed in ``.git/info/exclude`` so
-the main checkout never sees it as untracked files, and a commit can never
-pick it up.
+``.specloom/`` at the root is the executor's own housekeeping: the
+workspace's identity (``workspace.json``, see :mod:`specloom.workspaces`),
+session worktrees under ``.specloom/worktrees/<session_id>`` and agent
+conversations under ``.specloom/conversations``. It is listed in
+``.git/info/exclude`` so the main checkout never sees it as untracked
+files, and a commit can never pick it up.
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ import re
 from pathlib import Path
 
 from specloom.naming import UnsafePath, safe_relative_path
+from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import HOUSEKEEPING, exclude_housekeeping, identify
 
-HOUSEKEEPING = ".specloom"
-"""Directory at the workspace root that belongs to the executor."""
-
-_EXCLUDE_LINE = f"/{HOUSEKEEPING}/"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 __all__ = [
@@ -100,6 +99,13 @@ class Workspace:
             raise FileNotFoundError(f"workspace {root} is not a directory")
         self.root = resolved
         """The workspace root, symlinks resolved."""
+        self.identity: pb.WorkspaceRef | None = None
+        """Its workspace identity once :meth:`identify` ran (None: registered as none)."""
+
+    def identify(self) -> pb.WorkspaceRef:
+        """Read (or create) the workspace's identity; see :func:`specloom.workspaces.identify`."""
+        self.identity = identify(self.root)
+        return self.identity
 
     @property
     def housekeeping(self) -> Path:
@@ -133,29 +139,5 @@ class Workspace:
         """Create ``.specloom/`` and keep it out of git (idempotent)."""
         self.conversations.mkdir(parents=True, exist_ok=True)
         self.worktrees.mkdir(parents=True, exist_ok=True)
-        exclude = self._exclude_file()
-        if exclude is None:
-            return
-        existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-        if _EXCLUDE_LINE in existing.splitlines():
-            return
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        prefix = "" if not existing or existing.endswith("\n") else "\n"
-        with exclude.open("a", encoding="utf-8") as handle:
-            handle.write(f"{prefix}# specloom executor housekeeping\n{_EXCLUDE_LINE}\n")
-
-    def _exclude_file(self) -> Path | None:
-        dot_git = self.root / ".git"
-        if dot_git.is_dir():
-            return dot_git / "info" / "exclude"
-        if dot_git.is_file():
-            # The workspace is itself a linked worktree: info/exclude lives in
-            # the common git directory, which `commondir` points at.
-            text = dot_git.read_text(encoding="utf-8").strip()
-            if text.startswith("gitdir:"):
-                gitdir = (self.root / text.removeprefix("gitdir:").strip()).resolve()
-                common = gitdir / "commondir"
-                if common.is_file():
-                    gitdir = (gitdir / common.read_text(encoding="utf-8").strip()).resolve()
-                return gitdir / "info" / "exclude"
-        return None
+        if (self.root / ".git").exists():
+            exclude_housekeeping(self.root)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from specloom.cli import _serve, _sessions, _tokens
+from specloom.cli import _serve, _sessions, _tokens, _workspaces
 from specloom.cli._context import Options
 from specloom.cli._errors import EXIT_ERROR, EXIT_OF_CODE, EXIT_USAGE, HINTS, CliError
 from specloom.errors import SpecloomError
@@ -65,6 +65,9 @@ app.command()(_serve.migrate)
 app.command()(_serve.prune)
 app.command()(_sessions.workflows)
 app.command()(_tokens.whoami)
+app.command()(_workspaces.workspace)
+app.command()(_workspaces.executors)
+app.command()(_workspaces.clean)
 app.add_typer(_sessions.app, name="session")
 app.add_typer(_tokens.app, name="token")
 

@@ -16,6 +16,7 @@ from specloom.cli._context import Options
 from specloom.cli._errors import EXIT_ERROR, EXIT_USAGE, CliError
 from specloom.cli._render import errors
 from specloom.logs import configure
+from specloom.workspaces import NotARepository
 
 BACKENDS = ("claude-code", "anthropic", "scripted")
 
@@ -78,11 +79,66 @@ def _preflight(root: Path, backend: str, claude: str, key: str | None) -> None:
         raise CliError(f"the agent cannot start:\n{lines}", EXIT_ERROR)
 
 
+ARGV_IS_PUBLIC = (
+    "the agent does not take --token: it runs for hours, and a command line is visible to "
+    "every user of this machine (ps, /proc/<pid>/cmdline). Set SPECLOOM_TOKEN in its "
+    "environment, or pass --token-file FILE (a file only you can read)"
+)
+
+
+def _refuse_token_on_argv(ctx: typer.Context) -> None:
+    source = ctx.find_root().get_parameter_source("token")
+    if source is not None and source.name == "COMMANDLINE":
+        raise CliError(ARGV_IS_PUBLIC, EXIT_USAGE)
+
+
+def _token(options: Options, token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            token = token_file.expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise CliError(f"cannot read --token-file {token_file}: {exc}", EXIT_USAGE) from None
+        if not token:
+            raise CliError(f"--token-file {token_file} is empty", EXIT_USAGE)
+        return token
+    resolved = options.resolved_token()
+    if not resolved:
+        raise CliError(
+            "no token: set SPECLOOM_TOKEN, pass --token-file FILE, or run `specloom up` on this "
+            "machine (it writes one to ~/.local/share/specloom/admin.token)",
+            4,
+        )
+    return resolved
+
+
 def agent(
     ctx: typer.Context,
     workspace: Annotated[
-        Path, typer.Option(help="Your project's git repository; commands run inside it.")
-    ] = Path(),
+        list[Path] | None,
+        typer.Option(
+            help="A git repository it serves (repeatable; the first is the default). "
+            "Each session's commands run in the repository it was started in."
+        ),
+    ] = None,
+    serve: Annotated[
+        str,
+        typer.Option(
+            help="Whose sessions to run: own (your token's user's) or project (every member's)."
+        ),
+    ] = "own",
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A user whose agentic sessions may run unconfined here, besides you "
+            "(repeatable). Others' agent steps run confined, as in auto mode."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SPECLOOM_TOKEN_FILE", help="Read the token from this file (not argv)."
+        ),
+    ] = None,
     backend: Annotated[
         str, typer.Option(help="AI agent backend: claude-code, anthropic or scripted.")
     ] = "claude-code",
@@ -100,7 +156,7 @@ def agent(
     model: Annotated[str | None, typer.Option(help="Default model for agent steps.")] = None,
     claude: Annotated[str, typer.Option(help="The claude CLI (claude-code backend).")] = "claude",
 ) -> None:
-    """Run an executor agent: dial the gateway, run each command in WORKSPACE, stream results.
+    """Run an executor agent: dial the gateway, run each command in its session's WORKSPACE.
 
     It first runs the checks of `specloom doctor` that concern it (git, the
     workspace, the backend: the claude CLI installed and logged in, or the
@@ -108,16 +164,14 @@ def agent(
     """
     options = ctx.find_object(Options)
     assert options is not None
-    root = _check_workspace(workspace)
+    _refuse_token_on_argv(ctx)
+    roots = [_check_workspace(path) for path in (workspace or [Path()])]
+    if serve not in ("own", "project"):
+        raise CliError(f"--serve takes own or project, got {serve!r}", EXIT_USAGE)
     _check_backend(backend, script, anthropic_key, claude)
-    _preflight(root, backend, claude, anthropic_key)
-    token = options.resolved_token()
-    if not token:
-        raise CliError(
-            "no token: pass --token, set SPECLOOM_TOKEN, or run `specloom up` on this machine "
-            "(it writes one to ~/.local/share/specloom/admin.token)",
-            4,
-        )
+    for root in roots:
+        _preflight(root, backend, claude, anthropic_key)
+    token = _token(options, token_file)
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")
@@ -125,7 +179,7 @@ def agent(
             raise CliError(f"--label takes key=value, got {item!r}", EXIT_USAGE)
         labels[key] = value
     configure(os.environ.get("SPECLOOM_LOG_FORMAT", "text"), "DEBUG" if options.debug else "INFO")
-    # Imported here: the agent pulls in git and the backends' SDKs, which
+    # Imported here: the agent pulls in the backends' SDKs, which
     # `specloom --help` and the client commands do not need.
     from specloom.agent import AgentSettings, run_agent
 
@@ -134,7 +188,10 @@ def agent(
         token=SecretStr(token),
         tls=options.tls or options.ca_file is not None,
         tls_ca_file=options.ca_file,
-        workspace=root,
+        workspace=roots[0],
+        workspaces=roots[1:],
+        serve="project" if serve == "project" else "own",
+        trusted_starters=list(trust or []),
         backends=[backend],
         scripted_file=script.resolve() if script else None,
         max_parallel=max_parallel,
@@ -155,4 +212,7 @@ def agent(
         load_prices(settings.prices_file)
     except PricesError as exc:
         raise CliError(f"{exc} (SPECLOOM_AGENT_PRICES_FILE)", EXIT_USAGE) from None
-    raise typer.Exit(asyncio.run(run_agent(settings)))
+    try:
+        raise typer.Exit(asyncio.run(run_agent(settings)))
+    except NotARepository as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None

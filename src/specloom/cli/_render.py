@@ -16,6 +16,7 @@ from rich.text import Text
 from specloom.client import status_name
 from specloom.protoconv import from_timestamp
 from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import label
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -31,6 +32,7 @@ STATUS_STYLE = {
     "error": "red",
     "pending": "cyan",
     "abandoned": "magenta",
+    "waiting": "yellow",
 }
 
 
@@ -134,24 +136,46 @@ def kind_of(interaction: pb.Interaction) -> str:
     return interaction.command.WhichOneof("kind") or ""
 
 
+def state_of(session: pb.Session) -> str:
+    """The status word, or "waiting" while its command waits for an executor."""
+    return "waiting" if session.waiting_for else status_name(session.status)
+
+
+def workspace_of(session: pb.Session) -> str:
+    """``api (ws-…)``, or "none" (not pinned yet, or from before workspaces)."""
+    if session.HasField("workspace"):
+        return label(session.workspace)
+    return "none"
+
+
 def session_line(session: pb.Session) -> str:
-    """One line: id, type, subject, status."""
+    """One line: id, type, subject, status (or what it waits for), workspace."""
     reason = f" — {session.status_reason}" if session.status_reason else ""
-    return f"{session.id}  {session.type}  {session.name}  [{status_name(session.status)}]{reason}"
+    if session.waiting_for:
+        reason = f" — waiting for {session.waiting_for}"
+    where = f"  in {workspace_of(session)}" if session.HasField("workspace") else ""
+    return (
+        f"{session.id}  {session.type}  {session.name}  "
+        f"[{status_name(session.status)}]{where}{reason}"
+    )
 
 
 def sessions_table(sessions: Iterable[pb.Session]) -> Table:
-    """Sessions as a table."""
+    """Sessions as a table (a waiting one says what it waits for)."""
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "type", "subject", "status", "steps", "cost", "created"):
+    for column in ("id", "type", "subject", "status", "workspace", "steps", "cost", "created"):
         table.add_column(column)
     for session in sessions:
         created = from_timestamp(session.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        status = styled(state_of(session))
+        if session.waiting_for:
+            status.append(f" for {session.waiting_for}")
         table.add_row(
             session.id,
             session.type,
             session.name,
-            styled(status_name(session.status)),
+            status,
+            workspace_of(session),
             str(session.interaction_count),
             cost_of(session.usage) if session.usage.agent_steps else "",
             created,
@@ -159,10 +183,36 @@ def sessions_table(sessions: Iterable[pb.Session]) -> Table:
     return table
 
 
+def executors_table(executors: Iterable[pb.ExecutorPresence]) -> Table:
+    """Connected executors: who, where, for whom, how busy."""
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("name", "user", "serves", "workspaces", "capabilities", "busy", "since"):
+        table.add_column(column)
+    for executor in executors:
+        serves = (
+            "project" if executor.serve == pb.EXECUTOR_SERVE_PROJECT else executor.scope.user_id
+        )
+        since = from_timestamp(executor.connected_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            executor.name,
+            executor.scope.user_id,
+            serves,
+            ", ".join(label(w) for w in executor.workspaces) or "none",
+            ", ".join(executor.capabilities),
+            f"{executor.running}/{executor.slots}",
+            since,
+        )
+    return table
+
+
 def history_table(session: pb.Session) -> Table:
     """A session's step history: step, kind, outcome, duration, reason."""
     table = Table(
-        show_edge=False, pad_edge=False, title=session_line(session), title_justify="left"
+        show_edge=False,
+        pad_edge=False,
+        # Text, not markup: "[complete]" in the line is a word, not a style.
+        title=Text(session_line(session)),
+        title_justify="left",
     )
     for column in ("#", "step", "kind", "outcome", "duration", "usage", "detail"):
         table.add_column(column)

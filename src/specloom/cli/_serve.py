@@ -21,7 +21,8 @@ from specloom.logs import configure
 from specloom.process import start_host
 from specloom.rpc.server import stop_signals
 
-SERVICE_NAMES = ("sessions", "context_design", "coding", "gateway")
+SERVICE_NAMES = ("sessions", "context_design", "coding", "gateway", "web")
+DEFAULT_WEB_LISTEN = "127.0.0.1:7421"
 
 
 def _specs() -> dict[str, ServiceSpec]:
@@ -54,7 +55,12 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def _up(
-    listen: str, data_dir: Path, token_file: Path, token_exists: bool, ready_file: Path | None
+    listen: str,
+    data_dir: Path,
+    token_file: Path,
+    token_exists: bool,
+    ready_file: Path | None,
+    web: dict[str, Any],
 ) -> None:
     started = time.perf_counter()
     specs = _specs()
@@ -82,12 +88,17 @@ async def _up(
             name="first admin token (specloom up)",
         )
         _write_private(token_file, str(first_token))
-    host = await start_host([specs[name] for name in SERVICE_NAMES], settings, self_hosted=True)
+    host = await start_host(
+        [specs[name] for name in SERVICE_NAMES], settings, web, self_hosted=True
+    )
     elapsed = time.perf_counter() - started
     console.print(
         f"specloom is up on {host.address} in {elapsed:.2f} s "
         f"(data in {data_dir}; every service in this process)"
     )
+    web_url = host.endpoints.get("web")
+    if web_url:
+        console.print(f"web console: {web_url}  (sign in with a token)", soft_wrap=True)
     if first_token is not None:
         console.print(f"first admin token (shown once, also saved to {token_file}):")
         # Printed raw: rich would wrap it at the terminal width and break copy-paste.
@@ -95,7 +106,8 @@ async def _up(
     else:
         console.print(f"admin token: {token_file}")
     if ready_file is not None:
-        ready_file.write_text(f"{host.address}\n")  # noqa: ASYNC240 - once, at start
+        lines = f"{host.address}\n" + (f"web {web_url}\n" if web_url else "")
+        ready_file.write_text(lines)  # noqa: ASYNC240 - once, at start
     stop = stop_signals()
     await stop.wait()
     console.print("stopping: draining streams…")
@@ -114,6 +126,13 @@ def up(
     ready_file: Annotated[
         Path | None, typer.Option(help="Write the bound address here once serving.", hidden=True)
     ] = None,
+    web_listen: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Address of the web console (default {DEFAULT_WEB_LISTEN}, or a free port "
+            "when that one is taken); 'off' serves none."
+        ),
+    ] = None,
 ) -> None:
     """Run every service in one process on one port, with an embedded SQLite database."""
     options = ctx.find_object(Options)
@@ -124,18 +143,25 @@ def up(
         logging.getLogger("alembic").setLevel(logging.WARNING)
     directory.mkdir(parents=True, exist_ok=True)
     tokens = token_file or directory / TOKEN_FILE_NAME
-    asyncio.run(_up(listen, directory, tokens, tokens.exists(), ready_file))
+    web: dict[str, Any] = {"web_listen": web_listen} if web_listen else {}
+    if not web_listen and not os.environ.get("SPECLOOM_WEB_LISTEN"):
+        web = {"web_listen": DEFAULT_WEB_LISTEN, "web_listen_fallback": True}
+    asyncio.run(_up(listen, directory, tokens, tokens.exists(), ready_file, web))
 
 
 async def _serve(spec: ServiceSpec, settings: HostSettings, overrides: dict[str, Any]) -> None:
     host = await start_host([spec], settings, overrides)
     errors.print(f"specloom {spec.name} serving on {host.address}")
+    for name, url in host.endpoints.items():
+        errors.print(f"specloom {spec.name}: {name} on {url}")
     await stop_signals().wait()
     await host.stop()
 
 
 def serve(
-    service: Annotated[str, typer.Argument(help="sessions, context_design, coding or gateway.")],
+    service: Annotated[
+        str, typer.Argument(help="sessions, context_design, coding, gateway or web.")
+    ],
     listen: Annotated[str | None, typer.Option(help="Overrides SPECLOOM_LISTEN.")] = None,
     database_url: Annotated[
         str | None, typer.Option(help="Overrides SPECLOOM_DATABASE_URL (sessions).")

@@ -13,6 +13,7 @@ from specloom.cli._errors import EXIT_OK, EXIT_USAGE, CliError
 from specloom.cli._render import (
     as_dict,
     console,
+    errors,
     history_table,
     print_json,
     session_line,
@@ -23,6 +24,8 @@ from specloom.cli._render import (
 from specloom.cli._watch import watch
 from specloom.client import Client
 from specloom.protoconv import JsonValue
+from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import NotARepository, identify, is_workspace_id
 
 app = typer.Typer(help="Start, inspect, watch and steer sessions.", no_args_is_help=True)
 
@@ -74,6 +77,22 @@ def _params(
     return params
 
 
+def _workspace(workspace_id: str) -> pb.WorkspaceRef | None:
+    """The workspace a new session belongs to: named, or the current directory's repository."""
+    if workspace_id:
+        if not is_workspace_id(workspace_id):
+            raise CliError(
+                f'--workspace-id {workspace_id!r} is not a workspace id ("ws-" and 12 hex '
+                "digits; `specloom workspace` prints this repository's)",
+                EXIT_USAGE,
+            )
+        return pb.WorkspaceRef(id=workspace_id)
+    try:
+        return identify(Path.cwd())
+    except NotARepository:
+        return None
+
+
 @app.command()
 def start(
     ctx: typer.Context,
@@ -89,21 +108,36 @@ def start(
     profile: Annotated[str | None, typer.Option(help="Project profile: python, elixir.")] = None,
     mode: Annotated[str, typer.Option(help="agentic, auto or manual.")] = "agentic",
     key: Annotated[str, typer.Option(help="Idempotency key: the same key starts once.")] = "",
+    workspace_id: Annotated[
+        str,
+        typer.Option(
+            help="Run it in this workspace (`specloom workspace` prints one) instead of "
+            "the repository of the current directory."
+        ),
+    ] = "",
     follow: Annotated[bool, typer.Option("--watch", help="Follow it until it stops.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start a session."""
+    """Start a session in the repository of the current directory (its workspace)."""
     options = _options(ctx)
     params = _params(context, component, param or [], params_file, profile)
+    workspace = _workspace(workspace_id)
 
     async def run(client: Client) -> int:
-        response = await client.start_session(session_type, params, mode=mode, idempotency_key=key)
+        response = await client.start_session(
+            session_type, params, mode=mode, idempotency_key=key, workspace=workspace
+        )
         session = response.session
+        if workspace is None and response.created:
+            errors.print(
+                "note: not run in a git repository, so the session belongs to no workspace "
+                "yet: the first agent with a repository to claim it runs it there"
+            )
         if as_json and not follow:
             print_json({**as_dict(session), "created": response.created})
         elif not as_json:
             verb = "started" if response.created else "already started (same --key)"
-            console.print(f"{verb}: {session_line(session)}")
+            console.print(f"{verb}: {session_line(session)}", markup=False)
         if follow:
             return await watch(client, session.id, as_json=as_json)
         return EXIT_OK
@@ -203,7 +237,7 @@ def _steer(ctx: typer.Context, verb: str, session_id: str, *args: str) -> None:
         return await method(session_id, *args)
 
     session = options.run(run)
-    console.print(session_line(session))
+    console.print(session_line(session), markup=False)
 
 
 @app.command()

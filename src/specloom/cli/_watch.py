@@ -18,10 +18,12 @@ from specloom.cli._render import (
     console,
     outcome_of,
     print_json_line,
+    state_of,
     styled,
+    workspace_of,
 )
 from specloom.client import Client, status_name
-from specloom.errors import Unavailable
+from specloom.errors import SpecloomError, Unavailable
 from specloom.v1 import common_pb2 as pb
 
 OUTPUT_LINES = 8
@@ -59,6 +61,16 @@ class _View:
                     self.output.append(line[:200])
             del self.output[:-OUTPUT_LINES]
 
+    def waiting(self) -> list[str]:
+        """Sessions shown as waiting for an executor (claims send no event: poll them)."""
+        return [s.id for s in self.sessions.values() if s.waiting_for]
+
+    def refreshed(self, session: pb.Session) -> None:
+        """A re-read head: only what waiting changes (status and waiting_for)."""
+        known = self.sessions.get(session.id)
+        if known is not None and known.version == session.version:
+            known.waiting_for = session.waiting_for
+
     def finished(self) -> int | None:
         head = self.sessions.get(self.root)
         if head is None:
@@ -73,6 +85,8 @@ class _View:
         title = Text.assemble(
             (f"{head.type} ", "bold"), f"{head.name}  ", styled(status_name(head.status))
         )
+        if head.HasField("workspace"):
+            title.append(f"  in {workspace_of(head)}")
         if head.status_reason:
             title.append(f" — {head.status_reason}")
         parts.append(title)
@@ -84,7 +98,9 @@ class _View:
             interaction = steps[seq]
             outcome = outcome_of(interaction)
             cell: Text | Spinner = styled(outcome)
-            if outcome == "pending":
+            if outcome == "pending" and head.waiting_for:
+                cell = Text(f"waiting for {head.waiting_for}", style="yellow")
+            elif outcome == "pending":
                 cell = Spinner("dots", text=Text("running", style="cyan"))
             detail = (
                 interaction.result.error_message.splitlines()[0][:100]
@@ -100,11 +116,12 @@ class _View:
             for child in sorted(children, key=lambda c: c.name):
                 child_steps = self.steps.get(child.id, {})
                 current = child_steps[max(child_steps)].step if child_steps else ""
-                parts.append(
-                    Text.assemble(
-                        f"  {child.name:<32} ", styled(status_name(child.status)), f"  {current}"
-                    )
+                line = Text.assemble(
+                    f"  {child.name:<32} ", styled(state_of(child)), f"  {current}"
                 )
+                if child.waiting_for:
+                    line.append(f" (waiting for {child.waiting_for})")
+                parts.append(line)
         if self.output:
             parts.append(Text("output:", style="dim"))
             parts.extend(Text("  " + line, style="dim") for line in self.output)
@@ -112,20 +129,41 @@ class _View:
 
 
 RECONNECTS = 10
+WAITING_POLL = 2.0
+"""Seconds between re-reads of a session shown as waiting for an executor."""
+
+
+async def _poll_waiting(client: Client, view: _View, show: Callable[[], None]) -> None:
+    """Re-read sessions shown as waiting: an executor claiming their command sends no event."""
+    while True:
+        await asyncio.sleep(WAITING_POLL)
+        for session_id in view.waiting():
+            try:
+                session = await client.get_session(session_id, view=pb.INTERACTION_VIEW_NONE)
+            except SpecloomError:
+                continue  # the watch stream itself reports a lost server
+            view.refreshed(session)
+        show()
 
 
 async def _follow(
     client: Client, session_id: str, view: _View, show: Callable[[], None], as_json: bool
 ) -> int | None:
     events = client.watch(session_id, include_children=True, include_output=True)
-    async for event in events:
-        if as_json:
-            print_json_line(as_dict(event))
-        view.apply(event)
-        show()
-        code = view.finished()
-        if code is not None:
-            return code
+    poller = None if as_json else asyncio.create_task(_poll_waiting(client, view, show))
+    try:
+        async for event in events:
+            if as_json:
+                print_json_line(as_dict(event))
+            view.apply(event)
+            show()
+            code = view.finished()
+            if code is not None:
+                return code
+    finally:
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
     return None
 
 

@@ -68,11 +68,17 @@ class Client:
         tls: bool = False,
         ca_file: Path | None = None,
         timeout: float = 30.0,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         self.address = address
         self._timeout = timeout
+        # A channel passed in is shared (a web server calls for many people over
+        # one connection, each call with its own token): close() leaves it open.
+        self._owns_channel = channel is None
         options = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
-        if tls or ca_file is not None:
+        if channel is not None:
+            self._channel = channel
+        elif tls or ca_file is not None:
             root = ca_file.read_bytes() if ca_file is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=root)
             self._channel = grpc.aio.secure_channel(address, credentials, options=options)
@@ -95,8 +101,9 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection."""
-        await self._channel.close(None)
+        """Close the connection (unless it was passed in, and so is shared)."""
+        if self._owns_channel:
+            await self._channel.close(None)
 
     def _error(self, exc: grpc.aio.AioRpcError) -> SpecloomError:
         if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -121,12 +128,19 @@ class Client:
         *,
         mode: str = "agentic",
         idempotency_key: str = "",
+        workspace: pb.WorkspaceRef | None = None,
     ) -> gpb.StartSessionResponse:
-        """Start a session of ``session_type`` (see :meth:`describe`)."""
+        """Start a session of ``session_type`` (see :meth:`describe`).
+
+        ``workspace`` (see :func:`specloom.workspaces.identify`) is where its
+        commands run: only executors serving it claim them. None: the first
+        executor with workspaces to claim one pins it to its default.
+        """
         request = gpb.StartSessionRequest(
             type=session_type,
             execution_mode=mode_of(mode),  # type: ignore[arg-type]
             idempotency_key=idempotency_key,
+            workspace=workspace,
         )
         dict_to_struct(params, request.params)
         response: gpb.StartSessionResponse = await self._call(self._stub.StartSession, request)
@@ -149,6 +163,7 @@ class Client:
         top_level_only: bool = False,
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
+        user_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> tuple[list[pb.Session], str]:
@@ -163,6 +178,7 @@ class Client:
             types=list(types),
             parent_id=parent_id,
             top_level_only=top_level_only,
+            user_id=user_id,
         )
         after = to_timestamp(created_after)
         before = to_timestamp(created_before)
@@ -296,6 +312,13 @@ class Client:
             self._stub.RevokeToken, gpb.RevokeTokenRequest(token_id=token_id)
         )
         return response.info
+
+    async def executors(self) -> list[pb.ExecutorPresence]:
+        """The executors connected for this project."""
+        response: gpb.ListExecutorsResponse = await self._call(
+            self._stub.ListExecutors, gpb.ListExecutorsRequest()
+        )
+        return list(response.executors)
 
     async def whoami(self) -> tpb.TokenInfo:
         """The caller's own token description."""

@@ -22,7 +22,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +38,12 @@ from specloom.process import start_host
 from specloom.protoconv import JsonObject, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import dependencies_of
+from specloom.workspaces import identify, label
 
 PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
-SERVICES = ("sessions", "context_design", "coding", "gateway")
+SERVICES = ("sessions", "context_design", "coding", "gateway", "web")
+WEB_LISTEN = "127.0.0.1:7421"
+"""Where the demo's web console listens (a free port when that one is taken)."""
 
 
 @dataclass
@@ -55,6 +58,10 @@ class DemoOutcome:
     commit: str = ""
     design_documents: list[str] = field(default_factory=list)
     ok: bool = False
+    console_url: str = ""
+    """The web console showing the demo's sessions (while the demo runs)."""
+    token: str = ""
+    """The demo's token, to sign in to the console with."""
     checkout_before: str = ""
     """:func:`checkout_fingerprint` of the project before the first session."""
     checkout_after: str = ""
@@ -150,8 +157,15 @@ async def run_demo(
     console: Console | None = None,
     claude: str = "claude",
     stages: Sequence[str] = PIPELINE,
+    web_listen: str = WEB_LISTEN,
+    linger: Callable[[DemoOutcome], Awaitable[None]] | None = None,
 ) -> DemoOutcome:
-    """Run the demo in ``root`` (which must not exist yet); returns what it made."""
+    """Run the demo in ``root`` (which must not exist yet); returns what it made.
+
+    ``linger``, when given, is awaited after the pipeline and before the
+    services stop: the CLI prints the summary there and keeps the console up
+    until Ctrl-C.
+    """
     from specloom.cli._watch import watch  # the same live view as `session watch`
 
     out = console or Console()
@@ -182,15 +196,37 @@ async def run_demo(
             name="specloom demo",
         )
     )
-    host = await start_host([specs[name] for name in SERVICES], settings, self_hosted=True)
-    outcome = DemoOutcome(project=project, origin=origin)
+    host = await start_host(
+        [specs[name] for name in SERVICES],
+        settings,
+        {"web_listen": web_listen, "web_listen_fallback": True},
+        self_hosted=True,
+    )
+    outcome = DemoOutcome(
+        project=project, origin=origin, console_url=host.endpoints.get("web", ""), token=token
+    )
+    if outcome.console_url:
+        (root / "demo.token").write_text(token + "\n")
+        out.print(
+            f"web console: {outcome.console_url}  (sign in with the token in "
+            f"{root / 'demo.token'})",
+            soft_wrap=True,
+            highlight=False,
+        )
     outcome.checkout_before = checkout_fingerprint(project)
     agent_task, loop = await _agent(host.address, token, project, backend, script, claude)
+    # The sessions belong to the project's workspace, as `specloom session start`
+    # run inside it makes them: only an agent serving that clone runs them.
+    workspace = identify(project)
+    out.print(f"workspace: {label(workspace)}  ({project})", highlight=False)
     try:
         async with Client(host.address, token) as client:
             for session_type in stages:
                 started = await client.start_session(
-                    session_type, stage_params(outcome.branch), mode="agentic"
+                    session_type,
+                    stage_params(outcome.branch),
+                    mode="agentic",
+                    workspace=workspace,
                 )
                 session = started.session
                 out.rule(f"{session_type}  ({session.id})")
@@ -219,6 +255,8 @@ async def run_demo(
                         f"[red]{session_type} ended {status_name(final.status)}[/red]: "
                         f"{final.status_reason}"
                     )
+                    if linger is not None:
+                        await linger(outcome)
                     return outcome
                 state = struct_to_dict(final.state)
                 outcome.branch = str(state.get("branch") or outcome.branch)
@@ -230,6 +268,8 @@ async def run_demo(
         outcome.design_documents = _git(
             project, "ls-tree", "-r", "--name-only", outcome.branch or "HEAD", "docs"
         ).splitlines()
+        if linger is not None:
+            await linger(outcome)
         return outcome
     finally:
         loop.draining.set()  # type: ignore[attr-defined]
@@ -273,6 +313,8 @@ def summary(outcome: DemoOutcome, backend: str) -> list[str]:
             "designs:  " + ", ".join(outcome.design_documents),
             f"look:     cd {outcome.project} && git log --oneline --graph --all",
         ]
+    if outcome.console_url:
+        lines.append(f"console:  {outcome.console_url}  (token: {outcome.token})")
     if backend == "scripted":
         lines += [
             "",

@@ -30,7 +30,7 @@ from specloom.v1 import common_pb2 as pb
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import orchestrator_pb2_grpc as opb_grpc
 from specloom.v1 import sessions_pb2 as spb
-from specloom.validate import parse_struct, require_id, require_scope
+from specloom.validate import parse_struct, require_id, require_scope, require_workspace
 from specloom.workflow._proto import describe, result_digest
 
 log = logging.getLogger("specloom.orchestration")
@@ -247,6 +247,8 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
             raise InvalidArgument("idempotency_key is longer than 200 characters")
         params = parse_struct("params", request.params)
         session = self.engine.open(request.type, request.scope, request.execution_mode, params)
+        if request.HasField("workspace"):
+            session.workspace.CopyFrom(require_workspace("workspace", request.workspace))
         response = await self.sessions.create(session, None, request.idempotency_key)
         opened = response.session
         # The first step names the session's id (its worktree and branch), so

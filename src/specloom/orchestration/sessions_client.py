@@ -193,6 +193,7 @@ class SessionsClient:
             progress=session.progress,
             definition_version=session.definition_version,
             idempotency_key=idempotency_key,
+            workspace=session.workspace if session.HasField("workspace") else None,
         )
         if first is not None:
             request.first.CopyFrom(new_interaction(first))

@@ -21,6 +21,36 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ExecutorServe:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExecutorServeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutorServe.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXECUTOR_SERVE_UNSPECIFIED: _ExecutorServe.ValueType  # 0
+    """Treated as OWN."""
+    EXECUTOR_SERVE_OWN: _ExecutorServe.ValueType  # 1
+    """Only sessions started by the executor's own user (its token's subject)."""
+    EXECUTOR_SERVE_PROJECT: _ExecutorServe.ValueType  # 2
+    """Sessions of every user of the project: an explicit choice of the
+    agent's owner. Unconfined agent permissions still apply only to starters
+    the owner trusts (the agent decides that).
+    """
+
+class ExecutorServe(_ExecutorServe, metaclass=_ExecutorServeEnumTypeWrapper):
+    """ExecutorServe says whose sessions an executor agent runs."""
+
+EXECUTOR_SERVE_UNSPECIFIED: ExecutorServe.ValueType  # 0
+"""Treated as OWN."""
+EXECUTOR_SERVE_OWN: ExecutorServe.ValueType  # 1
+"""Only sessions started by the executor's own user (its token's subject)."""
+EXECUTOR_SERVE_PROJECT: ExecutorServe.ValueType  # 2
+"""Sessions of every user of the project: an explicit choice of the
+agent's owner. Unconfined agent permissions still apply only to starters
+the owner trusts (the agent decides that).
+"""
+Global___ExecutorServe: _TypeAlias = ExecutorServe  # noqa: Y015
+
 class _SessionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -352,6 +382,161 @@ class Scope(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
+
+@_typing.final
+class WorkspaceRef(_message.Message):
+    """WorkspaceRef names a workspace: one clone of a repository on one machine,
+    where executor agents run a session's commands. The id is kept in the
+    clone itself (`.specloom/workspace.json`), so two clones of the same
+    repository are two workspaces. Only the id decides where commands run; the
+    other fields help people tell workspaces apart.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ROOT_COMMIT_FIELD_NUMBER: _builtins.int
+    REMOTE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """"ws-" and 12 lower-case hex digits. Required wherever a WorkspaceRef is
+    given.
+    """
+    name: _builtins.str
+    """Display name (the repository folder's name), at most 128 characters."""
+    root_commit: _builtins.str
+    """The repository's first root commit (of HEAD); empty for an empty
+    repository.
+    """
+    remote: _builtins.str
+    """The `origin` remote's URL with any credentials stripped; empty without
+    one.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        root_commit: _builtins.str = ...,
+        remote: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "name", b"name", "remote", b"remote", "root_commit", b"root_commit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkspaceRef: _TypeAlias = WorkspaceRef  # noqa: Y015
+
+@_typing.final
+class ExecutorPresence(_message.Message):
+    """ExecutorPresence is one open executor stream as the gateways record it:
+    who it is, where it runs commands and how busy it is. A record not
+    refreshed in time (the gateway's heartbeat interval, three times over) is
+    no longer live.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    WORKSPACES_FIELD_NUMBER: _builtins.int
+    SERVE_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    CONNECTED_AT_FIELD_NUMBER: _builtins.int
+    SEEN_AT_FIELD_NUMBER: _builtins.int
+    AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    """Identifies the stream; a reconnect is a new connection."""
+    executor_id: _builtins.str
+    """The executor's id, stable per (account, project, user, name)."""
+    name: _builtins.str
+    """Executor name, e.g. "alice-laptop"."""
+    serve: Global___ExecutorServe.ValueType
+    """Whose sessions it runs."""
+    slots: _builtins.int
+    """Commands it runs at once."""
+    running: _builtins.int
+    """Commands it holds now (as of seen_at)."""
+    gateway_id: _builtins.str
+    """The gateway replica the stream is connected to."""
+    agent_version: _builtins.str
+    """Agent software version."""
+    @_builtins.property
+    def scope(self) -> Global___Scope:
+        """The executor's scope: its token's account, project and user."""
+
+    @_builtins.property
+    def workspaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkspaceRef]:
+        """Workspaces it serves; the first is its default."""
+
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What it can run ("shell", "git", "agent", ...)."""
+
+    @_builtins.property
+    def connected_at(self) -> _timestamp_pb2.Timestamp:
+        """When the stream registered."""
+
+    @_builtins.property
+    def seen_at(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway last refreshed this record."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free labels from its registration."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+        executor_id: _builtins.str = ...,
+        scope: Global___Scope | None = ...,
+        name: _builtins.str = ...,
+        workspaces: _abc.Iterable[Global___WorkspaceRef] | None = ...,
+        serve: Global___ExecutorServe.ValueType = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        slots: _builtins.int = ...,
+        running: _builtins.int = ...,
+        gateway_id: _builtins.str = ...,
+        connected_at: _timestamp_pb2.Timestamp | None = ...,
+        seen_at: _timestamp_pb2.Timestamp | None = ...,
+        agent_version: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at", "scope", b"scope", "seen_at", b"seen_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capabilities", b"capabilities", "connected_at", b"connected_at", "connection_id", b"connection_id", "executor_id", b"executor_id", "gateway_id", b"gateway_id", "labels", b"labels", "name", b"name", "running", b"running", "scope", b"scope", "seen_at", b"seen_at", "serve", b"serve", "slots", b"slots", "workspaces", b"workspaces"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutorPresence: _TypeAlias = ExecutorPresence  # noqa: Y015
 
 @_typing.final
 class ModelUsage(_message.Message):
@@ -1431,6 +1616,8 @@ class Session(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -1457,6 +1644,11 @@ class Session(_message.Message):
     """
     interaction_count: _builtins.int
     """How many interactions the session has in total."""
+    waiting_for: _builtins.str
+    """Filled on reads for people while the session is active and its pending
+    command waits for an executor that no live executor could be: e.g. "an
+    executor of workspace api (ws-0123456789ab)". Empty otherwise.
+    """
     @_builtins.property
     def scope(self) -> Global___Scope:
         """The owner and visibility wall."""
@@ -1504,6 +1696,15 @@ class Session(_message.Message):
         """
 
     @_builtins.property
+    def workspace(self) -> Global___WorkspaceRef:
+        """The workspace its commands run in. Unset while it belongs to no
+        workspace: started without one (then the first executor with
+        workspaces to claim its command pins it to its default workspace), or
+        created before workspaces existed (never pinned). Children always have
+        their parent's workspace.
+        """
+
+    @_builtins.property
     def usage(self) -> Global___Usage:
         """AI usage of this session's own agent steps, summed as their results
         are recorded (no per-model breakdown: see each step's Result.usage).
@@ -1539,12 +1740,14 @@ class Session(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        workspace: Global___WorkspaceRef | None = ...,
+        waiting_for: _builtins.str = ...,
         usage: Global___Usage | None = ...,
         total_usage: Global___Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "total_usage", b"total_usage", "updated_at", b"updated_at", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "finished_at", b"finished_at", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "total_usage", b"total_usage", "updated_at", b"updated_at", "usage", b"usage", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "total_usage", b"total_usage", "type", b"type", "updated_at", b"updated_at", "usage", b"usage", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "created_at", b"created_at", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "interaction_count", b"interaction_count", "interactions", b"interactions", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "status", b"status", "status_reason", b"status_reason", "total_usage", b"total_usage", "type", b"type", "updated_at", b"updated_at", "usage", b"usage", "version", b"version", "waiting_for", b"waiting_for", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -34,6 +34,7 @@ class StartSessionRequest(_message.Message):
     EXECUTION_MODE_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Session type (see DescribeWorkflows). Required."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
@@ -44,6 +45,15 @@ class StartSessionRequest(_message.Message):
     def params(self) -> _struct_pb2.Struct:
         """Inputs, e.g. {"context": "Inventory", "project": {...}}."""
 
+    @_builtins.property
+    def workspace(self) -> _common_pb2.WorkspaceRef:
+        """The workspace the session belongs to: only executors serving it run its
+        commands (the CLI passes the repository of the current directory). The
+        id is required when set; name, root commit and remote are shown to
+        people. Unset: the first executor with workspaces to claim one of its
+        commands pins it to that executor's default workspace.
+        """
+
     def __init__(
         self,
         *,
@@ -51,10 +61,11 @@ class StartSessionRequest(_message.Message):
         execution_mode: _common_pb2.ExecutionMode.ValueType = ...,
         params: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str = ...,
+        workspace: _common_pb2.WorkspaceRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -775,6 +786,47 @@ class WhoAmIResponse(_message.Message):
 Global___WhoAmIResponse: _TypeAlias = WhoAmIResponse  # noqa: Y015
 
 @_typing.final
+class ListExecutorsRequest(_message.Message):
+    """ListExecutorsRequest lists the live executors of the caller's project."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutorsRequest: _TypeAlias = ListExecutorsRequest  # noqa: Y015
+
+@_typing.final
+class ListExecutorsResponse(_message.Message):
+    """ListExecutorsResponse is the live executors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def executors(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ExecutorPresence]:
+        """One per open executor stream, by user then name."""
+
+    def __init__(
+        self,
+        *,
+        executors: _abc.Iterable[_common_pb2.ExecutorPresence] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executors", b"executors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutorsResponse: _TypeAlias = ListExecutorsResponse  # noqa: Y015
+
+@_typing.final
 class Register(_message.Message):
     """Register is the first message of an executor stream."""
 
@@ -806,12 +858,16 @@ class Register(_message.Message):
     MAX_PARALLEL_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
     RUNNING_FIELD_NUMBER: _builtins.int
+    WORKSPACES_FIELD_NUMBER: _builtins.int
+    SERVE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Executor name, unique per machine, e.g. "alice-laptop". Required."""
     max_parallel: _builtins.int
     """Commands it runs at once, 1 to 256."""
     agent_version: _builtins.str
     """Agent software version."""
+    serve: _common_pb2.ExecutorServe.ValueType
+    """Whose sessions it runs; unset means its own user's."""
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """What it can run: "shell", "git", "agent:claude-code", "agent:anthropic",
@@ -828,6 +884,13 @@ class Register(_message.Message):
         leases where they are still valid.
         """
 
+    @_builtins.property
+    def workspaces(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.WorkspaceRef]:
+        """Workspaces the executor serves, at most 64; the first is its default
+        (sessions started without a workspace are pinned to it when it claims
+        them). None: it runs only sessions that belong to no workspace.
+        """
+
     def __init__(
         self,
         *,
@@ -837,10 +900,12 @@ class Register(_message.Message):
         max_parallel: _builtins.int = ...,
         agent_version: _builtins.str = ...,
         running: _abc.Iterable[_sessions_pb2.LeaseRef] | None = ...,
+        workspaces: _abc.Iterable[_common_pb2.WorkspaceRef] | None = ...,
+        serve: _common_pb2.ExecutorServe.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capabilities", b"capabilities", "labels", b"labels", "max_parallel", b"max_parallel", "name", b"name", "running", b"running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capabilities", b"capabilities", "labels", b"labels", "max_parallel", b"max_parallel", "name", b"name", "running", b"running", "serve", b"serve", "workspaces", b"workspaces"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1026,6 +1091,7 @@ class Welcome(_message.Message):
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     LEASE_TTL_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_CHUNK_BYTES_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     """The executor's id: stable for one (account, project, user, executor
     name), so an executor that reconnects — to this gateway replica or
@@ -1037,6 +1103,12 @@ class Welcome(_message.Message):
     """Lease length; a lease not renewed in this time lapses."""
     max_output_chunk_bytes: _builtins.int
     """Send output in chunks of at most this many bytes."""
+    @_builtins.property
+    def scope(self) -> _common_pb2.Scope:
+        """The executor's scope as its token says: its own user is the one whose
+        sessions it runs (unless it serves the project) and whom it trusts.
+        """
+
     def __init__(
         self,
         *,
@@ -1044,10 +1116,11 @@ class Welcome(_message.Message):
         heartbeat_interval_seconds: _builtins.int = ...,
         lease_ttl_seconds: _builtins.int = ...,
         max_output_chunk_bytes: _builtins.int = ...,
+        scope: _common_pb2.Scope | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_id", b"executor_id", "heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_ttl_seconds", b"lease_ttl_seconds", "max_output_chunk_bytes", b"max_output_chunk_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_id", b"executor_id", "heartbeat_interval_seconds", b"heartbeat_interval_seconds", "lease_ttl_seconds", b"lease_ttl_seconds", "max_output_chunk_bytes", b"max_output_chunk_bytes", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

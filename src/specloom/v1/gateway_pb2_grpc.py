@@ -121,6 +121,11 @@ class GatewayServiceStub:
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.ListExecutors = channel.unary_unary(
+                '/specloom.v1.GatewayService/ListExecutors',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.FromString,
+                _registered_method=True)
         self.Connect = channel.stream_stream(
                 '/specloom.v1.GatewayService/Connect',
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.ConnectRequest.SerializeToString,
@@ -253,6 +258,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExecutors(self, request, context):
+        """Lists the executors connected for the caller's project: name, user,
+        workspaces, whose sessions they run, and how busy they are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Connect(self, request_iterator, context):
         """The executor agent's stream: it registers, receives commands under
         leases, heartbeats, streams output and reports results.
@@ -343,6 +356,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'ListExecutors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutors,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.SerializeToString,
             ),
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
@@ -789,6 +807,33 @@ class GatewayService:
             '/specloom.v1.GatewayService/WhoAmI',
             specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.SerializeToString,
             specloom_dot_v1_dot_gateway__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/ListExecutors',
+            specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

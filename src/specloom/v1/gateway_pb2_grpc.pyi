@@ -76,6 +76,10 @@ class GatewayServiceStub:
     """Admin: revokes a token of the caller's account."""
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]
     """Describes the caller's own token."""
+    ListExecutors: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]
+    """Lists the executors connected for the caller's project: name, user,
+    workspaces, whose sessions they run, and how busy they are.
+    """
     Connect: _grpc.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]
     """The executor agent's stream: it registers, receives commands under
     leases, heartbeats, streams output and reports results.
@@ -129,6 +133,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Admin: revokes a token of the caller's account."""
     WhoAmI: _aio.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Describes the caller's own token."""
+    ListExecutors: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]  # type: ignore[assignment]
+    """Lists the executors connected for the caller's project: name, user,
+    workspaces, whose sessions they run, and how busy they are.
+    """
     Connect: _aio.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]  # type: ignore[assignment]
     """The executor agent's stream: it registers, receives commands under
     leases, heartbeats, streams output and reports results.
@@ -275,6 +283,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.WhoAmIResponse, _abc.Awaitable[_gateway_pb2.WhoAmIResponse]]:
         """Describes the caller's own token."""
+
+    @_abc_1.abstractmethod
+    def ListExecutors(
+        self,
+        request: _gateway_pb2.ListExecutorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListExecutorsResponse, _abc.Awaitable[_gateway_pb2.ListExecutorsResponse]]:
+        """Lists the executors connected for the caller's project: name, user,
+        workspaces, whose sessions they run, and how busy they are.
+        """
 
     @_abc_1.abstractmethod
     def Connect(

@@ -31,6 +31,7 @@ class OpenSessionRequest(_message.Message):
     EXECUTION_MODE_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Session type; INVALID_ARGUMENT if this service does not serve it."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
@@ -45,6 +46,12 @@ class OpenSessionRequest(_message.Message):
     def params(self) -> _struct_pb2.Struct:
         """Inputs (see WorkflowDescription.params); validated by the workflow."""
 
+    @_builtins.property
+    def workspace(self) -> _common_pb2.WorkspaceRef:
+        """The workspace the session belongs to (see StartSessionRequest); unset
+        for none yet.
+        """
+
     def __init__(
         self,
         *,
@@ -53,10 +60,11 @@ class OpenSessionRequest(_message.Message):
         execution_mode: _common_pb2.ExecutionMode.ValueType = ...,
         params: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str = ...,
+        workspace: _common_pb2.WorkspaceRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "scope", b"scope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "scope", b"scope", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "scope", b"scope", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "scope", b"scope", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

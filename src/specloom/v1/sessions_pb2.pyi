@@ -296,6 +296,7 @@ class CreateSessionRequest(_message.Message):
     DEFINITION_VERSION_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     FIRST_FIELD_NUMBER: _builtins.int
+    WORKSPACE_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Session type. Required."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
@@ -332,6 +333,13 @@ class CreateSessionRequest(_message.Message):
     def first(self) -> Global___NewInteraction:
         """First interaction, appended in the same transaction."""
 
+    @_builtins.property
+    def workspace(self) -> _common_pb2.WorkspaceRef:
+        """The workspace of a top-level session (id required when set); unset for
+        none yet (pinned at its first claim). A child always takes its parent's
+        workspace, so setting it with parent_id is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -347,10 +355,11 @@ class CreateSessionRequest(_message.Message):
         definition_version: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
         first: Global___NewInteraction | None = ...,
+        workspace: _common_pb2.WorkspaceRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "first", b"first", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "first", b"first", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "first", b"first", "idempotency_key", b"idempotency_key", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "first", b"first", "idempotency_key", b"idempotency_key", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -394,6 +403,7 @@ class FetchSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
     INCLUDE_TOTAL_USAGE_FIELD_NUMBER: _builtins.int
+    EXPLAIN_WAITING_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Session id. Required."""
     view: _common_pb2.InteractionView.ValueType
@@ -401,6 +411,10 @@ class FetchSessionRequest(_message.Message):
     include_total_usage: _builtins.bool
     """Fill `Session.total_usage`: the session's usage summed with every
     descendant's (one more indexed query).
+    """
+    explain_waiting: _builtins.bool
+    """Fill Session.waiting_for (a read for people; costs a look at the
+    project's executors).
     """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
@@ -413,10 +427,11 @@ class FetchSessionRequest(_message.Message):
         session_id: _builtins.str = ...,
         view: _common_pb2.InteractionView.ValueType = ...,
         include_total_usage: _builtins.bool = ...,
+        explain_waiting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_total_usage", b"include_total_usage", "scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain_waiting", b"explain_waiting", "include_total_usage", b"include_total_usage", "scope", b"scope", "session_id", b"session_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -456,10 +471,13 @@ class QuerySessionsRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPLAIN_WAITING_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size, 1 to 500; 0 means 50."""
     page_token: _builtins.str
     """Cursor from a previous response; empty for the first page."""
+    explain_waiting: _builtins.bool
+    """Fill each Session.waiting_for (see FetchSessionRequest)."""
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Caller's scope. Required."""
@@ -475,10 +493,11 @@ class QuerySessionsRequest(_message.Message):
         filter: _common_pb2.SessionFilter | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        explain_waiting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain_waiting", b"explain_waiting", "filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -521,10 +540,13 @@ class FetchChildrenRequest(_message.Message):
     SCOPE_FIELD_NUMBER: _builtins.int
     PARENT_ID_FIELD_NUMBER: _builtins.int
     VIEW_FIELD_NUMBER: _builtins.int
+    EXPLAIN_WAITING_FIELD_NUMBER: _builtins.int
     parent_id: _builtins.str
     """Parent session id. Required."""
     view: _common_pb2.InteractionView.ValueType
     """How much history of each child to include."""
+    explain_waiting: _builtins.bool
+    """Fill each Session.waiting_for (see FetchSessionRequest)."""
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Caller's scope. Required."""
@@ -535,10 +557,11 @@ class FetchChildrenRequest(_message.Message):
         scope: _common_pb2.Scope | None = ...,
         parent_id: _builtins.str = ...,
         view: _common_pb2.InteractionView.ValueType = ...,
+        explain_waiting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["parent_id", b"parent_id", "scope", b"scope", "view", b"view"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain_waiting", b"explain_waiting", "parent_id", b"parent_id", "scope", b"scope", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1044,12 +1067,17 @@ class StreamSessionEventsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_CHILDREN_FIELD_NUMBER: _builtins.int
     INCLUDE_OUTPUT_FIELD_NUMBER: _builtins.int
+    EXPLAIN_WAITING_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """Session id. Required."""
     include_children: _builtins.bool
     """Also deliver the children's changes."""
     include_output: _builtins.bool
     """Also deliver output chunks as they are stored."""
+    explain_waiting: _builtins.bool
+    """Fill Session.waiting_for in snapshot and session events, as of each
+    event (claims send no event: re-read to follow it).
+    """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Caller's scope. Required."""
@@ -1061,10 +1089,11 @@ class StreamSessionEventsRequest(_message.Message):
         session_id: _builtins.str = ...,
         include_children: _builtins.bool = ...,
         include_output: _builtins.bool = ...,
+        explain_waiting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_children", b"include_children", "include_output", b"include_output", "scope", b"scope", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain_waiting", b"explain_waiting", "include_children", b"include_children", "include_output", b"include_output", "scope", b"scope", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1268,12 +1297,19 @@ class ClaimCommandsRequest(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     MAX_COMMANDS_FIELD_NUMBER: _builtins.int
     LEASE_TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    WORKSPACE_IDS_FIELD_NUMBER: _builtins.int
+    DEFAULT_WORKSPACE_FIELD_NUMBER: _builtins.int
+    OWN_USER_ONLY_FIELD_NUMBER: _builtins.int
     executor_id: _builtins.str
     """The executor. Required."""
     max_commands: _builtins.int
     """At most this many, 1 to 256."""
     lease_ttl_seconds: _builtins.int
     """Lease length, 1 to 3600 seconds."""
+    own_user_only: _builtins.bool
+    """Claim only sessions owned by scope.user_id (an executor that serves its
+    own user). False: any user of the project.
+    """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """The executor's scope: only sessions of this account and project are
@@ -1284,6 +1320,18 @@ class ClaimCommandsRequest(_message.Message):
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """What the executor can do."""
 
+    @_builtins.property
+    def workspace_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Workspace ids the executor serves (at most 64): it claims commands of
+        sessions in one of them, or in none (unpinned or older sessions).
+        """
+
+    @_builtins.property
+    def default_workspace(self) -> _common_pb2.WorkspaceRef:
+        """Where sessions without a workspace are pinned when this executor claims
+        their command; must be one of workspace_ids. Unset: no pinning.
+        """
+
     def __init__(
         self,
         *,
@@ -1292,10 +1340,13 @@ class ClaimCommandsRequest(_message.Message):
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         max_commands: _builtins.int = ...,
         lease_ttl_seconds: _builtins.int = ...,
+        workspace_ids: _abc.Iterable[_builtins.str] | None = ...,
+        default_workspace: _common_pb2.WorkspaceRef | None = ...,
+        own_user_only: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_workspace", b"default_workspace", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "executor_id", b"executor_id", "lease_ttl_seconds", b"lease_ttl_seconds", "max_commands", b"max_commands", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "default_workspace", b"default_workspace", "executor_id", b"executor_id", "lease_ttl_seconds", b"lease_ttl_seconds", "max_commands", b"max_commands", "own_user_only", b"own_user_only", "scope", b"scope", "workspace_ids", b"workspace_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1663,7 +1714,10 @@ class FindUnclaimedCommandsResponse(_message.Message):
     UNCLAIMED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def unclaimed(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]:
-        """Session heads with their waiting interaction, longest waiting first."""
+        """Session heads with their waiting interaction, longest waiting first.
+        Each head's waiting_for says what it waits for; empty when a live
+        executor could claim it (it is only queued behind other work).
+        """
 
     def __init__(
         self,
@@ -1782,3 +1836,148 @@ class PruneSessionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PruneSessionsResponse: _TypeAlias = PruneSessionsResponse  # noqa: Y015
+
+@_typing.final
+class RecordExecutorRequest(_message.Message):
+    """RecordExecutorRequest records one executor stream's presence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTOR_FIELD_NUMBER: _builtins.int
+    LIVE_SECONDS_FIELD_NUMBER: _builtins.int
+    REFRESH_ONLY_FIELD_NUMBER: _builtins.int
+    live_seconds: _builtins.int
+    """The record stays live this long unless refreshed, 1 to 3600 seconds."""
+    refresh_only: _builtins.bool
+    """Only refresh an existing record (a heartbeat): a late heartbeat that
+    arrives after its stream's teardown must not bring the record back.
+    """
+    @_builtins.property
+    def executor(self) -> _common_pb2.ExecutorPresence:
+        """The presence; connection_id, executor_id and scope are required.
+        seen_at is set by Sessions; connected_at is kept from the first record.
+        """
+
+    def __init__(
+        self,
+        *,
+        executor: _common_pb2.ExecutorPresence | None = ...,
+        live_seconds: _builtins.int = ...,
+        refresh_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["executor", b"executor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor", b"executor", "live_seconds", b"live_seconds", "refresh_only", b"refresh_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordExecutorRequest: _TypeAlias = RecordExecutorRequest  # noqa: Y015
+
+@_typing.final
+class RecordExecutorResponse(_message.Message):
+    """RecordExecutorResponse is empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordExecutorResponse: _TypeAlias = RecordExecutorResponse  # noqa: Y015
+
+@_typing.final
+class ForgetExecutorRequest(_message.Message):
+    """ForgetExecutorRequest removes one executor stream's presence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONNECTION_ID_FIELD_NUMBER: _builtins.int
+    connection_id: _builtins.str
+    """The stream's connection id. Required."""
+    def __init__(
+        self,
+        *,
+        connection_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connection_id", b"connection_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetExecutorRequest: _TypeAlias = ForgetExecutorRequest  # noqa: Y015
+
+@_typing.final
+class ForgetExecutorResponse(_message.Message):
+    """ForgetExecutorResponse says whether a record was removed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    removed: _builtins.bool
+    """False when there was none (already gone)."""
+    def __init__(
+        self,
+        *,
+        removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetExecutorResponse: _TypeAlias = ForgetExecutorResponse  # noqa: Y015
+
+@_typing.final
+class QueryExecutorsRequest(_message.Message):
+    """QueryExecutorsRequest lists the live executors of a project."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scope(self) -> _common_pb2.Scope:
+        """The project (account and project; the user does not filter). Required."""
+
+    def __init__(
+        self,
+        *,
+        scope: _common_pb2.Scope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryExecutorsRequest: _TypeAlias = QueryExecutorsRequest  # noqa: Y015
+
+@_typing.final
+class QueryExecutorsResponse(_message.Message):
+    """QueryExecutorsResponse is the live executors."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def executors(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ExecutorPresence]:
+        """Live records, by user, name and connection."""
+
+    def __init__(
+        self,
+        *,
+        executors: _abc.Iterable[_common_pb2.ExecutorPresence] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executors", b"executors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryExecutorsResponse: _TypeAlias = QueryExecutorsResponse  # noqa: Y015

@@ -141,6 +141,21 @@ class SessionsServiceStub:
                 request_serializer=specloom_dot_v1_dot_sessions__pb2.PruneSessionsRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_sessions__pb2.PruneSessionsResponse.FromString,
                 _registered_method=True)
+        self.RecordExecutor = channel.unary_unary(
+                '/specloom.v1.SessionsService/RecordExecutor',
+                request_serializer=specloom_dot_v1_dot_sessions__pb2.RecordExecutorRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_sessions__pb2.RecordExecutorResponse.FromString,
+                _registered_method=True)
+        self.ForgetExecutor = channel.unary_unary(
+                '/specloom.v1.SessionsService/ForgetExecutor',
+                request_serializer=specloom_dot_v1_dot_sessions__pb2.ForgetExecutorRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_sessions__pb2.ForgetExecutorResponse.FromString,
+                _registered_method=True)
+        self.QueryExecutors = channel.unary_unary(
+                '/specloom.v1.SessionsService/QueryExecutors',
+                request_serializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.FromString,
+                _registered_method=True)
 
 
 class SessionsServiceServicer:
@@ -313,6 +328,28 @@ class SessionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordExecutor(self, request, context):
+        """Records (inserts or refreshes) one open executor stream's presence:
+        gateways call it at register and, throttled, on heartbeats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetExecutor(self, request, context):
+        """Removes an executor stream's presence (the stream ended).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryExecutors(self, request, context):
+        """Lists the live executors of a project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -415,6 +452,21 @@ def add_SessionsServiceServicer_to_server(servicer, server):
                     servicer.PruneSessions,
                     request_deserializer=specloom_dot_v1_dot_sessions__pb2.PruneSessionsRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_sessions__pb2.PruneSessionsResponse.SerializeToString,
+            ),
+            'RecordExecutor': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordExecutor,
+                    request_deserializer=specloom_dot_v1_dot_sessions__pb2.RecordExecutorRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_sessions__pb2.RecordExecutorResponse.SerializeToString,
+            ),
+            'ForgetExecutor': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetExecutor,
+                    request_deserializer=specloom_dot_v1_dot_sessions__pb2.ForgetExecutorRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_sessions__pb2.ForgetExecutorResponse.SerializeToString,
+            ),
+            'QueryExecutors': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryExecutors,
+                    request_deserializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -964,6 +1016,87 @@ class SessionsService:
             '/specloom.v1.SessionsService/PruneSessions',
             specloom_dot_v1_dot_sessions__pb2.PruneSessionsRequest.SerializeToString,
             specloom_dot_v1_dot_sessions__pb2.PruneSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordExecutor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.SessionsService/RecordExecutor',
+            specloom_dot_v1_dot_sessions__pb2.RecordExecutorRequest.SerializeToString,
+            specloom_dot_v1_dot_sessions__pb2.RecordExecutorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetExecutor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.SessionsService/ForgetExecutor',
+            specloom_dot_v1_dot_sessions__pb2.ForgetExecutorRequest.SerializeToString,
+            specloom_dot_v1_dot_sessions__pb2.ForgetExecutorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryExecutors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.SessionsService/QueryExecutors',
+            specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.SerializeToString,
+            specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

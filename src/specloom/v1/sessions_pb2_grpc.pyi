@@ -110,6 +110,14 @@ class SessionsServiceStub:
     """Deletes finished sessions older than a cutoff, with their interactions
     and outputs.
     """
+    RecordExecutor: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.RecordExecutorRequest, _sessions_pb2.RecordExecutorResponse]
+    """Records (inserts or refreshes) one open executor stream's presence:
+    gateways call it at register and, throttled, on heartbeats.
+    """
+    ForgetExecutor: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.ForgetExecutorRequest, _sessions_pb2.ForgetExecutorResponse]
+    """Removes an executor stream's presence (the stream ended)."""
+    QueryExecutors: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.QueryExecutorsRequest, _sessions_pb2.QueryExecutorsResponse]
+    """Lists the live executors of a project."""
 
 @_typing.type_check_only
 class SessionsServiceAsyncStub(SessionsServiceStub):
@@ -193,6 +201,14 @@ class SessionsServiceAsyncStub(SessionsServiceStub):
     """Deletes finished sessions older than a cutoff, with their interactions
     and outputs.
     """
+    RecordExecutor: _aio.UnaryUnaryMultiCallable[_sessions_pb2.RecordExecutorRequest, _sessions_pb2.RecordExecutorResponse]  # type: ignore[assignment]
+    """Records (inserts or refreshes) one open executor stream's presence:
+    gateways call it at register and, throttled, on heartbeats.
+    """
+    ForgetExecutor: _aio.UnaryUnaryMultiCallable[_sessions_pb2.ForgetExecutorRequest, _sessions_pb2.ForgetExecutorResponse]  # type: ignore[assignment]
+    """Removes an executor stream's presence (the stream ended)."""
+    QueryExecutors: _aio.UnaryUnaryMultiCallable[_sessions_pb2.QueryExecutorsRequest, _sessions_pb2.QueryExecutorsResponse]  # type: ignore[assignment]
+    """Lists the live executors of a project."""
 
 class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
     """SessionsService owns persistence: sessions, their append-only
@@ -393,5 +409,31 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes finished sessions older than a cutoff, with their interactions
         and outputs.
         """
+
+    @_abc_1.abstractmethod
+    def RecordExecutor(
+        self,
+        request: _sessions_pb2.RecordExecutorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sessions_pb2.RecordExecutorResponse, _abc.Awaitable[_sessions_pb2.RecordExecutorResponse]]:
+        """Records (inserts or refreshes) one open executor stream's presence:
+        gateways call it at register and, throttled, on heartbeats.
+        """
+
+    @_abc_1.abstractmethod
+    def ForgetExecutor(
+        self,
+        request: _sessions_pb2.ForgetExecutorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sessions_pb2.ForgetExecutorResponse, _abc.Awaitable[_sessions_pb2.ForgetExecutorResponse]]:
+        """Removes an executor stream's presence (the stream ended)."""
+
+    @_abc_1.abstractmethod
+    def QueryExecutors(
+        self,
+        request: _sessions_pb2.QueryExecutorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sessions_pb2.QueryExecutorsResponse, _abc.Awaitable[_sessions_pb2.QueryExecutorsResponse]]:
+        """Lists the live executors of a project."""
 
 def add_SessionsServiceServicer_to_server(servicer: SessionsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -436,6 +436,10 @@ async def _create_children(tx: Tx, step: Step, parent: Row, now: dt.datetime) ->
                 "created_at": created,
                 "updated_at": created,
                 "finished_at": None,
+                # The parent's workspace, from its row as this write's guard
+                # returned it: a child never runs anywhere else.
+                "workspace_id": parent["workspace_id"],
+                "workspace": parent["workspace"],
             }
         )
         if first is not None:

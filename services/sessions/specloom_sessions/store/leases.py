@@ -19,7 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
@@ -33,6 +44,7 @@ from specloom_sessions.rows import (
     interaction_of,
     session_of,
 )
+from specloom_sessions.store import waiting
 from specloom_sessions.store._common import I, S, const
 from specloom_sessions.store.dependencies import (
     dependencies_complete,
@@ -60,6 +72,37 @@ def _of_active_session() -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
+class Claimant:
+    """Where and for whom an executor runs commands: what it may claim."""
+
+    workspace_ids: tuple[str, ...] = ()
+    """Workspaces it serves; it also claims sessions of no workspace (NULL or '')."""
+    pin_to: pb.WorkspaceRef | None = None
+    """Its default workspace: unpinned sessions it claims are pinned there."""
+    owner: str | None = None
+    """Claim only sessions of this user (an executor serving its own user)."""
+
+
+def _claimable_session(claimant: Claimant) -> ColumnElement[bool]:
+    """The interaction's session is active, in the claimant's workspaces, of its user.
+
+    Still one primary-key probe per candidate (see :func:`_of_active_session`):
+    a scalar subquery whose WHERE names only the id, its conditions moved
+    into what it selects. With them in the WHERE (or as an ``EXISTS``, which
+    PostgreSQL turns into a semi-join) the planner may probe the sessions
+    status index instead and read every active session per candidate.
+    """
+    places = [S.c.workspace_id.is_(None), S.c.workspace_id == ""]
+    if claimant.workspace_ids:
+        places.append(S.c.workspace_id.in_(sorted(set(claimant.workspace_ids))))
+    conditions = [S.c.status == pb.SESSION_STATUS_ACTIVE, or_(*places)]
+    if claimant.owner is not None:
+        conditions.append(S.c.user_id == claimant.owner)
+    verdict = case((and_(*conditions), 1), else_=0)
+    return select(verdict).where(S.c.id == I.c.session_id).scalar_subquery() == 1
+
+
+@dataclass(frozen=True)
 class Assignment:
     """A leased interaction and its session's head."""
 
@@ -79,8 +122,16 @@ async def claim_commands(
     capabilities: Sequence[str],
     limit: int,
     ttl_seconds: int,
+    claimant: Claimant | None = None,
 ) -> list[Assignment]:
-    """Lease up to ``limit`` claimable commands of ``scope`` to ``executor_id``, oldest first."""
+    """Lease up to ``limit`` claimable commands of ``scope`` to ``executor_id``, oldest first.
+
+    Claimable: in the claimant's workspaces (or of none), of its user when
+    it serves only its own. Sessions of no workspace yet are pinned to the
+    claimant's default workspace in the same transaction, so every later
+    command of theirs (and every child) runs there too.
+    """
+    claimant = claimant or Claimant()
     now = utcnow()
     capable = I.c.required_capability == ""
     if capabilities:
@@ -94,7 +145,7 @@ async def claim_commands(
             I.c.project_id == scope.project_id,
             capable,
             or_(I.c.lease_owner.is_(None), I.c.lease_expires_at <= now),
-            _of_active_session(),
+            _claimable_session(claimant),
             # A child waits for the siblings whose work it builds on.
             dependencies_complete(),
         )
@@ -104,7 +155,9 @@ async def claim_commands(
     async with db.write() as tx:
         if tx.postgres:
             picked = picked.with_for_update(skip_locked=True, of=I)
-        return await _lease_keys(tx, picked, executor_id, ttl_seconds, now, "executor")
+        return await _lease_keys(
+            tx, picked, executor_id, ttl_seconds, now, "executor", pin_to=claimant.pin_to
+        )
 
 
 async def _lease_keys(
@@ -114,6 +167,8 @@ async def _lease_keys(
     ttl_seconds: int,
     now: dt.datetime,
     dispatch: str,
+    *,
+    pin_to: pb.WorkspaceRef | None = None,
 ) -> list[Assignment]:
     keys = (await tx.conn.execute(picked)).all()
     if not keys:
@@ -138,12 +193,28 @@ async def _lease_keys(
         .mappings()
         .all()
     )
+    if pin_to is not None:
+        await _pin(tx, {row["session_id"] for row in leased}, pin_to)
     heads = await _heads(tx, {row["session_id"] for row in leased})
     ordered: list[Row] = sorted(leased, key=lambda r: (r["created_at"], r["session_id"], r["seq"]))
     return [
         Assignment(session=heads[row["session_id"]], interaction=interaction_of(row))
         for row in ordered
     ]
+
+
+async def _pin(tx: Tx, session_ids: set[str], workspace: pb.WorkspaceRef) -> None:
+    """Pin the sessions of no workspace yet (NULL) to ``workspace``; others stay as they are.
+
+    Like the lease itself this is no change of the session's version: the
+    orchestrators' cached heads stay valid (they never write the column), and
+    the heads handed out with this claim are read after it.
+    """
+    await tx.conn.execute(
+        update(S)
+        .where(S.c.id.in_(sorted(session_ids)), S.c.workspace_id.is_(None))
+        .values(workspace_id=workspace.id, workspace=workspace.SerializeToString())
+    )
 
 
 async def claim_joins(
@@ -325,12 +396,14 @@ async def find_unclaimed(db: Database, waited_ms: int, limit: int) -> list[Assig
         if not rows:
             return []
         ids = sorted({row["session_id"] for row in rows})
-        heads = {
-            row["id"]: session_of(row)
-            for row in (
-                await conn.execute(select(*SESSION_HEAD_COLUMNS).where(S.c.id.in_(ids)))
-            ).mappings()
-        }
+        head_rows = (
+            (await conn.execute(select(*SESSION_HEAD_COLUMNS).where(S.c.id.in_(ids))))
+            .mappings()
+            .all()
+        )
+        reasons = await waiting.explain(conn, head_rows)
+    heads = {row["id"]: session_of(row) for row in head_rows}
+    waiting.fill(list(heads.values()), reasons)
     return [
         Assignment(session=heads[row["session_id"]], interaction=interaction_of(row))
         for row in rows

@@ -24,7 +24,9 @@ from specloom_sessions.rows import (
     TERMINAL,
     interaction_of,
     session_of,
+    workspace_values,
 )
+from specloom_sessions.store import waiting
 from specloom_sessions.store._common import (
     I,
     S,
@@ -137,6 +139,7 @@ async def _insert(
         "created_at": now,
         "updated_at": now,
         "finished_at": None,
+        **workspace_values(request.workspace if request.HasField("workspace") else None),
     }
     async with db.write() as tx:
         if request.parent_id:
@@ -147,6 +150,10 @@ async def _insert(
                 raise FailedPrecondition(
                     f"parent session {request.parent_id} is finished; it takes no new children"
                 )
+            # A child runs where its parent runs: from the parent's row,
+            # never from the request.
+            values["workspace_id"] = parent["workspace_id"]
+            values["workspace"] = parent["workspace"]
             tx.changes.sessions.add(request.parent_id)
         await tx.conn.execute(insert(S).values(values))
         session = session_of(values)
@@ -167,24 +174,35 @@ async def _insert(
 
 
 async def fetch_session(
-    db: Database, scope: pb.Scope, session_id: str, view: int, *, total_usage: bool = False
+    db: Database,
+    scope: pb.Scope,
+    session_id: str,
+    view: int,
+    *,
+    total_usage: bool = False,
+    explain: bool = False,
 ) -> pb.Session:
-    """One session with the requested amount of history (and its subtree's usage)."""
-    session = await _fetch_session(db, scope, session_id, view)
+    """One session with the requested amount of history (and its subtree's usage;
+    ``explain``: its ``waiting_for``)."""
+    session = await _fetch_session(db, scope, session_id, view, explain=explain)
     if total_usage:
         async with db.read() as conn:
             session.total_usage.CopyFrom(await subtree_usage(conn, session_id))
     return session
 
 
-async def _fetch_session(db: Database, scope: pb.Scope, session_id: str, view: int) -> pb.Session:
+async def _fetch_session(
+    db: Database, scope: pb.Scope, session_id: str, view: int, *, explain: bool = False
+) -> pb.Session:
     if view == pb.INTERACTION_VIEW_LAST:
         params = {"p_id": session_id, "p_account": scope.account_id, "p_project": scope.project_id}
         async with db.read() as conn:
             row = (await conn.execute(_FETCH_LAST, params)).mappings().first()
-        if row is None:
-            raise NotFound(f"session {session_id} not found")
+            if row is None:
+                raise NotFound(f"session {session_id} not found")
+            reasons = await waiting.explain(conn, [row]) if explain else {}
         session = session_of(row)
+        session.waiting_for = reasons.get(session_id, "")
         last = last_of(row)
         if last is not None:
             session.interactions.append(interaction_of(last))
@@ -194,6 +212,8 @@ async def _fetch_session(db: Database, scope: pb.Scope, session_id: str, view: i
         if head is None:
             raise NotFound(f"session {session_id} not found")
         session = session_of(head)
+        if explain:
+            session.waiting_for = (await waiting.explain(conn, [head])).get(session_id, "")
         if view != pb.INTERACTION_VIEW_NONE:
             rows = await conn.execute(
                 select(*INTERACTION_COLUMNS).where(I.c.session_id == session_id).order_by(I.c.seq)
@@ -203,25 +223,31 @@ async def _fetch_session(db: Database, scope: pb.Scope, session_id: str, view: i
 
 
 async def fetch_children(
-    db: Database, scope: pb.Scope, parent_id: str, view: int
+    db: Database, scope: pb.Scope, parent_id: str, view: int, *, explain: bool = False
 ) -> list[pb.Session]:
-    """The children of a session in ``scope``, oldest first."""
-    async with db.read(snapshot=view != pb.INTERACTION_VIEW_NONE) as conn:
+    """The children of a session in ``scope``, oldest first (``explain``: their ``waiting_for``)."""
+    async with db.read(snapshot=view != pb.INTERACTION_VIEW_NONE or explain) as conn:
         if await head_row(conn, scope, parent_id) is None:
             raise NotFound(f"session {parent_id} not found")
-        if view == pb.INTERACTION_VIEW_LAST:
+        if view == pb.INTERACTION_VIEW_LAST and not explain:
             return await children_with_last(conn, parent_id)
-        children = [session_of(row) for row in await children_rows(conn, parent_id)]
-        if view == pb.INTERACTION_VIEW_NONE or not children:
+        rows = await children_rows(conn, parent_id)
+        if view == pb.INTERACTION_VIEW_LAST:
+            children = await children_with_last(conn, parent_id)
+        else:
+            children = [session_of(row) for row in rows]
+        if explain:
+            waiting.fill(children, await waiting.explain(conn, rows))
+        if view in (pb.INTERACTION_VIEW_NONE, pb.INTERACTION_VIEW_LAST) or not children:
             return children
         by_id = {child.id: child for child in children}
-        rows = await conn.execute(
+        history = await conn.execute(
             select(*INTERACTION_COLUMNS)
             .join(S, S.c.id == I.c.session_id)
             .where(S.c.parent_id == parent_id)
             .order_by(I.c.session_id, I.c.seq)
         )
-        for row in rows.mappings():
+        for row in history.mappings():
             by_id[row["session_id"]].interactions.append(interaction_of(row))
         return children
 
@@ -271,7 +297,13 @@ def _filtered(query: Select[Any], scope: pb.Scope, where: pb.SessionFilter) -> S
 
 
 async def query_sessions(
-    db: Database, scope: pb.Scope, where: pb.SessionFilter, page_size: int, page_token: str
+    db: Database,
+    scope: pb.Scope,
+    where: pb.SessionFilter,
+    page_size: int,
+    page_token: str,
+    *,
+    explain: bool = False,
 ) -> Page:
     """Sessions in ``scope`` matching ``where``, newest first, from the cursor on."""
     size = page_size or DEFAULT_PAGE
@@ -282,10 +314,13 @@ async def query_sessions(
     query = query.order_by(S.c.created_at.desc(), S.c.id.desc()).limit(size + 1)
     async with db.read() as conn:
         rows = (await conn.execute(query)).mappings().all()
-    more = len(rows) > size
-    rows = rows[:size]
+        more = len(rows) > size
+        rows = rows[:size]
+        reasons = await waiting.explain(conn, rows) if explain else {}
     token = _cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else ""
-    return Page([session_of(row) for row in rows], token)
+    sessions = [session_of(row) for row in rows]
+    waiting.fill(sessions, reasons)
+    return Page(sessions, token)
 
 
 async def cancel_tree(

@@ -5,12 +5,9 @@ another component of its context) waits for them: its commands are not
 claimable until every session it depends on is complete. Rows hold the
 transitive closure.
 
-Chained on 0002 in this branch; ``0003_workspaces`` is being written in
-parallel and this revision is to be re-chained on it when both land.
-
 Revision ID: 0004
-Revises: 0002
-Create Date: 2026-12-14
+Revises: 0003
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

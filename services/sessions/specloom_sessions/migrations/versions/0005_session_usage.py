@@ -5,12 +5,8 @@ counters in the step's own session-row update, so keeping them costs no
 statement of its own; a session's total with its descendants is summed at
 read time over the subtree (see ``store.usage``).
 
-Chained on 0002 in this branch; ``0003_workspaces`` and
-``0004_dependencies`` are being written in parallel and this revision is to
-be re-chained after them when they land.
-
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-05
 """
 
