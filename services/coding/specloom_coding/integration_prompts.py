@@ -120,7 +120,8 @@ def resolve_conflicts(
             "",
             *_header(facts),
             f"Merging the work of {who} into {facts.branch} stopped: it and the work "
-            "already integrated changed the same lines. The merge is in progress.",
+            "already integrated changed the same files in ways git cannot combine. The merge "
+            "is in progress.",
             "",
             "The conflicted files, each holding conflict markers (<<<<<<<, =======, >>>>>>>):",
             *[f"- {path}" for path in conflicts],
