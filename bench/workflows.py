@@ -13,10 +13,14 @@ one servicer in the all-in-one mode).
   ``children`` one-tick ``BenchNoop`` children and join on them → ``Joined``
   (no-op) → done. An executor receiving ``Joined`` is the moment the join
   was judged.
-- ``BenchGraph``: as ``BenchParent``, but its children are the nodes of
-  ``graph`` (``[[name, [names it depends on]], ...]``), each a ``ticks``-step
-  ``BenchNoop`` that waits for its dependencies (``ChildSpec.depends_on``):
-  the dependency-ordered fan-out a context's components make.
+- ``BenchGraph``: ContextCoding's shape with no-op steps: ``Initialize`` →
+  ``Spawn`` the nodes of ``graph`` (``[[name, [names it depends on]], ...]``),
+  each a ``ticks``-step ``BenchNoop`` that waits for its dependencies
+  (``ChildSpec.depends_on``), and join on them → ``IntegrateChildren`` →
+  ``RunTests`` → ``Finalize`` → done: the dependency-ordered fan-out a
+  context's components make, then the integration phase, each parent step
+  one command handed to an executor as the real ones are. An executor
+  receiving ``IntegrateChildren`` is the moment the join was judged.
 """
 
 from __future__ import annotations
@@ -152,13 +156,20 @@ BENCH_PARENT = Workflow(
     summary="Benchmark: fan out to N no-op children and join.",
 )
 
+GRAPH_BEFORE_SPAWN = ("Initialize",)
+"""The parent's steps before its children (as ContextCoding's)."""
+GRAPH_AFTER_JOIN = ("IntegrateChildren", "RunTests", "Finalize")
+"""The parent's steps after the join: ContextCoding's integration phase, when nothing fails."""
+
 BENCH_GRAPH = Workflow(
     type=GRAPH_TYPE,
     version=1,
     steps=(
-        StepDef("Start", Noop(), on_ok="Spawn"),
-        StepDef("Spawn", SpawnGraph(), on_ok="Joined"),
-        StepDef("Joined", Noop(), on_ok=DONE),
+        StepDef("Initialize", Noop(), on_ok="Spawn"),
+        StepDef("Spawn", SpawnGraph(), on_ok="IntegrateChildren"),
+        StepDef("IntegrateChildren", Noop(), on_ok="RunTests"),
+        StepDef("RunTests", Noop(), on_ok="Finalize"),
+        StepDef("Finalize", Noop(), on_ok=DONE),
     ),
     params={
         "graph": ParamSpec(
@@ -167,7 +178,10 @@ BENCH_GRAPH = Workflow(
         "ticks": ParamSpec("No-op steps of each child (default 1).", kind=int),
     },
     child_types=(NOOP_TYPE,),
-    summary="Benchmark: fan out to no-op children in dependency order and join.",
+    summary=(
+        "Benchmark: fan out to no-op children in dependency order, join, then the "
+        "integration phase's steps."
+    ),
 )
 
 REGISTRY = Registry([BENCH_NOOP, BENCH_PARENT, BENCH_GRAPH])

@@ -41,6 +41,13 @@ GATEWAY = {
     "stalled_idle_ms": "2000",
     "route_refresh_seconds": "5",
 }
+PARENT_STEPS = [
+    "Initialize",
+    "SpawnComponentCodingSessions",
+    "IntegrateChildren",
+    "RunTests",
+    "Finalize",
+]
 COMPONENT_STEPS = ["Initialize", "GenerateImplementation", "RunTests", "Finalize"]
 FIXED_STEPS = [
     "Initialize",
@@ -251,11 +258,7 @@ def test_a_context_is_coded_while_a_gateway_and_an_orchestrator_are_killed(
     wait_until(finished, 120, "the parent session to finish")
     parent, children = asyncio.run(api_view(g2.address, token, parent_id))
     assert parent.status == pb.SESSION_STATUS_COMPLETE, parent.status_reason
-    assert [i.step for i in parent.interactions] == [
-        "Initialize",
-        "SpawnComponentCodingSessions",
-        "Finalize",
-    ]
+    assert [i.step for i in parent.interactions] == PARENT_STEPS
     assert sorted(c.component.module_name for c in children) == project.MODULES
     for child in children:
         print(describe(child))
@@ -268,9 +271,10 @@ def test_a_context_is_coded_while_a_gateway_and_an_orchestrator_are_killed(
     # Nothing lost, nothing doubled, straight from the database.
     recorded = assert_history_intact(url)
     retried = sum(len(c.interactions) - len(decided_steps(c)) for c in children)
-    assert recorded == 3 + 3 * len(COMPONENT_STEPS) + len(FIXED_STEPS) + retried
+    assert recorded == len(PARENT_STEPS) + 3 * len(COMPONENT_STEPS) + len(FIXED_STEPS) + retried
 
-    # One commit on the parent's branch holds every component's code.
+    # One commit on the parent's branch holds every component's code (the
+    # children's branches merged, the whole suite run, squashed onto main).
     commit = str(struct_to_dict(parent.state)["commit"])
     branch = f"context-coding-session-for-{project.CONTEXT}-{parent.id[-8:]}"
     assert struct_to_dict(parent.state)["branch"] == branch

@@ -68,25 +68,32 @@ def crashing(stderr: str) -> Run:
 NO_TESTS = Run(exit_code=5)
 
 
-def junit(run: Run, classname: str, file: str) -> bytes:
-    """A JUnit report laid out as pytest writes it."""
+def junit(run: Run, classname: str, file: str, *more: tuple[str, str]) -> bytes:
+    """A JUnit report laid out as pytest writes it; ``more`` test files run the same."""
     cases = []
-    for name in run.passed:
-        cases.append(f'<testcase classname="{classname}" name="{name}" time="0.001" />')
-    for name, message in run.failed.items():
-        text = f"&gt;       assert ...\nE       {escape(message)}\n\n{file}:7: AssertionError"
-        cases.append(
-            f'<testcase classname="{classname}" name="{name}" time="0.002">'
-            f"<failure message={quoteattr(message)}>{text}</failure></testcase>"
-        )
-    total = len(run.passed) + len(run.failed)
+    for name_of_class, path in ((classname, file), *more):
+        for name in run.passed:
+            cases.append(f'<testcase classname="{name_of_class}" name="{name}" time="0.001" />')
+        for name, message in run.failed.items():
+            text = f"&gt;       assert ...\nE       {escape(message)}\n\n{path}:7: AssertionError"
+            cases.append(
+                f'<testcase classname="{name_of_class}" name="{name}" time="0.002">'
+                f"<failure message={quoteattr(message)}>{text}</failure></testcase>"
+            )
+    files = 1 + len(more)
+    total = (len(run.passed) + len(run.failed)) * files
     return (
         '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">'
-        f'<testsuite name="pytest" errors="0" failures="{len(run.failed)}" skipped="0" '
+        f'<testsuite name="pytest" errors="0" failures="{len(run.failed) * files}" skipped="0" '
         f'tests="{total}" time="0.050" timestamp="2026-01-01T00:00:00" hostname="sim">'
         + "".join(cases)
         + "</testsuite></testsuites>"
     ).encode()
+
+
+def suite_files_of(command: pb.Command) -> list[str]:
+    """The test files a RunTests command runs (a context's runs every component's)."""
+    return [arg for arg in command.shell.argv if arg.endswith(("_test.py", "_test.exs"))]
 
 
 def _sha(*parts: str) -> str:
@@ -142,12 +149,23 @@ class ExecutorDouble:
                 data.update(
                     branch=op.add_worktree.branch,
                     worktree=op.add_worktree.path,
-                    commit=_sha(op.add_worktree.base),
+                    commit=_sha(op.add_worktree.base, *op.add_worktree.merge),
                 )
+                if op.add_worktree.merge:
+                    data.update(merged=list(op.add_worktree.merge), already_merged=[])
             elif which == "commit":
                 data.update(
                     commit=_sha(call.key, *op.commit.paths),
                     committed_files=list(op.commit.paths),
+                )
+                if op.commit.squash_onto:
+                    data.update(squashed_onto=op.commit.squash_onto)
+            elif which == "merge":
+                data.update(
+                    branch=call.state.get("branch", ""),
+                    commit=_sha(call.key, *op.merge.branches),
+                    merged=list(op.merge.branches),
+                    already_merged=[],
                 )
             elif which == "push":
                 data.update(pushed=True, remote="origin")
@@ -180,12 +198,15 @@ class ExecutorDouble:
                 error=f"exit code {run.exit_code}",
                 stdout=run.crash,
             )
-        module = call.session.component.module_name
-        classname = "tests." + module.replace(".", "/").replace("/", ".") + "_test"
-        file = "tests/" + module.replace(".", "/") + "_test.py"
+        # One set of cases per test file run: a context's RunTests runs them all.
+        ran = [
+            (path.rsplit(".", 1)[0].replace("/", "."), path)
+            for path in suite_files_of(call.command)
+        ]
+        (classname, file), *more = ran
         return report(
             "ok",
-            files={report_path: junit(run, classname, file)},
+            files={report_path: junit(run, classname, file, *more)},
             exit_code=run.exit_code,
             stdout=f"{len(run.failed)} failed, {len(run.passed)} passed",
         )

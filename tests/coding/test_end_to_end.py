@@ -390,10 +390,16 @@ async def test_a_context_codes_its_components_in_worktrees_and_commits_them_toge
     assert [i.step for i in parent.interactions] == [
         "Initialize",
         "SpawnComponentCodingSessions",
+        "IntegrateChildren",
+        "RunTests",
         "Finalize",
     ]
-    # The parent's branch got one commit with every child's files, taken from
-    # the children's branches; the children each committed on their own.
+    # The children's branches were merged into the parent's worktree and the
+    # whole suite ran there, for real: all five tests of the three files.
+    run = CodingState.read(struct_to_dict(parent.state)).test_run or {}
+    assert (run["passed"], run["failed"], run["errors"]) == (5, 0, 0)
+    # The parent's branch got one commit with every child's files, squashed
+    # onto where it started; the children each committed on their own.
     state = struct_to_dict(parent.state)
     branch = f"context-coding-session-for-inventory-{parent.id[-8:]}"
     assert state["branch"] == branch
@@ -401,6 +407,11 @@ async def test_a_context_codes_its_components_in_worktrees_and_commits_them_toge
         "src/inventory/reservations.py",
         "src/inventory/restock.py",
         "src/inventory/stock.py",
+    ]
+    assert git(repo, "log", "--format=%s", branch).splitlines() == [
+        "Implement for inventory",
+        "designs and tests of inventory",
+        "design of inventory.stock",
     ]
     message = git(repo, "log", "-1", "--format=%B", branch)
     assert "- inventory.stock\n- inventory.reservations\n- inventory.restock" in message

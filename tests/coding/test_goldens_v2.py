@@ -188,7 +188,7 @@ async def test_tests_first_inversions_all_passing_no_tests_and_compile_errors() 
     assert_golden(sim.trace, GOLDENS / "component_test_inversions.json")
 
 
-async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
+async def test_a_context_with_one_failing_child_retries_integrates_and_finalizes() -> None:
     reservations = [failing({"test_reserve": f"OutOfStock not raised ({n})"}) for n in range(4)]
     executor = ExecutorDouble(runs={"inventory.reservations": [*reservations, passing()]})
     sim = Simulation(REGISTRY, executor)
@@ -201,14 +201,22 @@ async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
         "Initialize",
         "SpawnComponentCodingSessions",
         "SpawnComponentCodingSessions",
+        "IntegrateChildren",
+        "RunTests",
         "Finalize",
     ]
     first_spawn = sim.history()[1]
-    assert "inventory.reservations: failed (RunTests still failing after 3 rounds" in (
-        first_spawn.result.error_message
-    )
+    reason = first_spawn.result.error_message
+    assert "inventory.reservations: failed (RunTests still failing after 3 rounds" in reason
+    assert "not delivered: src/inventory/reservations.py" in reason
+    # What finished is kept, and the reason says where.
+    stock_branch = "component-coding-session-for-inventory-stock-00000003"
+    assert f"kept, complete on their own branches (2): inventory.stock ({stock_branch})" in reason
     retry = sim.history()[2].command.spawn_children
     assert list(retry.resumed_child_ids) == [sim.session("inventory.reservations").id]
+    # Completed children never ran again: one Initialize ... Finalize each.
+    for key in ("inventory.stock", "inventory.restock"):
+        assert steps(sim, key) == ["Initialize", "GenerateImplementation", "RunTests", "Finalize"]
     parent_branch = "context-coding-session-for-inventory-00000001"
     for key in keys[1:]:
         child = sim.session(key)
@@ -222,14 +230,34 @@ async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
         assert worktree.path == f".specloom/worktrees/{child.id}"
         assert worktree.base == parent_branch
         assert worktree.branch.endswith(child.id[-8:])
+        # The design says reservations and restock depend on stock: they start
+        # from its branch, merged into theirs.
+        assert list(worktree.merge) == ([] if key == "inventory.stock" else [stock_branch])
         assert sim.history(key)[1].command.workdir == worktree.path
-    # Every child, with its status, in the one list of children.
-    recorded = CodingState.read(struct_to_dict(sim.session().state)).children
-    assert [(c.key, c.status) for c in recorded] == [(key, "complete") for key in keys[1:]]
+    # Every child, with its status and what it waited for, in the one list of children.
+    state = CodingState.read(struct_to_dict(sim.session().state))
+    assert [(c.key, c.status, c.depends_on) for c in state.children] == [
+        ("inventory.stock", "complete", ()),
+        ("inventory.reservations", "complete", ("inventory.stock",)),
+        ("inventory.restock", "complete", ("inventory.stock",)),
+    ]
+    # Integration: every child's branch merged into the session's worktree,
+    # dependencies first; then the whole suite on it.
+    integrate, run = sim.history()[3].command, sim.history()[4].command
+    assert integrate.workdir == f".specloom/worktrees/{ROOT}"
+    assert list(integrate.git.operations[0].merge.branches) == [c.branch for c in state.children]
+    assert list(run.shell.argv[-3:]) == [
+        "tests/inventory/stock_test.py",
+        "tests/inventory/reservations_test.py",
+        "tests/inventory/restock_test.py",
+    ]
+    assert state.tests_passed is True
+    # Finalize: one commit on the session's branch, squashed onto where it started.
     finalize = sim.history()[-1].command
     assert finalize.workdir == f".specloom/worktrees/{ROOT}"
     commit, push = finalize.git.operations[0].commit, finalize.git.operations[1].push
     assert commit.expect_branch == parent_branch
+    assert commit.squash_onto == state.base_commit != ""
     assert list(commit.paths) == [
         "src/inventory/reservations.py",
         "src/inventory/restock.py",
@@ -238,9 +266,7 @@ async def test_a_context_with_one_failing_child_retries_and_finalizes() -> None:
         "tests/inventory/restock_test.py",
         "tests/inventory/stock_test.py",
     ]
-    assert {g.branch for g in commit.gather} == {
-        sim.history(key)[0].command.git.operations[0].add_worktree.branch for key in keys[1:]
-    }
+    assert not commit.gather  # the integrated worktree holds it all
     assert "- inventory.stock\n- inventory.reservations\n- inventory.restock" in commit.message
     assert push.branch == parent_branch
     assert len(finalize.git.operations) == 2  # no pull request unless asked for
@@ -258,6 +284,20 @@ async def test_context_testing_commits_every_childs_tests_and_opens_a_pull_reque
     assert operations[2].pull_request.base == "main"
     assert operations[2].pull_request.head == "context-testing-session-for-inventory-00000001"
     assert all(p.startswith("tests/inventory/") for p in operations[0].commit.paths)
+    assert operations[0].commit.squash_onto  # one commit on where the session started
+    assert steps(sim) == [
+        "Initialize",
+        "SpawnComponentTestSessions",
+        "IntegrateChildren",
+        "RunTests",
+        "Finalize",
+    ]
+    # Together, every test file loads and fails (no code yet): verified.
+    assert struct_to_dict(sim.session().state)["tests_verified"] is True
+    # Dependent test children start from their dependency's tests.
+    stock = sim.history("inventory.stock")[0].command.git.operations[0].add_worktree.branch
+    for key in ("inventory.reservations", "inventory.restock"):
+        assert list(sim.history(key)[0].command.git.operations[0].add_worktree.merge) == [stock]
     # Children never push or open pull requests: the parent delivers.
     for key in ("inventory.stock", "inventory.reservations", "inventory.restock"):
         finalize = sim.history(key)[-1].command.git.operations

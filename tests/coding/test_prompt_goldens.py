@@ -7,8 +7,9 @@ ComponentCoding (the first run fails, so FixTestFailures runs) in the
 simulator. Every agent command is rendered into ``goldens/prompts/``; a
 prompt that changes fails here with a diff. Rerun with
 ``SPECLOOM_UPDATE_GOLDENS=1`` after an intended change and review the diff.
-(ContextTesting and ContextCoding have no agent steps of their own; their
-children are these sessions.)
+(The context workflows' own agent steps — ResolveConflicts and
+FixIntegration of the integration phase — are pinned in
+``goldens/prompts/integration/`` by ``test_integration_goldens.py``.)
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
 """Steps of the context workflows (ContextTesting, ContextCoding), definition v2.
 
 A context session reads its components from the context design document
-(the library's :class:`ContextInitialize`), spawns one component child per
-component, checks the children itself (complete, files recorded, tests in
-the expected state), and commits every child's files, taken from the
-children's branches, in one commit on its own branch.
+(the library's :class:`ContextInitialize`, which refuses a dependency cycle
+or a dependency on no component of the context), spawns one component
+child per component — each waiting for the children of the components it
+depends on, and starting from their work (``depends_on``, from the design's
+dependency graph) — and checks the children itself (complete, files
+recorded, tests in the expected state). The integration phase
+(:mod:`specloom_coding.integration_steps`) then brings their branches
+together on the session's branch, and :class:`FinalizeContext` commits the
+integrated result as one commit and pushes it.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from specloom.documents import DependencyError, dependency_graph
 from specloom.errors import InvalidArgument
 from specloom.workflow import ChildSpec, ChildView, ComponentView, StepContext
 from specloom.workflow.steps import (
-    CommitChildren,
     ContextInitialize,
     SessionState,
     Spawn,
+    SquashIntegrated,
     child_spec,
     context_of,
     profile_of,
@@ -64,6 +70,11 @@ class SpawnComponents(Spawn):
 
     def specs(self, ctx: StepContext, state: SessionState) -> list[ChildSpec]:
         context = context_of(ctx)
+        try:
+            graph = dependency_graph(state.components)
+        except DependencyError as exc:
+            # Initialize validated the design; only state written by hand gets here.
+            raise InvalidArgument(f"the components' dependencies: {exc}") from None
         return [
             child_spec(
                 ctx,
@@ -73,6 +84,7 @@ class SpawnComponents(Spawn):
                 name=component.name,
                 component=component,
                 params={"component": component.to_dict(), "context": context},
+                depends_on=graph.direct[component.module_name],
             )
             for component in state.components
         ]
@@ -88,13 +100,11 @@ class SpawnComponents(Spawn):
         return ""
 
 
-class FinalizeContext(CommitChildren):
-    """Commit every child's files (taken from their branches) in one commit; push."""
-
-    summary: ClassVar[str] = "commit every child's files in one commit; push; pull request"
+class FinalizeContext(SquashIntegrated):
+    """One commit of the integrated components on the session's branch; push; pull request."""
 
     def __init__(self, verb: str) -> None:
-        super().__init__(push=True)
+        super().__init__()
         self.verb = verb
 
     def headline(self, ctx: StepContext, state: SessionState) -> str:

@@ -62,10 +62,20 @@ def headline(run: TestRun) -> str:
     return clip(text, _HEADLINE)
 
 
-class _RunTestsStep:
+class RunTestsStep:
+    """The mechanics every RunTests shares: the run's command, its report read, the verdicts.
+
+    Subclasses give the verdict (``judge``) and may run other test files
+    (``test_paths``): a context's RunTests runs its whole suite.
+    """
+
     kind: ClassVar[CommandKind] = CommandKind.SHELL
     summary: ClassVar[str] = ""
     needs_children: ClassVar[bool] = False
+
+    def test_paths(self, ctx: StepContext, state: CodingState) -> list[str]:
+        """The test files this run runs: the component's own."""
+        return [files_of(ctx).test]
 
     def command(self, ctx: StepContext) -> CommandPlan:
         state = CodingState.of(ctx)
@@ -73,7 +83,7 @@ class _RunTestsStep:
         number = state.test_runs + 1
         ext = _EXTENSIONS.get(profile.report_format, "out")
         report = f"{REPORTS}/{ctx.session_id}/run-{number}.{ext}"
-        invocation = profile.test_invocation([files_of(ctx).test], report)
+        invocation = profile.test_invocation(self.test_paths(ctx, state), report)
         command = commands.shell(
             ctx.step,
             invocation.argv,
@@ -126,7 +136,7 @@ class _RunTestsStep:
         return Judgement.ok(state.to(after), test_run=run.to_dict())
 
 
-class RunTests(_RunTestsStep):
+class RunTests(RunTestsStep):
     """ComponentCoding: OK only when every test passes."""
 
     summary: ClassVar[str] = "run the component's tests; OK when all pass"
@@ -140,7 +150,7 @@ class RunTests(_RunTestsStep):
         return self.failed(state, after, run, headline(run), fingerprint(run))
 
 
-class RunTestsFirst(_RunTestsStep):
+class RunTestsFirst(RunTestsStep):
     """ComponentTest: the tests must run, and fail, before any code exists."""
 
     summary: ClassVar[str] = "run the new tests; OK when they run and fail (no code yet)"

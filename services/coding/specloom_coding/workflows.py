@@ -3,8 +3,10 @@
 - ComponentTest: Initialize → GenerateTestsAndFixtures → RunTests ⇄ FixCompilationErrors
   → Finalize
 - ComponentCoding: Initialize → GenerateImplementation → RunTests ⇄ FixTestFailures → Finalize
-- ContextTesting: Initialize → SpawnComponentTestSessions → Finalize
-- ContextCoding: Initialize → SpawnComponentCodingSessions → Finalize
+- ContextTesting: Initialize → SpawnComponentTestSessions → IntegrateChildren ⇄
+  ResolveConflicts → RunTests ⇄ FixIntegration → Finalize
+- ContextCoding: Initialize → SpawnComponentCodingSessions → IntegrateChildren ⇄
+  ResolveConflicts → RunTests ⇄ FixIntegration → Finalize
 
 Definition v2 is built on the kernel's step library: every session, top-level
 or child, works in its own worktree on its own branch, commits only there,
@@ -12,15 +14,24 @@ and a step that must produce files and finds none is an error. The v1
 definitions (``specloom_coding.v1``, frozen) stay registered so sessions
 started under them finish under them.
 
-Loops are capped by the session's ``max_rounds`` (default 3) on RunTests;
-the same failure twice in a row stops the session as stuck (the RunTests
-judges give fingerprints of the failing set), and Resume restarts the count.
+A context's children are spawned in dependency order: each waits for the
+children of the components it depends on and starts from their branches,
+merged. After the children the parent integrates: it merges every child's
+branch into its own worktree (dependencies first; a conflict goes to the
+agent's ResolveConflicts and back), runs the context's whole suite there,
+and fixes what fails only together (FixIntegration) before Finalize makes
+one commit of it on the session's branch and pushes.
+
+Loops are capped by the session's ``max_rounds`` (default 3) on RunTests
+and IntegrateChildren; the same failure twice in a row stops the session as
+stuck (the RunTests judges give fingerprints of the failing set, the merge
+its conflicted files), and Resume restarts the count.
 """
 
 from __future__ import annotations
 
 from specloom.workflow import DONE, ParamSpec, Registry, StepDef, Workflow
-from specloom.workflow.steps import STEP_PARAMS
+from specloom.workflow.steps import STEP_PARAMS, IntegrateChildren
 from specloom_coding.component_steps import (
     FinalizeComponent,
     FixCompilationErrors,
@@ -34,6 +45,13 @@ from specloom_coding.context_steps import (
     FinalizeContext,
     InitializeContext,
     SpawnComponents,
+)
+from specloom_coding.integration_steps import (
+    INTEGRATE,
+    FixIntegration,
+    ResolveConflicts,
+    RunContextTests,
+    RunContextTestsFirst,
 )
 from specloom_coding.state import RUN_TESTS
 from specloom_coding.test_steps import RunTests, RunTestsFirst
@@ -95,7 +113,10 @@ COMPONENT_CODING = Workflow(
 CONTEXT_TESTING = Workflow(
     type="ContextTesting",
     version=2,
-    summary="Write the tests of every component of a context; commit them together.",
+    summary=(
+        "Write the tests of every component of a context, dependencies first; check they "
+        "load and fail together; commit them as one."
+    ),
     params=CONTEXT_PARAMS,
     child_types=("ComponentTest",),
     child_versions={"ComponentTest": 2},
@@ -115,8 +136,17 @@ CONTEXT_TESTING = Workflow(
                     ("test",),
                 ),
             ),
-            on_ok="Finalize",
+            on_ok=INTEGRATE,
         ),
+        StepDef(
+            INTEGRATE,
+            IntegrateChildren("ComponentTest"),
+            on_ok=RUN_TESTS,
+            on_error="ResolveConflicts",
+        ),
+        StepDef("ResolveConflicts", ResolveConflicts("test"), on_ok=INTEGRATE),
+        StepDef(RUN_TESTS, RunContextTestsFirst(), on_ok="Finalize", on_error="FixIntegration"),
+        StepDef("FixIntegration", FixIntegration("test"), on_ok=RUN_TESTS),
         StepDef("Finalize", FinalizeContext("Add tests"), on_ok=DONE),
     ),
 )
@@ -124,7 +154,10 @@ CONTEXT_TESTING = Workflow(
 CONTEXT_CODING = Workflow(
     type="ContextCoding",
     version=2,
-    summary="Implement every component of a context; commit all files together and push.",
+    summary=(
+        "Implement every component of a context, dependencies first; integrate them, run the "
+        "whole suite until it passes; commit them as one and push."
+    ),
     params=CONTEXT_PARAMS,
     child_types=("ComponentCoding",),
     child_versions={"ComponentCoding": 2},
@@ -142,8 +175,17 @@ CONTEXT_CODING = Workflow(
                     lambda state: state.tests_passed, "its tests do not pass", ("code", "test")
                 ),
             ),
-            on_ok="Finalize",
+            on_ok=INTEGRATE,
         ),
+        StepDef(
+            INTEGRATE,
+            IntegrateChildren("ComponentCoding"),
+            on_ok=RUN_TESTS,
+            on_error="ResolveConflicts",
+        ),
+        StepDef("ResolveConflicts", ResolveConflicts("code"), on_ok=INTEGRATE),
+        StepDef(RUN_TESTS, RunContextTests(), on_ok="Finalize", on_error="FixIntegration"),
+        StepDef("FixIntegration", FixIntegration("code"), on_ok=RUN_TESTS),
         StepDef("Finalize", FinalizeContext("Implement"), on_ok=DONE),
     ),
 )

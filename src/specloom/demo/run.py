@@ -37,6 +37,7 @@ from specloom.host import HostSettings, discover, new_secret
 from specloom.process import start_host
 from specloom.protoconv import JsonObject, struct_to_dict
 from specloom.v1 import common_pb2 as pb
+from specloom.workflow import dependencies_of
 from specloom.workspaces import identify, label
 
 PIPELINE = ("ContextDesign", "ContextComponentsDesign", "ContextCoding")
@@ -234,6 +235,15 @@ async def run_demo(
                 for child in await client.children(session.id):
                     history = await client.get_session(child.id)
                     out.print(f"  {child.name:<28} {chain(history)}", highlight=False)
+                    after = dependencies_of(struct_to_dict(history.state))
+                    if after:
+                        # Shows the dependency-ordered fan-out: this child waited
+                        # for those and started from their branches, merged.
+                        names = ", ".join(d.key for d in after)
+                        out.print(
+                            f"  {'':<28} started once {names} was complete, from its work",
+                            highlight=False,
+                        )
                 final = await client.get_session(session.id, view=pb.INTERACTION_VIEW_NONE)
                 if final.total_usage.agent_steps:
                     out.print(

@@ -1,9 +1,12 @@
 """The demo's sample project: a tiny Python package with its tests written first.
 
-The ``inventory`` context has three independent components. Their tests are
-part of the project (the team wrote them first); the demo's sessions design
-the context and its components, then implement each component until its
-tests pass.
+The ``inventory`` context has three components, one of which builds on
+another: ``inventory.reorder`` works out how many of a sku to order from a
+``Stock``, so it depends on ``inventory.stock``. Their tests are part of the
+project (the team wrote them first); the demo's sessions design the context
+and its components, then implement each component until its tests pass —
+``reorder`` once ``stock`` is done, starting from its work — and run the
+whole suite on the integrated result before committing it.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ def test_rounds_to_cents():
     assert price_for(3, Decimal("0.333")) == Decimal("1.00")
 """,
     "tests/inventory/reorder_test.py": """\
-from inventory.reorder import needs_reorder, reorder_quantity
+from inventory.reorder import needs_reorder, reorder_for, reorder_quantity
+from inventory.stock import Stock
 
 
 def test_below_the_threshold_needs_a_reorder():
@@ -106,6 +110,14 @@ def test_reorder_fills_up_to_the_target():
 
 def test_never_a_negative_reorder():
     assert reorder_quantity(level=12, target=10) == 0
+
+
+def test_reorder_for_a_sku_reads_the_stock():
+    stock = Stock()
+    stock.add("apple", 2)
+    assert reorder_for(stock, "apple", threshold=5, target=10) == 8
+    stock.add("apple", 6)
+    assert reorder_for(stock, "apple", threshold=5, target=10) == 0
 """,
 }
 """The project's files, by path."""

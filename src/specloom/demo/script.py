@@ -23,6 +23,7 @@ TEST_ASSERTIONS = """\
 - Removing more than is on hand raises `OutOfStock` and changes nothing.
 - `price_for(10, Decimal("1.00"))` is `Decimal("9.00")`; prices round half-up to cents.
 - `needs_reorder` is true strictly below the threshold; `reorder_quantity` is never negative.
+- `reorder_for(stock, sku, threshold, target)` orders up to the target from a `Stock`'s level.
 """
 
 CONTEXT_DESIGN_FIRST = """\
@@ -44,14 +45,16 @@ for a small shop that sells by stock-keeping unit (sku).
 ## Public API
 - `Stock.add(sku, quantity)`, `Stock.remove(sku, quantity)`, `Stock.quantity(sku)`
 - `price_for(quantity, unit_price) -> Decimal`
-- `needs_reorder(level, threshold) -> bool`, `reorder_quantity(level, target) -> int`
+- `needs_reorder(level, threshold) -> bool`, `reorder_quantity(level, target) -> int`,
+  `reorder_for(stock, sku, threshold, target) -> int`
 
 ## State Management Strategy
 State lives in memory inside `Stock`; pricing and reordering keep no state.
 
 ## Execution Flow
 1. A sale checks the price with `price_for`, then calls `Stock.remove`.
-2. After each sale the caller asks `needs_reorder`; if so, `reorder_quantity` says how many.
+2. After each sale the caller asks `reorder_for` with its `Stock`, which reads the level and
+   says how many to order (`needs_reorder`, then `reorder_quantity`).
 
 ## Dependencies
 - None
@@ -79,8 +82,10 @@ Prices a quantity of one sku: ten or more items get ten percent off, rounded to 
 | field | value |
 | ----- | ----- |
 | type  | module |
+| dependencies | inventory.stock |
 
-Decides when a sku needs reordering and how many items bring it back to its target level.
+Decides when a sku needs reordering and how many items bring it back to its target level,
+reading the level from an `inventory.stock` `Stock`.
 
 ## Test Strategies
 Plain pytest unit tests per component, no fixtures beyond fresh objects; the tests under
@@ -101,10 +106,12 @@ COMPONENT_DESIGNS = {
         "Multiply, take ten percent off from ten items, round half-up to cents.",
     ),
     "inventory.reorder": (
-        "Reorder policy: when to order, and how many.",
+        "Reorder policy: when to order, and how many. Builds on `inventory.stock`.",
         "- `needs_reorder(level: int, threshold: int) -> bool`\n"
-        "- `reorder_quantity(level: int, target: int) -> int`",
-        "Strictly below the threshold means reorder; the quantity fills up to the target.",
+        "- `reorder_quantity(level: int, target: int) -> int`\n"
+        "- `reorder_for(stock: Stock, sku: str, threshold: int, target: int) -> int`",
+        "Strictly below the threshold means reorder; the quantity fills up to the target. "
+        "`reorder_for` reads the level from the `Stock` and applies both.",
     ),
 }
 
@@ -150,6 +157,8 @@ def price_for(quantity: int, unit_price: Decimal) -> Decimal:
     "inventory.reorder": '''\
 """When to reorder, and how many."""
 
+from inventory.stock import Stock
+
 
 def needs_reorder(level: int, threshold: int) -> bool:
     return level < threshold
@@ -157,6 +166,11 @@ def needs_reorder(level: int, threshold: int) -> bool:
 
 def reorder_quantity(level: int, target: int) -> int:
     return max(0, target - level)
+
+
+def reorder_for(stock: Stock, sku: str, threshold: int, target: int) -> int:
+    level = stock.quantity(sku)
+    return reorder_quantity(level, target) if needs_reorder(level, threshold) else 0
 ''',
 }
 
@@ -178,8 +192,9 @@ The three designs share one vocabulary (sku, level, quantity) and keep their sta
 the context design says: only `inventory.stock` holds state, the other two are pure.
 
 ## Dependencies
-No component depends on another, so they can be built and tested in parallel; callers
-combine them (price, then remove, then ask about reordering).
+`inventory.reorder` reads levels through `inventory.stock`'s `Stock`, so it is built once
+stock is done, on top of its work; `inventory.pricing` depends on nothing and is built
+alongside. Callers combine them (price, then remove, then ask about reordering).
 
 ## Integration risks
 `OutOfStock` must leave the level unchanged, or a failed sale would corrupt the stock; the

@@ -56,6 +56,11 @@ class Commit:
         """What the commit holds, for its message and the pull request ("" for none)."""
         return ""
 
+    def squash_onto(self, ctx: StepContext, state: SessionState) -> str:
+        """A commit to squash onto: one commit replacing the branch's commits since it
+        ("" commits on top of the branch as usual)."""
+        return ""
+
     # -- the step ------------------------------------------------------------------------
 
     def command(self, ctx: StepContext) -> CommandPlan:
@@ -69,6 +74,7 @@ class Commit:
                 message,
                 gather=self.gather(ctx, state),
                 allow_empty=True,
+                squash_onto=self.squash_onto(ctx, state),
                 expect_branch=state.branch,
             )
         ]

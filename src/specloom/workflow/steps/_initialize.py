@@ -9,6 +9,14 @@ HEAD, index, files — is never touched. The same command collects what the
 judge needs: the family's inputs and, for a top-level session, the
 project's rules (children inherit their parent's).
 
+A child of a dependency-ordered fan-out starts from its dependencies' work:
+the same command merges their branches (``state.dependencies``, given at
+creation, in order) into the new worktree before anything else. A conflict
+between them stops the child at once with the files named and the merge
+left in progress (no retry can resolve it; a person can, then Resume).
+Initialize records the commit the session's own work starts from
+(``base_commit``); a parent squashes its integrated result onto it.
+
 Families subclass :class:`Initialize` (or :class:`ContextInitialize`, which
 reads the context design and its components) and fill in the hooks.
 """
@@ -21,7 +29,7 @@ from typing import ClassVar
 
 from specloom.documents import CONTEXT, validate_design
 from specloom.naming import session_branch, worktree_path
-from specloom.protoconv import JsonObject
+from specloom.protoconv import JsonObject, JsonValue
 from specloom.rules import RULE_GLOBS, RuleError
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import commands
@@ -37,9 +45,12 @@ from specloom.workflow.steps._found import Found, under
 from specloom.workflow.steps._params import context_of, profile_of, subject_of, text_param
 from specloom.workflow.steps._rules import project_rules
 from specloom.workflow.steps._state import SessionState
-from specloom.workflow.steps._verdicts import git_failed
+from specloom.workflow.steps._verdicts import conflicts_of, git_failed, said
 
 __all__ = ["ContextInitialize", "Initialize", "step_metadata"]
+
+MAX_NAMED = 20
+"""Conflicted files a reason names (the judged result's facts list them all)."""
 
 
 def step_metadata(ctx: StepContext) -> JsonObject:
@@ -94,7 +105,8 @@ class Initialize:
         branches here, in order, so it starts from its dependencies' work.
         """
         base = state.base or text_param(ctx, "base")
-        return [commands.add_worktree(workdir, branch, base, self.gather(ctx, state))]
+        merge = [d.branch for d in state.dependencies if d.branch]
+        return [commands.add_worktree(workdir, branch, base, self.gather(ctx, state), merge=merge)]
 
     def command(self, ctx: StepContext) -> CommandPlan:
         state = SessionState.of(ctx)
@@ -113,19 +125,58 @@ class Initialize:
         return CommandPlan(command, state=state.to(after))
 
     def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:
-        if result.outcome is Outcome.ERROR:
-            return git_failed(result, ctx.step)
         state = SessionState.of(ctx)
+        unnamed = [d.key for d in state.dependencies if not d.branch]
+        if unnamed:
+            # The kernel reads each dependency's branch from its initial
+            # state; a sibling without one cannot be built on.
+            return Judgement.error(
+                f"{ctx.step}: the dependencies {', '.join(unnamed)} recorded no branch, so their "
+                "work cannot be merged into this session's worktree",
+                fail=True,
+            )
+        if result.outcome is Outcome.ERROR:
+            if conflicts_of(result):
+                return self.conflicted(ctx, state, result)
+            return git_failed(result, ctx.step)
         found = Found(result, state.workdir)
         verdict = self.inspect(ctx, state, found)
-        if verdict.outcome is not Outcome.OK or ctx.parent_id:
+        if verdict.outcome is not Outcome.OK:
             return verdict
+        started = self.started(state, result)
+        if ctx.parent_id:
+            return replace(verdict, state={**verdict.state, **started})
         try:
             rules = project_rules(ctx, found, self.session_kind)
         except RuleError as exc:
             return Judgement.error(f"rules: {exc}; fix the file, then Resume", fail=True)
-        changes = {**verdict.state, **state.to(replace(state, rules=rules))}
+        changes = {**verdict.state, **started, **state.to(replace(state, rules=rules))}
         return Judgement.ok(changes, **verdict.facts)
+
+    @staticmethod
+    def started(state: SessionState, result: ReportedResult) -> dict[str, JsonValue | None]:
+        """``base_commit``: the worktree's head as the work starts (recorded once).
+
+        A retried Initialize (a worktree reused after later steps committed
+        in it) must not move it: the squash onto it would lose that work.
+        """
+        commit = result.data.get("commit")
+        if state.base_commit or not isinstance(commit, str) or not commit:
+            return {}
+        return state.to(replace(state, base_commit=commit))
+
+    @staticmethod
+    def conflicted(ctx: StepContext, state: SessionState, result: ReportedResult) -> Judgement:
+        """The dependencies' branches conflict with each other: a person must resolve them."""
+        files = conflicts_of(result)
+        return Judgement.error(
+            f"{ctx.step}: the dependencies' branches conflict in {len(files)} file(s): "
+            f"{', '.join(files[:MAX_NAMED])}; {said(result)}. The merge is left in progress in "
+            f"{state.workdir}: resolve the conflicts there (remove every conflict marker), "
+            "then Resume",
+            fail=True,
+            conflicts=list(files),
+        )
 
 
 class ContextInitialize(Initialize):

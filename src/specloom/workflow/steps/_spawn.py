@@ -10,10 +10,19 @@ known, and the family's own verdict. Every child is recorded, with its
 status, in the one typed list ``state.children``. While any child still
 runs the ERROR carries no fingerprint (a person's early report is not "the
 same failure twice").
+
+Partial failure loses nothing: a child that failed is named with its
+reason and the files it has not delivered; a child that cannot start
+because a sibling it waits for failed says so; and the children that did
+finish are listed as kept, with their branches (their work stays there, and
+``state.children`` records each one's files). The retry (or a person's
+Resume) revives only the failed children; their dependents start when they
+complete, and a complete child never runs again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -35,9 +44,11 @@ from specloom.workflow.steps._params import child_params
 from specloom.workflow.steps._state import ChildRecord, SessionState
 from specloom.workflow.steps._verdicts import clip, fingerprint
 
-__all__ = ["Spawn", "child_spec"]
+__all__ = ["Spawn", "child_spec", "kept_text"]
 
 _REASON = 300
+MAX_KEPT_NAMED = 12
+"""Kept children a reason names by key and branch (``state.children`` has them all)."""
 
 
 def child_spec(
@@ -111,10 +122,21 @@ class Spawn:
             revive_children=failed,
         )
 
-    def _problem(self, ctx: StepContext, spec: ChildSpec, child: ChildView) -> str:
+    def _problem(
+        self,
+        ctx: StepContext,
+        spec: ChildSpec,
+        child: ChildView,
+        blocked: Mapping[str, Sequence[ChildView]],
+    ) -> str:
         if child.status != "complete":
+            if spec.key in blocked:
+                causes = ", ".join(f"{c.key} ({c.status})" for c in blocked[spec.key])
+                return f"{spec.key}: waits for {causes}"
             said = f" ({clip(child.status_reason, _REASON)})" if child.status_reason else ""
-            return f"{spec.key}: {child.status}{said}"
+            missing = self.expected_files(ctx, spec)
+            owed = f"; not delivered: {', '.join(missing)}" if missing else ""
+            return f"{spec.key}: {child.status}{said}{owed}"
         recorded = SessionState.read(child.state, where=f"{spec.key}.state")
         missing = [p for p in self.expected_files(ctx, spec) if p not in recorded.files]
         if missing:
@@ -133,6 +155,7 @@ class Spawn:
                 f"{ctx.step}: nothing to spawn was recorded; retry from Initialize", fail=True
             )
         mine = {c.key: c for c in ctx.children if c.type == self.child_type}
+        blocked = blocked_children(specs, mine)
         problems: list[str] = []
         records: list[ChildRecord] = []
         for spec in specs:
@@ -149,9 +172,10 @@ class Spawn:
                     status=child.status,
                     branch=recorded.branch,
                     files=recorded.files,
+                    depends_on=spec.depends_on,
                 )
             )
-            problem = self._problem(ctx, spec, child)
+            problem = self._problem(ctx, spec, child, blocked)
             if problem:
                 problems.append(problem)
         others = tuple(r for r in state.children if r.type != self.child_type)
@@ -161,9 +185,57 @@ class Spawn:
         reason = f"{len(problems)} of {len(specs)} {self.child_type} children not done: " + (
             "; ".join(problems)
         )
-        settled = all(child.terminal for child in mine.values())
+        kept = [r for r in records if r.status == "complete"]
+        if kept:
+            reason += "; " + kept_text(kept)
+        # Settled as the join is: no child can make progress without a person
+        # (or this retry) — each is finished or waits for one that failed.
+        settled = all(child.terminal or key in blocked for key, child in mine.items())
         return Judgement.error(
             reason,
             fingerprint=fingerprint("children", "\n".join(sorted(problems))) if settled else "",
             state=recorded_state,
+            kept=[r.key for r in kept],
         )
+
+
+def blocked_children(
+    specs: Sequence[ChildSpec], children: Mapping[str, ChildView]
+) -> dict[str, list[ChildView]]:
+    """Unfinished children that wait, directly or through others, for a failed or cancelled
+    sibling: their key, and the siblings at the root of the wait."""
+    waits = {spec.key: spec.depends_on for spec in specs}
+    memo: dict[str, list[ChildView]] = {}
+
+    def roots(key: str, path: frozenset[str]) -> list[ChildView]:
+        if key in memo:
+            return memo[key]
+        found: dict[str, ChildView] = {}
+        for dependency in waits.get(key, ()):
+            sibling = children.get(dependency)
+            # The graph was refused at creation if it had a cycle; `path`
+            # only keeps hand-edited state from looping.
+            if sibling is None or dependency in path:
+                continue
+            if sibling.status in ("failed", "cancelled"):
+                found[sibling.key] = sibling
+            elif not sibling.terminal:
+                found.update((c.key, c) for c in roots(dependency, path | {dependency}))
+        memo[key] = list(found.values())
+        return memo[key]
+
+    return {
+        key: causes
+        for key, child in children.items()
+        if not child.terminal and (causes := roots(key, frozenset({key})))
+    }
+
+
+def kept_text(kept: Sequence[ChildRecord]) -> str:
+    """What a partial failure keeps, as the parent's reason says it."""
+    shown = ", ".join(f"{r.key} ({r.branch})" for r in kept[:MAX_KEPT_NAMED])
+    more = f" and {len(kept) - MAX_KEPT_NAMED} more" if len(kept) > MAX_KEPT_NAMED else ""
+    return (
+        f"kept, complete on their own branches ({len(kept)}): {shown}{more}; state.children "
+        "lists their files; a retry or Resume runs only what did not finish"
+    )

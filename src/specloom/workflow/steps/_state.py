@@ -23,7 +23,16 @@ one typed, frozen record from the same Struct. Keys, as stored:
     What the session produced so far (paths relative to its worktree);
     what its Finalize commits.
 ``children``
-    Every child of the session's spawn steps, one list, each with its status.
+    Every child of the session's spawn steps, one list, each with its status,
+    branch, files and the siblings it waited for.
+``base_commit``
+    The commit the session's own work starts from: its branch's head once
+    Initialize made the worktree (a dependent child's after its
+    dependencies' branches are merged). A parent's integrated result is
+    squashed onto it.
+``merging``, ``conflicts``
+    An integration stopped on conflicts: the child whose branch was being
+    merged, and the files that conflict (the merge is left in progress).
 ``commit``, ``committed_files``, ``pushed``, ``push_warning``, ``pull_request``
     What Finalize reported.
 """
@@ -56,6 +65,8 @@ class ChildRecord:
     """Where the child's work is committed."""
     files: tuple[str, ...] = ()
     """What the child produced (its ``files``)."""
+    depends_on: tuple[str, ...] = ()
+    """Keys of the siblings whose work it was built on (merged in this order)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,9 @@ class SessionState:
     conversation_id: str = ""
     files: tuple[str, ...] = ()
     children: tuple[ChildRecord, ...] = ()
+    base_commit: str = ""
+    merging: str = ""
+    conflicts: tuple[str, ...] = ()
     commit: str = ""
     committed_files: tuple[str, ...] = ()
     pushed: bool = False

@@ -13,7 +13,7 @@ from specloom.protoconv import JsonValue
 from specloom.workflow._context import Judgement, ReportedResult
 from specloom.workflow._model import Outcome
 
-__all__ = ["agent_failed", "clip", "fingerprint", "git_failed", "said"]
+__all__ = ["agent_failed", "clip", "conflicts_of", "fingerprint", "git_failed", "said"]
 
 _SAID = 2000
 
@@ -31,6 +31,14 @@ def clip(text: str, limit: int) -> str:
 def said(result: ReportedResult) -> str:
     """What the executor said about a failure: its message, else the end of stderr."""
     return result.error_message.strip() or result.stderr.strip()[-_SAID:]
+
+
+def conflicts_of(result: ReportedResult) -> list[str]:
+    """The files a git merge stopped on (``data.conflicts``; empty for any other failure)."""
+    found = result.data.get("conflicts")
+    if not isinstance(found, list):
+        return []
+    return sorted({str(path) for path in found if isinstance(path, str) and path})
 
 
 def git_failed(result: ReportedResult, step: str) -> Judgement:
