@@ -167,6 +167,45 @@ async def _handed_to(stack: Stack, session_id: str, step: str, agent: str) -> No
     await eventually(arrived, timeout=15)
 
 
+async def test_each_executor_lists_the_commands_it_runs_to_its_project_only(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    client = stack.client(token)
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "laptop")
+    before = time.time()
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "laptop")
+    (handed,) = [a for _, a in _handed(stack, started.session.id)]
+
+    async def listed() -> list[pb.RunningCommand]:
+        (executor,) = await client.executors()
+        return list(executor.running_commands)
+
+    async def running() -> bool:
+        return len(await listed()) == 1
+
+    # Written with the presence record at the next heartbeat (1 s here).
+    await eventually(running, timeout=10)
+    (command,) = await listed()
+    assert command.session_id == started.session.id
+    assert command.interaction_id == handed.interaction.id
+    assert command.step == "Compile"
+    assert before - 1 <= command.since.ToDatetime().timestamp() <= time.time()
+    assert (await client.executors())[0].running == 1
+    outsider = stack.client(await stack.token(project="beta", user="mallory"))
+    assert await outsider.executors() == [], "another project sees no executor"
+
+    (repo / "block").unlink()
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+
+    async def idle() -> bool:
+        return await listed() == []
+
+    await eventually(idle, timeout=10)
+
+
 async def test_output_reaches_watchers_live_and_is_stored(stack: Stack, tmp_path: Path) -> None:
     token = await stack.token()
     repo = _blocking_repo(tmp_path)
