@@ -84,7 +84,7 @@ async def session_page(request: Request) -> Response:
     for interaction in session.interactions:
         if interaction.status == pb.INTERACTION_STATUS_PENDING:
             output = await read_output(who_.client, session_id, interaction.id)
-            html = detail_html(session_id, interaction, output, now)
+            html = detail_html(session_id, interaction, output, now, session.waiting_for)
             open_detail[interaction.seq] = Markup(html)  # noqa: S704 - our template's output
     terminal = session.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
     return page(
@@ -132,7 +132,7 @@ async def step_detail(request: Request) -> Response:
     """A step's detail, as a fragment (the timeline loads it when a row opens)."""
     session, interaction = await _interaction(request)
     output = await read_output(caller(request).client, session.id, interaction.id)
-    html = detail_html(session.id, interaction, output, utcnow())
+    html = detail_html(session.id, interaction, output, utcnow(), session.waiting_for)
     return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
@@ -155,7 +155,7 @@ async def step_page(request: Request) -> Response:
         session_type=session.type,
         session_name=session.name,
         step=rows[interaction.seq],
-        detail=Markup(detail_html(session.id, interaction, output, now)),  # noqa: S704
+        detail=Markup(detail_html(session.id, interaction, output, now, session.waiting_for)),  # noqa: S704
     )
 
 
