@@ -206,6 +206,27 @@ async def test_each_executor_lists_the_commands_it_runs_to_its_project_only(
     await eventually(idle, timeout=10)
 
 
+async def test_a_command_shows_at_the_next_heartbeat_not_the_next_routine_refresh(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    # Heartbeats every 4 s: the record is refreshed every 6 s when nothing
+    # changes, but at the first heartbeat after its commands changed.
+    stack = await start_stack(heartbeat_interval_seconds=4)
+    token = await stack.token()
+    client = stack.client(token)
+    await stack.agent(token, _blocking_repo(tmp_path), "laptop")
+    registered = time.monotonic()
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "laptop")
+
+    async def listed() -> bool:
+        (executor,) = await client.executors()
+        return [c.session_id for c in executor.running_commands] == [started.session.id]
+
+    await eventually(listed, timeout=15)
+    assert time.monotonic() - registered < 6, "shown at the first heartbeat (4 s), not at 8 s"
+
+
 async def test_output_reaches_watchers_live_and_is_stored(stack: Stack, tmp_path: Path) -> None:
     token = await stack.token()
     repo = _blocking_repo(tmp_path)
