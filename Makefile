@@ -14,7 +14,7 @@ GEN_DIR := src/specloom/v1
 # Tests create their own databases on this server and drop them after.
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: help install gen checkgen docs lint-proto breaking lint fmt type imports check test test-fast test-slow run demo bench soak clean
+.PHONY: help install gen checkgen lock docs lint-proto breaking lint fmt type imports check test test-fast test-slow run demo bench soak clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -42,6 +42,15 @@ gen: $(STAMP)  ## regenerate the Python stubs (with typed .pyi) from protos/
 
 checkgen: $(STAMP)  ## fail if regenerating the stubs would change anything
 	tools/checkgen.sh $(PY)
+
+lock: $(STAMP)  ## re-resolve deploy/*.lock (pinned, hashed) from pyproject.toml; keeps pins unless UPGRADE=1
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	  --output-file deploy/requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	  --only-build-deps --build-deps-for=wheel \
+	  --output-file deploy/build-requirements.lock pyproject.toml
 
 docs: $(STAMP)  ## regenerate docs/configuration.md from the settings classes
 	$(PY) tools/gen_config_docs.py

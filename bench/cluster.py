@@ -186,6 +186,8 @@ async def running(
             "SPECLOOM_INTERNAL_SECRET": secret,
             "SPECLOOM_TOKEN_PEPPER": pepper,
             "SPECLOOM_GRACE_SECONDS": "1",
+            # The idle-fleet run connects a thousand executors on one token.
+            "SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN": "100000",
         }
     )
     services: list[Service] = []

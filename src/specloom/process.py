@@ -59,6 +59,18 @@ class RunningHost:
             await self.context.channels.close()
             if self.metrics is not None:
                 self.metrics[0].shutdown()
+                self.metrics[0].server_close()  # shutdown() leaves the socket open
+
+
+def metrics_address(listen: str) -> str:
+    """The interface of a ``host:port`` listen address, for the metrics server.
+
+    ``127.0.0.1:7420`` -> ``127.0.0.1``, ``[::1]:7420`` -> ``::1``, ``:7420``
+    and ``0.0.0.0:7420`` -> ``0.0.0.0``, ``[::]:7420`` -> ``::``.
+    """
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0"  # noqa: S104 - the listener's own wildcard, as configured
 
 
 def _tls(settings: HostSettings) -> TlsFiles | None:
@@ -129,5 +141,8 @@ async def start_host(
     if settings.metrics_port is not None:
         from prometheus_client import start_http_server
 
-        metrics = start_http_server(settings.metrics_port)
+        # On the gRPC listener's own interface: `up` on 127.0.0.1 must not
+        # publish its metrics to the network (a pod listening on 0.0.0.0
+        # serves them on every interface, as before).
+        metrics = start_http_server(settings.metrics_port, addr=metrics_address(settings.listen))
     return RunningHost(server=server, context=context, specs=list(specs), metrics=metrics)

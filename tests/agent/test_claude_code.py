@@ -32,6 +32,7 @@ from specloom.agent.backends.claude_code import (
 from specloom.agent.backends.failures import FailureClass, RetryPolicy
 from specloom.agent.usage import load_prices
 from specloom.agent.workspace import Workspace
+from specloom.rules import TEST_WRITER, persona
 from specloom.v1 import common_pb2 as pb
 
 from .anthropic_standin import Failure, Reply, StandinAPI, serve_standin
@@ -92,6 +93,7 @@ async def run(
     mode: pb.ExecutionMode.ValueType = pb.EXECUTION_MODE_AUTO,
     model: str = "",
     max_turns: int = 0,
+    system_prompt: str = "",
 ) -> tuple[AgentOutcome, list[str]]:
     lines: list[str] = []
 
@@ -105,6 +107,7 @@ async def run(
             resume_conversation_id=resume,
             model=model,
             max_turns=max_turns,
+            system_prompt=system_prompt,
         ),
         workspace=workspace,
         workdir=workspace.root,
@@ -151,6 +154,35 @@ async def test_real_cli_edits_and_reports(
         else [first]
     )
     assert any("Write docs/design.md" in t for t in texts)
+
+
+def system_text(body: dict[str, Any]) -> str:
+    """The system prompt of one Messages API request, as text."""
+    system = body.get("system", "")
+    if isinstance(system, list):
+        return "\n".join(str(block.get("text", "")) for block in system)
+    return str(system)
+
+
+@needs_cli
+@pytest.mark.parametrize("size", ["inline", "file"])
+async def test_real_cli_sends_the_persona_after_its_own_system_prompt(
+    api: StandinAPI, workspace: Workspace, tmp_path: Path, size: str
+) -> None:
+    text = persona(TEST_WRITER).text
+    if size == "file":
+        # Past the inline limit the persona goes through --append-system-prompt-file.
+        text += "\n" + "Keep every test small. " * 3500
+    api.responder = lambda body: Reply.text("noted")
+    backend = ClaudeCodeBackend(settings_for(api, tmp_path / "home"))
+    outcome, lines = await run(backend, workspace, "Say noted.", system_prompt=text)
+    assert outcome.status == pb.RESULT_STATUS_OK, (outcome.error_message, lines)
+    # The task's request (the CLI may make others of its own) carries the persona,
+    # appended, not replacing: Claude Code keeps its own instructions (its tools).
+    sent = [system_text(body) for body in api.requests if body.get("tools")]
+    assert sent, api.requests
+    assert all(s.rstrip().endswith(text.rstrip()) for s in sent)
+    assert all(len(s) > len(text) + 1000 for s in sent)
 
 
 @needs_cli

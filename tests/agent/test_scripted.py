@@ -118,3 +118,26 @@ async def test_a_bad_script_is_an_error(workspace: Workspace, tmp_path: Path) ->
     outcome, _ = await run(ScriptedBackend(bad), workspace, {})
     assert outcome.status == pb.RESULT_STATUS_ERROR
     assert "needs 'write'" in outcome.error_message
+
+
+def test_the_user_guide_s_example_is_a_valid_script_and_names_every_match_key(
+    tmp_path: Path,
+) -> None:
+    # docs/scripted-backend.md is how people write scripts: its example must load,
+    # and its table must name exactly the keys an entry may match on.
+    import re
+
+    from specloom.agent.backends.scripted import MATCH_KEYS, load_script
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "scripted-backend.md").read_text()
+    example = re.search(r"```json\n(.*?)```", guide, flags=re.S)
+    assert example is not None
+    path = tmp_path / "example.json"
+    path.write_text(example.group(1))
+    entries = load_script(path)
+    assert [e.match.get("step") for e in entries] == ["GenerateContextDesign", "FixTestFailures"]
+    keys = re.findall(r"^\| `([a-z_]+)` \| the command's value", guide, flags=re.M)
+    keys += re.findall(
+        r"^\| `([a-z_]+)` \|", guide.split("### `match`")[1].split("###")[0], flags=re.M
+    )
+    assert set(keys) == set(MATCH_KEYS)

@@ -80,7 +80,7 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
         shown = stack.run("session", "show", session["id"], "--json")
         assert shown.returncode == 0, shown.stderr
         history = json.loads(shown.stdout)
-        assert history["status"] == "SESSION_STATUS_COMPLETE"
+        assert history["status"] == "complete"
         sequence = [i["step"] for i in history["interactions"]]
         assert sequence == [
             "Initialize",
@@ -104,11 +104,16 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
         table = stack.run("session", "show", session["id"])
         assert "ReviseDesign" in table.stdout
         assert "replayed" in table.stdout
+        # The header: status, the branch and the commit Finalize made, total time.
+        header = " ".join(table.stdout.split())
+        assert "status: complete" in header
+        assert "branch: context-design-session-for-inventory" in header
+        assert f"commit: {history['state']['commit'][:12]}" in header
+        assert "total: " in header
         assert "no model ran" in table.stdout
         assert f"usage, this session: {len(scripted)} agent steps, 0 input + 0 output" in (
             " ".join(table.stdout.split())
         )
-        assert "[complete]" in table.stdout
         assert workspace.id in table.stdout
 
         executors = stack.run("executors", "--json")

@@ -59,6 +59,10 @@ def test_a_person_drives_a_manual_session_to_completion(stack: Stack, tmp_path: 
     assert driven.returncode == 0, driven.stdout + driven.stderr
     assert "GenerateContextDesign (agent" in driven.stdout
     assert "prompt:" in driven.stdout
+    # The persona a person driving by hand should give the agent, shown first.
+    assert "  system prompt:\n    You are an expert in designing bounded contexts." in (
+        driven.stdout
+    )
     assert "replaying recorded edits" in driven.stdout  # the agent's transcript, streamed
     assert "is complete" in driven.stdout
 

@@ -277,19 +277,30 @@ async def test_agent_commands_carry_the_metadata_executors_match_on() -> None:
     }
     assert agent.agent.model == "claude-x"
     assert list(agent.agent.allowed_commands) == ["python", "pytest"]
-    assert list(agent.agent.output_paths) == ["src/inventory/stock.py"]
+    # The test is named too: the agent may change one that contradicts the design.
+    assert list(agent.agent.output_paths) == [
+        "src/inventory/stock.py",
+        "tests/inventory/stock_test.py",
+    ]
     assert agent.agent.prompt.splitlines()[2] == "Project: Shop: sells fruit"
+    # The original's unit coder persona is the system prompt.
+    assert agent.agent.system_prompt.startswith("You are an expert software developer.")
 
 
 async def test_rules_matching_the_component_reach_prompts_and_children() -> None:
     rule = "---\ncomponent_type: module\nsession_type: code\n---\nNo global state.\n"
     other = "---\ncomponent_type: schema\nsession_type: code\n---\nUse dataclasses.\n"
     tests_only = "---\ncomponent_type: '*'\nsession_type: test\n---\nName tests well.\n"
+    persona = (
+        "---\ncomponent_type: '*'\nsession_type: code\npersona: unit_coder\n"
+        "name: House coder\n---\nYou write Python 3.12.\n"
+    )
+    rules = (("module", rule), ("schema", other), ("tests", tests_only), ("coder", persona))
 
     def with_rules(call: Call) -> pb.Result:
         result = executor(call)
         if call.step == "Initialize" and call.key == "":
-            for name, text in (("module", rule), ("schema", other), ("tests", tests_only)):
+            for name, text in rules:
                 path = f".specloom/worktrees/{call.session.id}/docs/rules/{name}.md"
                 result.files.append(pb.FileContent(path=path, exists=True, content=text.encode()))
         return result
@@ -308,6 +319,18 @@ async def test_rules_matching_the_component_reach_prompts_and_children() -> None
         assert "### Implement the design, make the tests pass" in prompt  # built-in
         assert "Use dataclasses" not in prompt
         assert "Name tests well" not in prompt
+        assert "Python 3.12" not in prompt  # a persona rule is not task guidance
+    systems = [
+        c.agent.system_prompt
+        for _, c in executor.commands
+        if kind_of(c) == "agent" and struct_to_dict(c.metadata)["step"] == "GenerateImplementation"
+    ]
+    assert len(systems) == 3
+    for system in systems:
+        assert system.startswith("You are an expert software developer.")
+        assert system.endswith(
+            "## From the project's rules\n\n### House coder\n\nYou write Python 3.12."
+        )
 
 
 async def test_a_malformed_rule_stops_the_session_naming_the_file() -> None:

@@ -20,10 +20,11 @@ from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom_context_design.state import DesignState
 from specloom_context_design.workflows import REGISTRY
-from tests.context_design.world import GOOD_REVIEW, collected, initialized, script
+from tests.context_design.world import GOOD_REVIEW, agent_ok, collected, initialized, script
 from tests.documents.samples import (
     VALID_COMPONENT,
     VALID_CONTEXT,
+    VALID_SCHEMA,
     component,
     context_with_components,
 )
@@ -258,7 +259,7 @@ async def test_a_failed_child_is_revived_by_the_retried_spawn_not_recreated() ->
                 ("Inventory.Stock", "ValidateDesign"): [
                     collected("# Stock\n"),
                     collected("# Stock\n"),
-                    collected(VALID_COMPONENT),
+                    collected(VALID_SCHEMA),  # Inventory.Stock is a schema
                 ]
             }
         ),
@@ -388,11 +389,56 @@ async def test_a_missing_review_is_asked_for_again_in_the_same_conversation() ->
     assert_golden(sim.trace, GOLDENS / "context_design_review_missing_then_written.json")
 
 
+DESIGNS = [
+    "docs/design/inventory.md",
+    "docs/design/inventory/stock.md",
+    "docs/design/inventory/warehouses.md",
+]
+
+
 async def test_context_design_review_happy_path_in_its_own_worktree() -> None:
     sim = Simulation(REGISTRY, script({}))
-    sim.start("ContextDesignReview", {"context": "Inventory"})
+    sim.start("ContextDesignReview", {"context": "Inventory", "user_stories": ["Count stock"]})
     await sim.run()
     assert sim.status() == "complete"
     assert steps(sim) == ["Initialize", "ExecuteReview", "Finalize"]
-    assert sim.history()[1].command.workdir == f".specloom/worktrees/{ROOT}"
+    initialize, review, finalize = (i.command for i in sim.history())
+    # Initialize reads the context design (its components are the designs to review).
+    context_design = f".specloom/worktrees/{ROOT}/docs/design/inventory.md"
+    assert initialize.collect_files[0] == context_design
+    assert review.workdir == f".specloom/worktrees/{ROOT}"
+    # The reviewer may edit every design it reads; they come back to be validated.
+    assert list(review.agent.output_paths) == ["docs/review/inventory/context_design.md", *DESIGNS]
+    assert review.agent.system_prompt.startswith("You are a reviewer of context designs.")
+    assert "fix the problems you find in the design documents themselves" in review.agent.prompt
+    assert "- Count stock" in review.agent.prompt
+    # Finalize commits the designs with the review (unchanged ones add nothing).
+    commit = finalize.git.operations[0].commit
+    assert list(commit.paths) == ["docs/review/inventory/context_design.md", *DESIGNS]
     assert_golden(sim.trace, GOLDENS / "context_design_review_happy.json")
+
+
+async def test_a_review_that_breaks_a_design_fixes_it_in_the_same_conversation() -> None:
+    def broke_stock(call: Call) -> pb.Result:
+        files: dict[str, str | None] = {
+            "docs/review/inventory/context_design.md": GOOD_REVIEW,
+            "docs/design/inventory.md": VALID_CONTEXT,
+            "docs/design/inventory/stock.md": VALID_COMPONENT,  # a schema without its Fields
+            "docs/design/inventory/warehouses.md": None,  # not designed yet
+        }
+        return report("ok", data={"conversation_id": "c-fix"}, files=files)
+
+    sim = Simulation(REGISTRY, script({("", "ExecuteReview"): [broke_stock, agent_ok]}))
+    sim.start("ContextDesignReview", {"context": "Inventory"})
+    await sim.run()
+    assert sim.status() == "complete"
+    first, retry = [i for i in sim.history() if i.step == "ExecuteReview"]
+    assert first.result.error_message == (
+        "docs/design/inventory/stock.md: Missing required sections: fields"
+    )
+    assert retry.command.agent.resume_conversation_id == "c-fix"
+    assert "- docs/design/inventory/stock.md: Missing required sections: fields" in (
+        retry.command.agent.prompt
+    )
+    commit = sim.history()[-1].command.git.operations[0].commit
+    assert list(commit.paths) == ["docs/review/inventory/context_design.md", *DESIGNS]

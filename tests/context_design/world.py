@@ -21,7 +21,7 @@ from specloom.workflow import (
     ReportedResult,
     StepContext,
 )
-from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT
+from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT, VALID_SCHEMA
 
 GOOD_REVIEW = (
     "# Review: Inventory\n\n## Summary\nThe designs are consistent.\n\n## Findings\n"
@@ -33,22 +33,34 @@ GOOD_REVIEW = (
 Answer = pb.Result | Callable[[Call], pb.Result]
 
 
+def content_for(path: str, content: Mapping[str, str | None]) -> str | None:
+    """The content given for ``path``'s suffix (the first that fits), else missing."""
+    return next((text for suffix, text in content.items() if path.endswith(suffix)), None)
+
+
 def files_for(call: Call, content: Mapping[str, str | None]) -> dict[str, str | None]:
     """Every collected path of ``call``: the content given for its suffix, else missing."""
-    collected: dict[str, str | None] = {}
-    for path in call.command.collect_files:
-        collected[path] = next(
-            (text for suffix, text in content.items() if path.endswith(suffix)), None
-        )
-    return collected
+    return {path: content_for(path, content) for path in call.command.collect_files}
+
+
+WRITTEN = {
+    "/inventory.md": VALID_CONTEXT,
+    "/inventory/stock.md": VALID_SCHEMA,  # Inventory.Stock is a schema in VALID_CONTEXT
+    ".md": VALID_COMPONENT,
+}
+"""What an agent's design documents hold after it ran (a review may have edited them)."""
 
 
 def agent_ok(call: Call) -> pb.Result:
-    """An agent that did its work (and wrote a good review, if one is collected)."""
+    """An agent that did its work: a good review, valid designs where it collects them."""
+    files = {
+        path: GOOD_REVIEW if path.startswith("docs/review/") else content_for(path, WRITTEN)
+        for path in call.command.collect_files
+    }
     return report(
         "ok",
         data={"conversation_id": f"conv-{call.key or 'root'}-{call.step}-{call.attempt}"},
-        files=files_for(call, {".md": GOOD_REVIEW}),
+        files=files,
     )
 
 
@@ -82,14 +94,22 @@ def initialized(
     return answer
 
 
+def valid_design(call: Call) -> str:
+    """A valid design document of the kind and type the session designs."""
+    if call.session.type == "ContextDesign":
+        return VALID_CONTEXT
+    if call.session.component.type == "schema" and call.session.definition_version >= 2:
+        return VALID_SCHEMA  # edition 2 of the document rules: a schema has its own sections
+    return VALID_COMPONENT
+
+
 def respond(call: Call) -> pb.Result:
     """The default: every command succeeds."""
     kind = call.command.WhichOneof("kind")
     if kind == "agent":
         return agent_ok(call)
     if kind == "noop":
-        good = VALID_CONTEXT if call.session.type == "ContextDesign" else VALID_COMPONENT
-        return collected(good)(call)
+        return collected(valid_design(call))(call)
     if call.step == "Initialize":
         return initialized()(call)
     return report(

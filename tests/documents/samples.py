@@ -85,3 +85,22 @@ def component(module: str, kind: str | None = "schema", description: str = "Does
     """One component block of a Components section."""
     table = f"| field | value |\n|---|---|\n| type | {kind} |\n" if kind is not None else ""
     return f"### {module}\n\n{table}\n{description}\n"
+
+
+VALID_SCHEMA = """\
+# Inventory.Stock
+
+## Purpose
+The quantity of one product in one warehouse, which is never negative.
+
+## Fields
+
+| Field | Type | Required | Description | Constraints |
+|-------|------|----------|-------------|-------------|
+| product_id | integer | yes | The product counted | references products.id |
+| quantity | integer | yes | Units on hand | >= 0, default 0 |
+
+## Test Assertions
+- a stock with a negative quantity is invalid
+- a stock without a product is invalid
+"""

@@ -108,7 +108,8 @@ def test_a_valid_context_yields_components_and_dependencies() -> None:
 
 
 def test_a_valid_component_design_needs_only_the_component_sections() -> None:
-    assert validate_design(VALID_COMPONENT, "schema").ok
+    assert validate_design(VALID_COMPONENT, "module").ok
+    assert validate_design(VALID_COMPONENT, "repository").ok
     assert validate_design(VALID_COMPONENT, "no-such-type").ok
     assert validate_design(VALID_COMPONENT, "context").errors[0] == (
         "Missing required sections: entity ownership, access patterns, "
@@ -376,7 +377,7 @@ def test_structured_junk_gives_errors_or_components_never_both(pieces: list[str]
 # -- spec and validator agree ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["context", "schema", "genserver", "other"])
+@pytest.mark.parametrize("kind", list(COMPONENT_TYPES))
 def test_a_document_written_to_the_spec_validates(kind: str) -> None:
     spec = document_spec(kind)
     titles = re.findall(r"`## ([^`]+)`", spec)
@@ -386,7 +387,9 @@ def test_a_document_written_to_the_spec_validates(kind: str) -> None:
         if title == "Components":
             example = spec.split("(each component exactly like this):\n\n", 1)[1]
             parts.append(example.split("\nThe `type` must be", 1)[0])
-        elif title == "Dependencies":
+        elif title == "Fields":
+            parts.append(spec.split("(one row per field, like this):\n\n", 1)[1])
+        elif title in ("Dependencies", "Test Assertions"):
             parts.append("- Accounts.Users: owners\n")
         else:
             parts.append("Content.\n")

@@ -46,7 +46,8 @@ async def _all_complete(stack: Stack, token: str, ids: list[str]) -> None:
 
 
 async def test_a_large_idle_fleet_costs_few_claims(start_stack: StartStack) -> None:
-    stack = await start_stack(claim_sweep_interval_seconds=0.2)
+    # One token for the whole fleet: past the default cap of streams per token.
+    stack = await start_stack(claim_sweep_interval_seconds=0.2, max_executor_streams_per_token=1000)
     token = await stack.token()
     fleet, channels = await connect_many(stack.address, token, 300, "idle")
     try:

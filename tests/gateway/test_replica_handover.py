@@ -12,6 +12,7 @@ taken back by the adoption as long as nobody claimed it meanwhile.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
@@ -77,7 +78,8 @@ def _result(session_id: str, lease: spb.LeaseRef) -> gpb.ConnectRequest:
     )
 
 
-async def _lease_owner(stack: Stack, session_id: str) -> str:
+async def _lease_live(stack: Stack, session_id: str) -> bool:
+    """Whether the session's pending command is under a live lease (a release expires it)."""
     fetched = await stack.sessions.stub.FetchSession(
         spb.FetchSessionRequest(
             scope=pb.Scope(account_id="acme", project_id="alpha", user_id="alice"),
@@ -86,7 +88,8 @@ async def _lease_owner(stack: Stack, session_id: str) -> str:
         ),
         metadata=stack.sessions.metadata,
     )
-    return fetched.session.interactions[-1].lease.executor_id
+    lease = fetched.session.interactions[-1].lease
+    return bool(lease.executor_id) and lease.expires_at.ToDatetime(dt.UTC) > dt.datetime.now(dt.UTC)
 
 
 async def test_a_release_that_reaches_sessions_first_is_taken_back_by_the_adoption(
@@ -106,14 +109,14 @@ async def test_a_release_that_reaches_sessions_first_is_taken_back_by_the_adopti
         # The old stream ends first and its teardown releases the lease...
         await first.close()
         deadline = asyncio.get_running_loop().time() + 15
-        while await _lease_owner(stack, started.session.id):
+        while await _lease_live(stack, started.session.id):
             assert asyncio.get_running_loop().time() < deadline, "the lease was never released"
             await asyncio.sleep(0.05)
         # ...then the executor, still running the command, registers elsewhere.
         moved = RawExecutor(second.address, token)
         await moved.outbox.put(_register(lease))
         await moved.next_of("welcome")
-        assert await _lease_owner(stack, started.session.id)
+        assert await _lease_live(stack, started.session.id)
         await moved.outbox.put(_result(started.session.id, lease))
         ack = (await moved.next_of("ack")).ack
         assert ack.accepted, ack.message

@@ -183,3 +183,7 @@ def test_unknown_type_and_bad_params_are_invalid_argument() -> None:
         sim.start("Build", {"colour": "red"})
     with pytest.raises(InvalidArgument, match="must be a list"):
         sim.start("Tree", {"parts": "a"})
+    # An unknown profile is refused at start, not by the first step reading it.
+    with pytest.raises(InvalidArgument, match="unknown profile 'ruby'; use one of: python, elixir"):
+        sim.start("Build", {"profile": "ruby"})
+    sim.start("Build", {"profile": "elixir"})

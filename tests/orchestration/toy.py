@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from specloom.protoconv import JsonValue
 from specloom.workflow import (
     DONE,
     ChildSpec,
@@ -63,12 +64,16 @@ class Spawn:
 
     def command(self, ctx: StepContext) -> CommandPlan:
         parts = [str(p) for p in ctx.params.get("parts") or []]  # type: ignore[union-attr]
+        given = ctx.params.get("payload")
+        payload: dict[str, JsonValue] = {"payload": given} if given is not None else {}
         specs = tuple(
             ChildSpec(
                 type="Leaf",
                 key=f"toy.{part}",
                 component=ComponentView(name=part, module_name=f"toy.{part}", type="other"),
-                params={"component": f"toy.{part}"},
+                # A payload given to the parent is copied to every child: how a
+                # fan-out's write grows past what one message can carry.
+                params={"component": f"toy.{part}", **payload},
             )
             for part in parts
         )
@@ -174,7 +179,10 @@ LEAF = Workflow(
     type="Leaf",
     version=1,
     steps=(StepDef("Work", Shell("work"), on_ok=DONE),),
-    params={"component": ParamSpec("component", kind=str, required=True)},
+    params={
+        "component": ParamSpec("component", kind=str, required=True),
+        "payload": ParamSpec("opaque text handed down by the parent", kind=str),
+    },
 )
 
 TREE = Workflow(
@@ -185,7 +193,10 @@ TREE = Workflow(
         StepDef("Spawn", Spawn(), on_ok="Finish"),
         StepDef("Finish", Shell("finish"), on_ok=DONE),
     ),
-    params={"parts": ParamSpec("names", kind=list, required=True)},
+    params={
+        "parts": ParamSpec("names", kind=list, required=True),
+        "payload": ParamSpec("opaque text copied to every child", kind=str),
+    },
     child_types=("Leaf",),
 )
 

@@ -8,7 +8,7 @@ memory) is bounded by the sessions in flight.
 
 from __future__ import annotations
 
-from specloom.orchestration.servicer import HeadCache
+from specloom.orchestration.heads import HeadCache
 from specloom.v1 import common_pb2 as pb
 
 SCOPE = pb.Scope(account_id="acme", project_id="alpha", user_id="alice")

@@ -297,15 +297,27 @@ async def _output_bytes_and_oversize_results(c: Cluster, stub: Any, meta: Any) -
                 )
             )
         )
-        # A result over the 8 MiB cap on results: refused, naming it; the lease stays.
+        # A result over the 8 MiB cap on results can never be stored, and
+        # refused, the command would run again: it is answered, a short ERROR
+        # saying why is stored in its place, and the session fails naming it.
         oversize = result_for(taken, "y" * 9 * MB)
         executor.send(oversize)
         ack = (await executor.next("ack")).ack
-        assert not ack.accepted
-        assert ack.code in ("RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"), ack
-        assert "result" in ack.message, ack.message
+        assert ack.accepted, ack
+        failed = await stub.GetSession(
+            gpb.GetSessionRequest(session_id=taken.session.id), metadata=meta
+        )
+        assert failed.session.status == pb.SESSION_STATUS_FAILED
+        assert "its result could not be recorded: complete.result is " in (
+            failed.session.status_reason
+        ), failed.session.status_reason
+        assert "the cap is 8388608 bytes" in failed.session.status_reason
+        stored = failed.session.interactions[-1].result
+        assert stored.status == pb.RESULT_STATUS_ERROR
+        assert not stored.stdout
+        # The step took its answer: another result for it is refused.
         executor.answer(taken, "fine")
-        assert (await executor.next("ack")).ack.accepted
+        assert (await executor.next("ack")).ack.code == "FAILED_PRECONDITION"
         output = await stub.ReadOutput(
             gpb.ReadOutputRequest(session_id=taken.session.id, interaction_id=interaction.id),
             metadata=meta,

@@ -85,3 +85,16 @@ async def test_a_caller_that_gives_up_does_not_break_the_batch() -> None:
     assert await patient == 20
     with pytest.raises(asyncio.CancelledError):
         await impatient
+
+
+async def test_a_batch_is_bounded_in_bytes_and_a_large_call_goes_alone() -> None:
+    peer = Peer(delay=0.001)
+    coalescer: Coalescer[int, int] = Coalescer(
+        peer.send, max_in_flight=1, size=lambda n: n, max_batch_bytes=100
+    )
+    sizes = [40, 40, 40, 250, 10, 60, 30]
+    results = await asyncio.gather(*(coalescer.call(n) for n in sizes))
+    assert results == [n * 10 for n in sizes]
+    # Each batch holds at most 100 bytes of requests; 250 is over the budget
+    # on its own and leaves alone rather than being refused.
+    assert peer.batches == [[40, 40], [40], [250], [10, 60, 30]]

@@ -220,6 +220,38 @@ async def test_a_granted_lease_and_release(sessions_service: SessionsUnderTest) 
     assert only.released == 0
 
 
+async def test_only_the_holder_adopts_a_released_lease(sessions_service: SessionsUnderTest) -> None:
+    """A release expires the lease and keeps its holder: the holder (reconnected)
+    can adopt it back; another executor — another name, another user — cannot,
+    and a claim by someone else ends the holder's claim to it."""
+    stub, md = sessions_service.stub, sessions_service.metadata
+    where = scope()
+    session = await create(
+        sessions_service,
+        where,
+        mode=pb.EXECUTION_MODE_AGENTIC,
+        first=pending("W", dispatch=EXECUTOR, lease=("exec-1", 60)),
+    )
+    lease = spb.LeaseRef(interaction_id=session.interactions[0].id, epoch=1)
+
+    async def adopt(executor: str) -> spb.RenewLeasesResponse:
+        return await stub.RenewLeases(
+            spb.RenewLeasesRequest(executor_id=executor, leases=[lease], ttl_seconds=60),
+            metadata=md,
+        )
+
+    released = await stub.ReleaseLeases(spb.ReleaseLeasesRequest(executor_id="exec-1"), metadata=md)
+    assert released.released == 1
+    assert [r.interaction_id for r in (await adopt("exec-renamed")).lost] == [lease.interaction_id]
+    assert [r.interaction_id for r in (await adopt("exec-1")).renewed] == [lease.interaction_id]
+    assert await _claim(sessions_service, where, "exec-2", []) == []  # adopted: live again
+
+    await stub.ReleaseLeases(spb.ReleaseLeasesRequest(executor_id="exec-1"), metadata=md)
+    (taken,) = await _claim(sessions_service, where, "exec-2", [])
+    assert taken.interaction.lease.epoch == 2
+    assert [r.interaction_id for r in (await adopt("exec-1")).lost] == [lease.interaction_id]
+
+
 async def _signals(
     service: SessionsUnderTest,
 ) -> tuple[

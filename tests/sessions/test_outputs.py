@@ -140,14 +140,17 @@ async def test_output_is_capped_per_interaction(start_sessions_service: StartSes
 
     first = await stub.AppendOutput(request(b"123456"), metadata=md)
     assert (first.stored_bytes, first.truncated) == (6, False)
+    # Where the cap cuts, a marker line says so (once, past the cap).
+    marker = b"\n[specloom: output past the cap of 10 bytes per step was not stored]\n"
     cut = await stub.AppendOutput(request(b"789", b"abcdef"), metadata=md)
-    assert (cut.stored_bytes, cut.truncated) == (10, True)
+    assert (cut.stored_bytes, cut.truncated) == (10 + len(marker), True)
     full = await stub.AppendOutput(request(b"more"), metadata=md)
-    assert (full.stored_bytes, full.truncated) == (10, True)
+    assert (full.stored_bytes, full.truncated) == (10 + len(marker), True)
     stored = await stub.FetchOutput(
         spb.FetchOutputRequest(scope=where, session_id=session.id), metadata=md
     )
-    assert b"".join(c.data for c in stored.chunks) == b"123456789a"
+    assert b"".join(c.data for c in stored.chunks) == b"123456789a" + marker
+    assert stored.chunks[-1].stream == pb.OUTPUT_STREAM_EXECUTOR
 
 
 async def test_output_needs_an_interaction_of_the_session(

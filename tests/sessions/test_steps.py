@@ -431,3 +431,24 @@ async def test_children_per_write_are_capped(start_sessions_service: StartSessio
     assert "2" in (error_.details() or "")
     fine = await step(service, where, parent, create_children=kids[:2])
     assert len(fine.children) == 2
+
+
+async def test_a_write_is_capped_as_a_whole(start_sessions_service: StartSessions) -> None:
+    service = await start_sessions_service(
+        sessions_max_struct_bytes=4096, sessions_max_write_bytes=10_000
+    )
+    where = scope()
+    parent = await create(service, where)
+
+    def child(n: int) -> spb.NewChild:
+        kid = spb.NewChild(id=new_id(), type="Leaf", key=f"k{n}", definition_version=1)
+        dict_to_struct({"notes": "n" * 3000}, kid.params)  # under the 4 KiB Struct cap
+        return kid
+
+    kids = [child(n) for n in range(4)]
+    error_ = await failure(step(service, where, parent, create_children=kids))
+    assert error_.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "one write carries at most 10000 bytes" in (error_.details() or ""), error_.details()
+    assert "the write is 1" in (error_.details() or ""), error_.details()
+    fine = await step(service, where, parent, create_children=kids[:3])
+    assert len(fine.children) == 3

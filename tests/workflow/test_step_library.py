@@ -16,6 +16,7 @@ import pytest
 
 from specloom.orchestration.simulate import Call, Script, Simulation, report
 from specloom.protoconv import JsonObject, dict_to_struct, struct_to_dict
+from specloom.rules import UNIT_CODER, persona
 from specloom.v1 import common_pb2 as pb
 from specloom.workflow import (
     DONE,
@@ -274,3 +275,42 @@ def test_a_session_without_a_subject_is_named_for_its_type(name: str) -> None:
     plan = Setup("whole", session_kind="code").command(ctx)
     worktree = plan.command.git.operations[0].add_worktree
     assert worktree.branch == "whole-session-for-whole-abcd5678"
+
+
+class WriteAsCoder(Write):
+    persona: ClassVar[str] = UNIT_CODER
+
+
+async def test_an_agent_step_sends_its_persona_as_changed_by_the_inherited_rules() -> None:
+    part = Workflow(
+        type="Part",
+        version=1,
+        params=PARAMS,
+        steps=(
+            StepDef("Initialize", Setup("part", session_kind="code"), on_ok="Write"),
+            StepDef("Write", WriteAsCoder(), on_ok="Finalize"),
+            StepDef("Finalize", Deliver(push=True), on_ok=DONE),
+        ),
+    )
+    sim = Simulation(Registry([part, WHOLE]), executor)
+    persona_rule = (
+        "---\ncomponent_type: '*'\nsession_type: code\npersona: unit_coder\nname: House\n---\n"
+        "Prefer the standard library.\n"
+    )
+    task_rule = "---\ncomponent_type: '*'\nsession_type: code\n---\nBe kind.\n"
+    sim.start("Whole", {"rules": [persona_rule, task_rule]})
+    await sim.run()
+    assert sim.status() == "complete"
+    for key in PARTS:
+        write = sim.history(key)[1].command.agent
+        # Read by the root, inherited by the child, sent as the system prompt.
+        assert write.system_prompt == (
+            f"{persona(UNIT_CODER).text}\n\n## From the project's rules\n\n"
+            "### House\n\nPrefer the standard library."
+        )
+        assert write.prompt == f"write {key}"
+    # A step that names no persona sends no system prompt.
+    plain = Simulation(REGISTRY, executor)
+    plain.start("Whole", {})
+    await plain.run()
+    assert plain.history(PARTS[0])[1].command.agent.system_prompt == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
+from specloom.rules import TEST_WRITER, UNIT_CODER
 from specloom.workflow import Judgement, StepContext
 from specloom.workflow.steps import (
     AgentStep,
@@ -19,15 +20,28 @@ from specloom.workflow.steps import (
     Found,
     Initialize,
     SessionState,
+    context_of,
     loop_cap,
+    profile_of,
     text_param,
 )
 from specloom_coding import prompts
 from specloom_coding.state import RUN_TESTS, CodingState, component_of, files_of
 
 
+def context_design_of(ctx: StepContext) -> str:
+    """The context's design document path ("" when the session names no context)."""
+    context = context_of(ctx)
+    return profile_of(ctx).design_path(context) if context else ""
+
+
 class InitializeComponent(Initialize):
-    """The session's own worktree; its design (and, for code, its tests) must be there."""
+    """The session's own worktree; its design (and, for code, its tests) must be there.
+
+    The context's design is looked for too: when the worktree has it, the
+    prompts point the agent at it (the seeds' test writer read the parent
+    context's design); without it the session still runs.
+    """
 
     def __init__(self, prefix: str, *, session_kind: str) -> None:
         super().__init__(prefix, session_kind=session_kind)
@@ -36,7 +50,9 @@ class InitializeComponent(Initialize):
 
     def inputs(self, ctx: StepContext, state: SessionState) -> list[str]:
         files = files_of(ctx)  # InvalidArgument for a name that is not a module name
-        return [files.design, files.test] if self.tests_required else [files.design]
+        needed = [files.design, files.test] if self.tests_required else [files.design]
+        context_design = context_design_of(ctx)
+        return [*needed, context_design] if context_design else needed
 
     def inspect(self, ctx: StepContext, state: SessionState, found: Found) -> Judgement:
         files = files_of(ctx)
@@ -48,15 +64,18 @@ class InitializeComponent(Initialize):
                 "then Resume",
                 fail=True,
             )
+        path = context_design_of(ctx)
+        context_design = path if path and found.written([path]) else ""
         if not self.tests_required:
-            return Judgement.ok()
+            return Judgement.ok(state.to(replace(state, context_design=context_design)))
         if not found.written([files.test]):
             return Judgement.error(
                 f"no tests at {files.test} on {start}: tests are written before the code "
                 "(a ComponentTest session; start from its branch), then Resume",
                 fail=True,
             )
-        return Judgement.ok(state.to(replace(state, files=state.with_files([files.test]))))
+        after = replace(state, files=state.with_files([files.test]), context_design=context_design)
+        return Judgement.ok(state.to(after))
 
 
 class GenerateTestsAndFixtures(AgentStep):
@@ -64,6 +83,7 @@ class GenerateTestsAndFixtures(AgentStep):
 
     summary: ClassVar[str] = "agent writes the tests (and fixtures) from the design"
     runs_tests: ClassVar[bool] = True
+    persona: ClassVar[str] = TEST_WRITER
 
     def outputs(self, ctx: StepContext) -> list[str]:
         files = files_of(ctx)
@@ -81,6 +101,7 @@ class FixCompilationErrors(AgentStep):
 
     summary: ClassVar[str] = "agent fixes tests that do not compile, run, or fail first"
     runs_tests: ClassVar[bool] = True
+    persona: ClassVar[str] = TEST_WRITER
     loop: ClassVar[str] = RUN_TESTS
     continues: ClassVar[bool] = True
 
@@ -104,8 +125,14 @@ class GenerateImplementation(AgentStep):
 
     summary: ClassVar[str] = "agent writes the implementation from the design and tests"
     runs_tests: ClassVar[bool] = True
+    persona: ClassVar[str] = UNIT_CODER
 
     def outputs(self, ctx: StepContext) -> list[str]:
+        # The test is named too: the agent may change one that contradicts the design.
+        files = files_of(ctx)
+        return [files.code, files.test]
+
+    def required(self, ctx: StepContext) -> list[str]:
         return [files_of(ctx).code]
 
     def prompt(self, ctx: StepContext) -> str:
@@ -117,6 +144,7 @@ class FixTestFailures(AgentStep):
 
     summary: ClassVar[str] = "agent fixes the failing tests, continuing its conversation"
     runs_tests: ClassVar[bool] = True
+    persona: ClassVar[str] = UNIT_CODER
     loop: ClassVar[str] = RUN_TESTS
     continues: ClassVar[bool] = True
 

@@ -4,7 +4,15 @@ Each prompt names the exact paths to read and write, the component and its
 context, the project, the matching rules, and for fix steps the failure
 summary of the last test run. Agents read the design and test files
 themselves: the paths are given, not the contents, so a prompt stays small
-whatever the size of the documents.
+whatever the size of the documents. Who the agent is (a test writer, a
+unit coder) is its persona, sent as the system prompt by the steps.
+
+What the seeds fix, and these prompts say: tests are written before the
+code and only the cases the design's Test Assertions list, one test each
+(a case the design lacks goes into the design first, not into the tests);
+the code is then written until those tests pass, and a fix changes the
+implementation or, where a test contradicts the design, that test — saying
+so — never deleting or skipping one.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ class ComponentFacts:
     project: str
     rules: str
     test_command: str
+    context_design: str = ""
+    """The context's design document, when the session's worktree has it."""
 
     @staticmethod
     def of(ctx: StepContext, kind: SessionKind) -> ComponentFacts:
@@ -49,6 +59,7 @@ class ComponentFacts:
             project=project_line(ctx),
             rules=rules_text(state.rules, component.type or "other", kind),
             test_command=" ".join(invocation.shown()),
+            context_design=state.context_design,
         )
 
 
@@ -79,6 +90,16 @@ def _header(facts: ComponentFacts) -> list[str]:
     return lines
 
 
+def _reading(facts: ComponentFacts) -> list[str]:
+    lines = [f"Read the design document: {facts.files.design}"]
+    if facts.context_design:
+        lines.append(
+            f"Read the context design, for how {facts.component.module_name} fits its "
+            f"context: {facts.context_design}"
+        )
+    return lines
+
+
 def _rules(facts: ComponentFacts) -> list[str]:
     if not facts.rules:
         return []
@@ -94,14 +115,18 @@ def generate_tests(facts: ComponentFacts) -> str:
             "",
             *_header(facts),
             "",
-            f"Read the design document: {f.design}",
+            *_reading(facts),
             f"Write the tests to: {f.test}",
             f"If the tests need fixtures or factories, write them to: {f.fixtures}",
             f"The implementation will live at {f.code}. Do not create it.",
             "",
-            "Cover every assertion in the design's Test Assertions section with at least "
-            "one test, asserting on behaviour (return values, state changes, errors), "
-            "not on implementation details.",
+            "Write exactly the tests listed in the design's Test Assertions section: one "
+            "test per assertion, named after it, and no others. If a case you think needs "
+            "a test is not listed, do not write it; say so in your reply, so the design "
+            "can be changed first.",
+            "Group the tests as the assertions are grouped (per function, for example), and "
+            "assert on behaviour (return values, state changes, errors), not on "
+            "implementation details.",
             facts.profile.test_guidance,
             "Right now every test must fail because the implementation is missing; none may pass.",
             f"The tests are run with: {facts.test_command}",
@@ -135,11 +160,21 @@ def fix_tests(facts: ComponentFacts, problem: str, summary: str, round_: int, ca
             "If the tests passed, they do not test the component: make them assert the "
             f"behaviour described in {f.design}.",
             "If no test ran, the file defines no tests the runner can find: write them.",
+            "Keep to the tests the design's Test Assertions list, one test each.",
             facts.profile.test_guidance,
             f"Do not write {f.code}.",
             *_rules(facts),
         ]
     )
+
+
+CHANGING_TESTS = (
+    "Make the tests pass by changing the implementation. Change a test only where it "
+    "contradicts the design (the design decides), say which test and why, and never "
+    "delete or skip a test."
+)
+"""What a coding agent may do to a test: the seeds' "fixing implementation or tests
+based on failure analysis", bounded by the design (the built-in code rule says the same)."""
 
 
 def generate_implementation(facts: ComponentFacts) -> str:
@@ -151,11 +186,13 @@ def generate_implementation(facts: ComponentFacts) -> str:
             "",
             *_header(facts),
             "",
-            f"Read the design document: {f.design}",
+            *_reading(facts),
             f"Read the tests, which were written first and define done: {f.test}",
             f"Write the implementation to: {f.code}",
             "",
-            "Make every test pass. Change a test only where it contradicts the design, and say so.",
+            "Implement every function of the design's Public API with the signature it "
+            "gives, and handle every failure the design names.",
+            CHANGING_TESTS,
             f"The tests are run with: {facts.test_command}",
             *_rules(facts),
         ]
@@ -174,8 +211,7 @@ def fix_failures(facts: ComponentFacts, problem: str, summary: str, round_: int,
             summary,
             "",
             f"Fix the implementation in {f.code} so that every test in {f.test} passes.",
-            f"Change {f.test} only where a test contradicts {f.design}, and say so.",
-            "Do not delete or skip tests.",
+            CHANGING_TESTS,
             *_rules(facts),
         ]
     )

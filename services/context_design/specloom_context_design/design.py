@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from specloom.documents import CONTEXT, validate_design
+from specloom.rules import COMPONENT_DESIGNER, CONTEXT_DESIGNER
 from specloom.workflow import (
     CommandKind,
     CommandPlan,
@@ -68,6 +69,11 @@ def subject_of(ctx: StepContext, kind: str) -> DesignSubject:
     )
 
 
+def designer(design: str) -> str:
+    """The persona that writes a ``design`` (``"context"`` or ``"component"``) document."""
+    return CONTEXT_DESIGNER if design == CONTEXT else COMPONENT_DESIGNER
+
+
 class GenerateDesign(AgentStep):
     """The agent writes the design document."""
 
@@ -76,6 +82,9 @@ class GenerateDesign(AgentStep):
     def __init__(self, design: str) -> None:
         self.design = design
         """``"context"`` or ``"component"``."""
+
+    def persona_of(self, ctx: StepContext) -> str:
+        return designer(self.design)
 
     def outputs(self, ctx: StepContext) -> list[str]:
         return [subject_of(ctx, self.design).path]
@@ -93,6 +102,9 @@ class ReviseDesign(AgentStep):
 
     def __init__(self, design: str) -> None:
         self.design = design
+
+    def persona_of(self, ctx: StepContext) -> str:
+        return designer(self.design)
 
     def outputs(self, ctx: StepContext) -> list[str]:
         return [subject_of(ctx, self.design).path]

@@ -4,7 +4,8 @@ A prompt is self-contained: project, subject, user stories, the document
 spec, the matching rules and the exact output path are all in it, even for
 a revise step that also resumes the earlier conversation. A person running
 the command by hand, or a backend that lost the conversation, gets the same
-instructions.
+instructions. Who the agent is (a context designer, a component designer,
+a reviewer) is its persona, sent as the system prompt by the steps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from specloom.documents import CONTEXT, document_spec, review_spec
+from specloom.documents import CONTEXT, document_spec, required_sections, review_spec, section_title
 from specloom.workflow import ComponentView, StepContext
 from specloom.workflow.steps import context_of, rules_text, story_lines
 from specloom_context_design.state import SESSION_KIND, DesignState
@@ -52,7 +53,7 @@ def _stories(ctx: StepContext) -> list[str]:
     return ["## User stories", "", *(f"- {story}" for story in stories), ""]
 
 
-def _rules(ctx: StepContext, component_type: str) -> list[str]:
+def _rules(ctx: StepContext, component_type: str | Sequence[str]) -> list[str]:
     composed = rules_text(DesignState.of(ctx).rules, component_type, SESSION_KIND)
     if not composed:
         return []
@@ -102,6 +103,13 @@ def _output(path: str) -> list[str]:
     ]
 
 
+CONCISE = (
+    "Make the design as concise as it can be while it still describes the module "
+    "accurately: dense, specific, nothing a reader does not need."
+)
+"""The original's closing instruction to its designers."""
+
+
 def design_prompt(ctx: StepContext, s: DesignSubject) -> str:
     """The prompt that writes a design document from nothing."""
     lines = [
@@ -111,6 +119,8 @@ def design_prompt(ctx: StepContext, s: DesignSubject) -> str:
         *_spec(s),
         *_rules(ctx, s.component_type),
         *_output(s.path),
+        "",
+        CONCISE,
     ]
     return "\n".join(lines)
 
@@ -181,19 +191,134 @@ def review_prompt(
     return "\n".join(lines)
 
 
-def review_retry_prompt(ctx: StepContext, *, path: str, problems: Sequence[str]) -> str:
-    """The prompt after a review document was missing or too thin."""
+def review_retry_prompt(
+    ctx: StepContext,
+    *,
+    path: str,
+    problems: Sequence[str],
+    designs: Sequence[ReviewedDesign] = (),
+) -> str:
+    """The prompt after a review document was missing or too thin; for a review that fixes
+    the ``designs``, also after it left one of them invalid."""
     listed = [f"- {problem}" for problem in problems]
+    if not designs:
+        return "\n".join(
+            [
+                f"The review document `{path}` is not acceptable yet:",
+                "",
+                *listed,
+                "",
+                "Write the complete review again, following this specification:",
+                "",
+                review_spec(f"`{context_of(ctx)}`"),
+                "",
+                *_output(path),
+            ]
+        )
     return "\n".join(
         [
-            f"The review document `{path}` is not acceptable yet:",
+            "The review is not finished; these problems remain:",
             "",
             *listed,
             "",
-            "Write the complete review again, following this specification:",
+            "Fix each one where it is: a design document a problem names must follow its "
+            "document rules again (keep your fixes), and the review must follow its "
+            "specification.",
             "",
-            review_spec(f"`{context_of(ctx)}`"),
+            *_design_list(designs),
+            *_document_rules(designs),
+            "## Review document specification",
             "",
-            *_output(path),
+            review_spec(f"`{context_of(ctx)}`", fixes=True),
+            "",
+            *_review_output(path),
         ]
     )
+
+
+@dataclass(frozen=True)
+class ReviewedDesign:
+    """A design document a context review reads and may fix."""
+
+    module: str
+    component_type: str
+    """Its type ("" when the context design does not give it)."""
+    path: str
+
+
+def _design_list(designs: Sequence[ReviewedDesign]) -> list[str]:
+    context_design, components = designs[0], designs[1:]
+    lines = ["## Design documents", "", f"- the context design: `{context_design.path}`"]
+    lines += [f"- `{d.module}` ({d.component_type or 'other'}): `{d.path}`" for d in components]
+    return [*lines, ""]
+
+
+def _document_rules(designs: Sequence[ReviewedDesign]) -> list[str]:
+    lines = [
+        "## Document rules",
+        "",
+        "Every design you edit must still follow its document rules: an H1 naming the module, "
+        "then these H2 sections, each with content (types as the context design gives them). "
+        "Test Assertions are a bullet list, one test case each; a schema's Fields are a table "
+        "with the columns Field, Type, Required, Description and Constraints.",
+        "",
+    ]
+    seen: list[str] = []
+    for design in designs:
+        kind = design.component_type or "other"
+        if kind not in seen:
+            seen.append(kind)
+            titles = ", ".join(section_title(key) for key in required_sections(kind))
+            lines.append(f"- {kind}: {titles}")
+    return [*lines, ""]
+
+
+def _review_output(path: str) -> list[str]:
+    return [
+        "## Output",
+        "",
+        f"Write the review to exactly `{path}` (relative to the working directory), creating "
+        "folders as needed. Edit the design documents listed above in place; create no "
+        "design that does not exist yet, and write no other file.",
+    ]
+
+
+def context_review_prompt(ctx: StepContext, *, designs: Sequence[ReviewedDesign], path: str) -> str:
+    """ContextDesignReview: check the context and component designs together, fix, report."""
+    context = context_of(ctx)
+    lines = [
+        f"Review the design of the context `{context}` together with the designs of its "
+        "components, fix the problems you find in the design documents themselves, and "
+        "write a review of what you checked, found and fixed.",
+        "",
+        *_design_list(designs),
+        "A component whose design does not exist yet is designed by its own session; do not "
+        "write it.",
+        "",
+        "## What to do",
+        "",
+        "1. Read every design document listed above.",
+        "2. Check that the architecture is consistent: each component has one responsibility "
+        "and the type that fits it; the context's entity ownership, public API and components "
+        "agree with each other and with the component designs.",
+        "3. Check the integration points: every dependency a design uses is declared, needed "
+        "and free of cycles; every function one design calls on another exists there with the "
+        "same signature; no two components write the same entity; data flows between them "
+        "are clear.",
+        "4. Check the design against the user stories below: every story is served and its "
+        "acceptance criteria can be met; a gap is a problem to fix.",
+        "5. Fix every problem you find in the design documents, keeping all of them "
+        "consistent with each other and valid under their document rules (below).",
+        "6. Write the review.",
+        "",
+        *_project(ctx),
+        *_stories(ctx),
+        *_document_rules(designs),
+        *_rules(ctx, [d.component_type or "other" for d in designs]),
+        "## Review document specification",
+        "",
+        review_spec(f"`{context}`", fixes=True),
+        "",
+        *_review_output(path),
+    ]
+    return "\n".join(lines)

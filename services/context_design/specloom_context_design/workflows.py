@@ -10,11 +10,14 @@
 - ContextDesignReview: Initialize → ExecuteReview → Finalize
 
 Definition v2 is built on the kernel's step library: every session works in
-its own worktree on its own branch (ContextDesignReview gained an
-Initialize for it), commits only there, and a step that must produce a
-document and finds none is an error. A pull request is opened only when
-``pull_request`` is true. The v1 definitions (``specloom_context_design.v1``,
-frozen) stay registered so sessions started under them finish under them.
+its own worktree on its own branch, commits only there, and a step that must
+produce a document and finds none is an error. ContextDesignReview gained
+an Initialize that reads the context design and its components and loads
+the project's rules; its reviewer fixes the designs, as the original's did,
+each design is validated again, and Finalize commits them with the review.
+A pull request is opened only when ``pull_request`` is true. The v1
+definitions (``specloom_context_design.v1``, frozen) stay registered so
+sessions started under them finish under them.
 
 Every ERROR without a named target retries its own step; the kernel caps
 every loop (``max_rounds``, default 3) and fails a session whose step fails
@@ -164,13 +167,12 @@ COMPONENT_DESIGN_REVIEW_V2 = Workflow(
 CONTEXT_DESIGN_REVIEW_V2 = Workflow(
     type=CONTEXT_DESIGN_REVIEW,
     version=2,
-    summary="Review a context's design and its component designs; write a review document.",
+    summary=(
+        "Review a context's design with its component designs against the user stories; "
+        "fix what is wrong in the designs and write a review document."
+    ),
     steps=(
-        StepDef(
-            "Initialize",
-            Initialize("context-design-review", session_kind=SESSION_KIND),
-            on_ok="ExecuteReview",
-        ),
+        StepDef("Initialize", InitializeReview("context-design-review"), on_ok="ExecuteReview"),
         StepDef("ExecuteReview", ExecuteReview(REVIEW_OF_CONTEXT), on_ok="Finalize"),
         StepDef("Finalize", CommitReview(REVIEW_OF_CONTEXT), on_ok=DONE),
     ),

@@ -4,12 +4,15 @@ How the pieces fit (``service.Gateway`` wires them):
 
 - ``servicer`` — GatewayService, thin over Sessions, the orchestrators and
   Tokens; every call is authenticated first (``auth``: VerifyToken on every
-  call, never cached) and acts only in the token's scope, so the scope wall
-  in Sessions turns another project's session into NOT_FOUND.
+  call, never cached; long-lived streams re-verify as they run, through a
+  cache of a few seconds) and acts only in the token's scope, so the scope
+  wall in Sessions turns another project's session into NOT_FOUND. A watch
+  ends when its token is revoked and when its session is failed or paused.
 - ``routing`` — session type → orchestrator, learned from ``Describe``.
 - ``executors`` / ``results`` / ``output`` — one ``Connect`` stream per
-  executor: register, heartbeats (lease renewal and token re-check), output
-  batched into ``AppendOutput``, results through the fused
+  executor (at most ``max_executor_streams_per_token`` per token): register,
+  heartbeats (lease renewal and token re-check), output batched into
+  ``AppendOutput`` with back-pressure, results through the fused
   ``ReportAndAdvance`` whose next command comes back already leased to the
   same executor and is pushed straight back. A result is forwarded only for
   a lease the reporting executor holds (Sessions' fence sees only the epoch).

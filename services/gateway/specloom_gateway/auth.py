@@ -1,13 +1,18 @@
 """Bearer tokens: every call is verified with TokensService before anything else.
 
-Verifications are never cached: a revoked token must stop working on the
-very next call, and a cache would keep it alive for its lifetime. Long-lived
-executor streams are verified when they open and again on every heartbeat.
-Tokens are never logged or echoed in an error message.
+Calls are never served from a cache: a revoked token must stop working on
+the very next call. Long-lived streams are verified when they open and again
+while they run — executor streams at every heartbeat, watch streams every
+``stream_token_check_seconds`` — and those re-checks may use a verification
+at most ``token_cache_seconds`` old (:meth:`Authenticator.recheck`): a fleet
+of streams heartbeating on one token would otherwise cost a database read
+per heartbeat. Tokens are never logged or echoed in an error message.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +50,35 @@ class Caller:
         return f"Caller(token_id={self.info.id!r}, admin={self.info.admin})"
 
 
+CACHE_LIMIT = 10_000
+"""Re-check verifications kept at most (the oldest go first)."""
+
+
 class Authenticator:
     """Resolves the bearer token of a call to a :class:`Caller`."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, *, cache_seconds: float = 0.0) -> None:
         self._upstream = upstream
+        self._cache_seconds = cache_seconds
+        self._verified: dict[bytes, float] = {}
+        """sha256(token) -> monotonic time of its last successful verification."""
+        self.verifications = 0
+        """VerifyToken calls made (for tests and the curious)."""
+
+    async def recheck(self, caller: Caller) -> None:
+        """Verify a long-lived stream's token again (UNAUTHENTICATED when it no
+        longer is valid), trusting a verification younger than the cache time."""
+        key = hashlib.sha256(caller.token.encode()).digest()
+        now = time.monotonic()
+        seen = self._verified.get(key)
+        if seen is not None and now - seen < self._cache_seconds:
+            return
+        self._verified.pop(key, None)
+        await self.verify(caller.token)
+        if self._cache_seconds > 0:
+            if len(self._verified) >= CACHE_LIMIT:
+                del self._verified[next(iter(self._verified))]
+            self._verified[key] = now
 
     async def caller(self, context: Any) -> Caller:
         """The verified caller of ``context``'s call; UNAUTHENTICATED otherwise."""
@@ -71,6 +100,7 @@ class Authenticator:
         """Verify ``token`` now (no cache: revocation takes effect at once)."""
         if len(token) > MAX_TOKEN_LENGTH or not token.isprintable():
             raise Unauthenticated("the bearer token is malformed")
+        self.verifications += 1
         try:
             response = await self._upstream.call(
                 self._upstream.tokens.VerifyToken, tpb.VerifyTokenRequest(token=token)

@@ -34,9 +34,15 @@ class GatewaySettings(BaseSettings):
     """Run limit for commands that set no ``timeout_seconds``."""
     max_output_chunk_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     """Executors send output in chunks of at most this many bytes."""
-    output_flush_bytes: int = Field(default=256 * 1024, ge=1)
+    output_flush_bytes: int = Field(default=256 * 1024, ge=1, le=4 * 1024 * 1024)
     """Buffered output of one command is written to Sessions once it reaches
-    this size (or at the flush interval, or before its result)."""
+    this size (or at the flush interval, or before its result); one write
+    carries about this much, however much is buffered."""
+    output_buffer_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Output one executor stream may have waiting to be written. Past it the
+    gateway stops reading the stream until writes catch up, so a burst holds
+    the executor back (gRPC flow control) instead of growing memory or being
+    dropped."""
     output_flush_interval_seconds: float = Field(default=0.25, gt=0)
     """Longest time buffered output waits before it is written."""
     claim_sweep_interval_seconds: float = Field(default=2.0, gt=0)
@@ -63,6 +69,23 @@ class GatewaySettings(BaseSettings):
     report_batches_in_flight: int = Field(default=4, ge=1, le=64)
     """Report batches out to one orchestrator at once; reports arriving
     meanwhile wait and leave together (fewer, larger batches under load)."""
+
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """A token re-verified on a long-lived stream (each executor heartbeat, each
+    watch re-check) is trusted this long after its last verification, so a
+    thousand streams of one token cost one VerifyToken per interval, not one
+    per heartbeat. A revoked token's streams end within this plus one
+    heartbeat interval. Calls are never served from this cache: every call
+    is verified. 0 turns the cache off."""
+    stream_token_check_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """WatchSession streams verify their token again this often and end
+    UNAUTHENTICATED once it is revoked or expired (executor streams do it at
+    every heartbeat)."""
+    max_executor_streams_per_token: int = Field(default=100, ge=1, le=100_000)
+    """Executor streams one token may hold open on one gateway process; a
+    further Connect is RESOURCE_EXHAUSTED. Per process: behind N replicas a
+    token may hold up to N times this. Give each fleet of agents its own
+    token, or raise it."""
 
     def idle_timeout(self) -> float:
         """The effective stream idle timeout in seconds."""

@@ -19,10 +19,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-from specloom.errors import DeadlineExceeded, InvalidArgument, SpecloomError, Unavailable
+from specloom.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    SpecloomError,
+    Unavailable,
+)
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import sessions_pb2 as spb
@@ -43,6 +50,7 @@ MAX_CAPABILITIES = 64
 MAX_LABELS = 64
 MAX_NAME = 128
 WATCHDOG_TICK = 1.0
+_STREAMS = frozenset(pb.OutputStream.values())
 
 
 def _check_register(register: gpb.Register) -> None:
@@ -73,6 +81,8 @@ class ExecutorStreams:
         self._deps = deps
         self._streams: set[_Stream] = set()
         self._teardowns: set[asyncio.Task[None]] = set()
+        self._per_token: Counter[str] = Counter()
+        """Open streams by token id (the cap is per token, per process)."""
 
     async def connect(
         self, requests: AsyncIterator[gpb.ConnectRequest], context: Any
@@ -80,7 +90,40 @@ class ExecutorStreams:
         """The ``Connect`` handler."""
         deps = self._deps
         caller = await deps.auth.caller(context)
-        iterator = aiter(requests)
+        token_id = caller.info.id
+        cap = deps.settings.max_executor_streams_per_token
+        if self._per_token[token_id] >= cap:
+            # Each open stream costs memory and a heartbeat's work; one token
+            # must not be able to open them without end.
+            raise ResourceExhausted(
+                f"token {token_id} already holds {cap} executor streams on this gateway "
+                "(the cap is SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN)"
+            )
+        self._per_token[token_id] += 1
+        try:
+            stream = await self._register(caller, aiter(requests))
+            self._streams.add(stream)
+            try:
+                async for message in stream.run(stream.carried):
+                    yield message
+            finally:
+                self._streams.discard(stream)
+                teardown = stream.teardown
+                if teardown is not None and not teardown.done():
+                    # A cancelled handler leaves its teardown running (shielded);
+                    # shutdown waits for it while the Sessions channel is open.
+                    self._teardowns.add(teardown)
+                    teardown.add_done_callback(self._teardowns.discard)
+        finally:
+            self._per_token[token_id] -= 1
+            if not self._per_token[token_id]:
+                del self._per_token[token_id]
+
+    async def _register(
+        self, caller: Caller, iterator: AsyncIterator[gpb.ConnectRequest]
+    ) -> _Stream:
+        """Read and check the first message: the executor's Register."""
+        deps = self._deps
         try:
             first = await asyncio.wait_for(anext(iterator), REGISTER_TIMEOUT)
         except StopAsyncIteration:
@@ -104,19 +147,7 @@ class ExecutorStreams:
             serve=register.serve,
             agent_version=register.agent_version,
         )
-        stream = _Stream(deps, executor, caller, iterator)
-        self._streams.add(stream)
-        try:
-            async for message in stream.run(list(register.running)):
-                yield message
-        finally:
-            self._streams.discard(stream)
-            teardown = stream.teardown
-            if teardown is not None and not teardown.done():
-                # A cancelled handler leaves its teardown running (shielded);
-                # shutdown waits for it while the Sessions channel is open.
-                self._teardowns.add(teardown)
-                teardown.add_done_callback(self._teardowns.discard)
+        return _Stream(deps, executor, caller, iterator, list(register.running))
 
     async def wait_closed(self, within: float) -> None:
         """Wait (bounded) for ended streams to release their leases."""
@@ -151,16 +182,20 @@ class _Stream:
         executor: Executor,
         caller: Caller,
         requests: AsyncIterator[gpb.ConnectRequest],
+        carried: list[spb.LeaseRef],
     ) -> None:
         self._deps = deps
         self.executor = executor
         self._caller = caller
         self._requests = requests
+        self.carried = carried
+        """Leases the executor says it still holds (``Register.running``)."""
         self._output = OutputBuffer(
             deps.upstream,
             executor.scope,
             flush_bytes=deps.settings.output_flush_bytes,
             chunk_bytes=deps.settings.max_output_chunk_bytes,
+            limit_bytes=deps.settings.output_buffer_bytes,
         )
         self._results = ResultReporter(deps, executor, self._output)
         self._presence = Presence(deps, executor)
@@ -245,7 +280,9 @@ class _Stream:
                     if self._beat is None or self._beat.done():
                         self._beat = asyncio.create_task(self._heartbeat(message.heartbeat))
                 elif kind == "output":
-                    self._on_output(message.output)
+                    # Awaited: while too much output waits to be written, this
+                    # stream is not read, and the executor is held back.
+                    await self._on_output(message.output)
                 elif kind == "draining":
                     log.info("executor %s is draining: %s", executor.name, message.draining.reason)
                     executor.draining = True
@@ -267,7 +304,7 @@ class _Stream:
             log.info("executor %s stream broke: %s", executor.name, exc)
             executor.close()
 
-    def _on_output(self, output: gpb.CommandOutput) -> None:
+    async def _on_output(self, output: gpb.CommandOutput) -> None:
         held = self.executor.running.get(output.interaction_id)
         # Only the lease holder's output is kept: a command that lost its
         # lease must not interleave with the new holder's output.
@@ -279,13 +316,17 @@ class _Stream:
         # head here until its result arrives; its output is filed under the
         # session the executor names, which is safe: Sessions stores it only
         # if that interaction belongs to that session in this executor's scope.
-        self._output.add(output.session_id, output.interaction_id, output.stream, output.data)
+        # A stream number this version does not know is kept as "unspecified":
+        # refused, it would take the chunks written with it down too.
+        stream = output.stream if output.stream in _STREAMS else pb.OUTPUT_STREAM_UNSPECIFIED
+        await self._output.add(output.session_id, output.interaction_id, stream, output.data)
 
     async def _heartbeat(self, beat: gpb.Heartbeat) -> None:
         deps, executor = self._deps, self.executor
         try:
-            # Re-verified on every heartbeat: a revoked token ends the stream.
-            await deps.auth.verify(self._caller.token)
+            # Re-verified on every heartbeat (through the short cache): a
+            # revoked token ends the stream.
+            await deps.auth.recheck(self._caller)
             listed = {ref.interaction_id for ref in beat.running}
             self._forget_unlisted(listed)
             if beat.running:

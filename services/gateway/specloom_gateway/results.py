@@ -19,6 +19,7 @@ import time
 
 from specloom.errors import FailedPrecondition, InvalidArgument, SpecloomError
 from specloom.logs import log_context
+from specloom.rpc.server import MAX_MESSAGE_BYTES
 from specloom.rpc.tracing import span
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
@@ -53,6 +54,27 @@ def cancel(interaction_id: str, reason: str) -> gpb.ConnectResponse:
     """A CancelCommand."""
     return gpb.ConnectResponse(
         cancel=gpb.CancelCommand(interaction_id=interaction_id, reason=reason)
+    )
+
+
+def _too_large(result: pb.Result, size: int) -> pb.Result:
+    """What is forwarded of a result whose report would not fit in a message.
+
+    An executor's message may be up to the message cap; the report around its
+    result is a few KiB larger. Refused, the result would be dropped and the
+    command run again; forwarded in brief, the step's judge decides on it
+    like on any failed command, and the audit trail says what happened.
+    """
+    return pb.Result(
+        status=pb.RESULT_STATUS_ERROR,
+        exit_code=result.exit_code,
+        duration_ms=result.duration_ms,
+        log_ref=result.log_ref,
+        output_truncated=True,
+        error_message=(
+            f"the executor's result was {size} bytes, more than a message carries "
+            f"({MAX_MESSAGE_BYTES} bytes); only this summary of it was kept"
+        ),
     )
 
 
@@ -112,6 +134,7 @@ class ResultReporter:
                 self._refused(message, held, exc)
             else:
                 log.debug("result recorded: %s", pb.ResultStatus.Name(message.result.status))
+                self._output.forget(interaction_id)
                 executor.drop(interaction_id, message.lease_epoch)
                 executor.push(ack(interaction_id))
                 self._chain(response)
@@ -124,23 +147,29 @@ class ResultReporter:
         assert held.session is not None
         deps, executor = self._deps, self._executor
         # Output first: once the result is visible, so is the whole output.
-        if self._output.holds(held.interaction_id):
-            await self._output.finish(held.interaction_id)
+        cut = await self._output.finish(held.interaction_id)
+        if cut and not result.output_truncated:
+            # The stored output was cut here or at Sessions' cap: say so.
+            marked = pb.Result()
+            marked.CopyFrom(result)
+            marked.output_truncated = True
+            result = marked
         stub = await deps.router.for_session(held.session.type)
         chain = chain and not (executor.draining or executor.closed or deps.draining)
-        return await deps.upstream.report(
-            stub,
-            opb.ReportAndAdvanceRequest(
-                scope=executor.scope,
-                session_id=held.session.id,
-                interaction_id=held.interaction_id,
-                result=result,
-                lease_epoch=held.epoch,
-                lease_to_executor_id=executor.id if chain else "",
-                executor_capabilities=executor.capabilities if chain else (),
-                lease_ttl_seconds=deps.settings.lease_ttl_seconds,
-            ),
+        request = opb.ReportAndAdvanceRequest(
+            scope=executor.scope,
+            session_id=held.session.id,
+            interaction_id=held.interaction_id,
+            result=result,
+            lease_epoch=held.epoch,
+            lease_to_executor_id=executor.id if chain else "",
+            executor_capabilities=executor.capabilities if chain else (),
+            lease_ttl_seconds=deps.settings.lease_ttl_seconds,
         )
+        size = request.ByteSize()
+        if size > MAX_MESSAGE_BYTES:
+            request.result.CopyFrom(_too_large(result, size))
+        return await deps.upstream.report(stub, request)
 
     def _chain(self, response: opb.ReportAndAdvanceResponse) -> None:
         executor = self._executor

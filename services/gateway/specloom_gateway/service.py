@@ -53,7 +53,7 @@ class Gateway:
         self.deps = Deps(
             settings=settings,
             upstream=upstream,
-            auth=Authenticator(upstream),
+            auth=Authenticator(upstream, cache_seconds=settings.token_cache_seconds),
             router=router,
             hub=ExecutorHub(),
             wake=lambda key: None,

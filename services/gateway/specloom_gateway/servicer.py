@@ -8,8 +8,9 @@ errors from other services keep their status codes (see ``upstream``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from specloom.protoconv import to_timestamp, utcnow
@@ -24,6 +25,8 @@ from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
+
+T = TypeVar("T")
 
 MAX_REASON = 2000
 MAX_NAME = 128
@@ -41,6 +44,43 @@ def _name(field: str, value: str) -> str:
     if len(value) > MAX_NAME:
         raise InvalidArgument(f"{field} is {len(value)} characters; at most {MAX_NAME}")
     return value
+
+
+async def _checked(
+    items: AsyncIterator[T], check: Callable[[], Awaitable[None]], every: float
+) -> AsyncIterator[T]:
+    """``items``, with ``check()`` awaited every ``every`` seconds meanwhile.
+
+    A watch can stay open for days: checked only when it opened, a revoked
+    token would keep receiving the session's events and output. ``check``
+    raising ends the stream with its error, even while no event comes.
+    """
+    loop = asyncio.get_running_loop()
+    source = aiter(items)
+    due = loop.time() + every
+    waiting: asyncio.Future[T] | None = None
+    try:
+        while True:
+            if waiting is None:
+                waiting = asyncio.ensure_future(anext(source))
+            await asyncio.wait({waiting}, timeout=max(0.0, due - loop.time()))
+            if waiting.done():
+                try:
+                    item = waiting.result()
+                except StopAsyncIteration:
+                    return
+                waiting = None
+                yield item
+            if loop.time() >= due:
+                await check()
+                due = loop.time() + every
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+        closing = getattr(source, "aclose", None)
+        if closing is not None:
+            await closing()
 
 
 class GatewayServicer(gpb_grpc.GatewayServiceServicer):
@@ -109,7 +149,10 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         if not request.type:
             raise InvalidArgument("type is required")
         _name("type", request.type)
-        mode = request.execution_mode or pb.EXECUTION_MODE_MANUAL
+        # Unset is agentic, as in the CLI and the SDK: a session nobody said
+        # a person would drive is run by the connected executors (unset used
+        # to mean manual, and such a session waited for a person forever).
+        mode = request.execution_mode or pb.EXECUTION_MODE_AGENTIC
         workspace = None
         if request.HasField("workspace"):
             workspace = require_workspace("workspace", request.workspace)
@@ -184,7 +227,8 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
                 explain_waiting=True,
             ),
         )
-        async for item in events:
+        every = self._deps.settings.stream_token_check_seconds
+        async for item in _checked(events, lambda: self._auth.recheck(caller), every):
             yield gpb.WatchSessionResponse(event=item.event)
 
     async def ReadOutput(
@@ -354,6 +398,18 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
             tpb.RetireTokenRequest(token_id=request.token_id, account_id=caller.scope.account_id),
         )
         return gpb.RevokeTokenResponse(info=response.info)
+
+    async def ListTokens(
+        self, request: gpb.ListTokensRequest, context: Any
+    ) -> gpb.ListTokensResponse:
+        caller = await self._auth.admin(context)
+        response = await self._up.call(
+            self._up.tokens.QueryTokens,
+            tpb.QueryTokensRequest(
+                account_id=caller.scope.account_id, include_inactive=request.include_inactive
+            ),
+        )
+        return gpb.ListTokensResponse(tokens=response.tokens)
 
     async def WhoAmI(self, request: gpb.WhoAmIRequest, context: Any) -> gpb.WhoAmIResponse:
         caller = await self._auth.caller(context)

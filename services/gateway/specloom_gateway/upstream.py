@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from specloom.errors import SpecloomError
+from specloom.errors import ResourceExhausted, SpecloomError
 from specloom.rpc.batching import Coalescer
 from specloom.rpc.errors import error_named, error_of
+from specloom.rpc.server import BATCH_BYTES
 from specloom.v1 import orchestrator_pb2 as opb
 
 if TYPE_CHECKING:
@@ -68,14 +69,21 @@ class Upstream:
             ) -> list[opb.ReportAndAdvanceResponse | BaseException]:
                 if len(items) == 1:
                     # Alone (low load): the plain call is cheaper than a batch of one.
-                    try:
-                        single = await self.call(stub.ReportAndAdvance, items[0])
-                    except SpecloomError as exc:
-                        return [exc]
-                    return [single]
-                many = await self.call(
-                    stub.ReportAndAdvanceMany, opb.ReportAndAdvanceManyRequest(items=items)
-                )
+                    return [await self._report_one(stub, items[0])]
+                try:
+                    many = await self.call(
+                        stub.ReportAndAdvanceMany, opb.ReportAndAdvanceManyRequest(items=items)
+                    )
+                except ResourceExhausted:
+                    # The batch did not fit in a message (its answer, most
+                    # likely). That says nothing about any one report, and a
+                    # report refused for its size is not sent again: each
+                    # goes again alone. Reports the batch already recorded
+                    # come back as exact repeats.
+                    singles: list[opb.ReportAndAdvanceResponse | BaseException] = [
+                        await self._report_one(stub, item) for item in items
+                    ]
+                    return singles
                 return [
                     outcome.response
                     if outcome.HasField("response")
@@ -88,9 +96,19 @@ class Upstream:
                 max_batch=self._batch_max,
                 max_in_flight=self._in_flight,
                 name="report_and_advance",
+                size=opb.ReportAndAdvanceRequest.ByteSize,
+                max_batch_bytes=BATCH_BYTES,
             )
             self._reports[stub] = coalescer
         return await coalescer.call(request)
+
+    async def _report_one(
+        self, stub: OrchestratorServiceAsyncStub, request: opb.ReportAndAdvanceRequest
+    ) -> opb.ReportAndAdvanceResponse | SpecloomError:
+        try:
+            return await self.call(stub.ReportAndAdvance, request)
+        except SpecloomError as exc:
+            return exc
 
     async def call(
         self,

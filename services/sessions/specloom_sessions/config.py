@@ -40,6 +40,12 @@ class SessionsSettings(BaseSettings):
     """Output kept per interaction; the rest of an append is dropped and reported truncated."""
     sessions_max_children_per_write: int = Field(default=2000, ge=1)
     """Children one AdvanceSession may create (RESOURCE_EXHAUSTED above)."""
+    sessions_max_write_bytes: int = Field(default=10 * MIB, ge=1024, le=12 * MIB)
+    """Largest AdvanceSession as a whole (each item of a batch on its own):
+    the per-field caps above bound each part, this bounds their sum (twenty
+    children each under the params cap, say). The answer echoes the write
+    with the session head around it and must fit in a 16 MiB message too,
+    hence the ceiling."""
     sessions_work_nudge_seconds: float = Field(default=10.0, gt=0)
     """WatchWork sends an "anything" signal this often, so expired leases get reclaimed."""
     sessions_sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)

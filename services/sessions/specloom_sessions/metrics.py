@@ -45,7 +45,7 @@ QUEUE_DEPTH = Gauge(
 )
 LEASES_EXPIRED = Counter(
     "specloom_leases_expired_total",
-    "Leases that lapsed and whose work this Sessions replica handed out again, by dispatch.",
+    "Leases that lapsed or were released, whose work this Sessions replica handed out again.",
     ["dispatch"],
 )
 AGENT_TOKENS = Counter(

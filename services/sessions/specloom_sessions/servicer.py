@@ -11,9 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from specloom.errors import InvalidArgument, ResourceExhausted, SpecloomError
+from specloom.errors import Aborted, InvalidArgument, ResourceExhausted, SpecloomError
 from specloom.logs import log_context
 from specloom.protoconv import from_timestamp, to_timestamp
+from specloom.rpc.batching import fit_answer
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import sessions_pb2_grpc as spb_grpc
@@ -40,6 +41,14 @@ log = logging.getLogger("specloom.sessions.servicer")
 
 def _item_error(error: SpecloomError) -> spb.AdvanceSessionsOutcome:
     return spb.AdvanceSessionsOutcome(error=pb.ItemError(code=error.code, message=error.message))
+
+
+def _left_out() -> spb.AdvanceSessionsOutcome:
+    # ABORTED, as for a lost version race: the caller reads the session again
+    # and finds its write made (a repeated report is then an exact repeat).
+    return _item_error(
+        Aborted("written, but its answer did not fit in this batch's message; read it again")
+    )
 
 
 def _log_written(done: steps.Advanced) -> None:
@@ -276,6 +285,8 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
             check.finish("finish", request.finish)
             finish = request.finish
         check.children(request.create_children, request.revive_children, self.limits)
+        # After the parts' own caps, whose refusals name the part.
+        check.write_size("the write", request, self.limits)
         return steps.Step(
             scope=request.scope,
             session_id=request.session_id,
@@ -337,7 +348,13 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
                 outcomes[index] = _item_error(outcome)
             else:
                 outcomes[index] = spb.AdvanceSessionsOutcome(response=self._advanced(outcome))
-        return spb.AdvanceSessionsResponse(outcomes=[o for o in outcomes if o is not None])
+        return spb.AdvanceSessionsResponse(
+            outcomes=fit_answer(
+                [o for o in outcomes if o is not None],
+                spb.AdvanceSessionsOutcome.ByteSize,
+                _left_out,
+            )
+        )
 
     # -- output --------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class Limits:
     command_bytes: int
     result_bytes: int
     children_per_write: int
+    write_bytes: int
 
     @classmethod
     def of(cls, settings: SessionsSettings) -> Limits:
@@ -75,6 +76,7 @@ class Limits:
             command_bytes=settings.sessions_max_command_bytes,
             result_bytes=settings.sessions_max_result_bytes,
             children_per_write=settings.sessions_max_children_per_write,
+            write_bytes=settings.sessions_max_write_bytes,
         )
 
 
@@ -134,6 +136,15 @@ def _size(field: str, message: Message, cap: int) -> None:
     size = message.ByteSize()
     if size > cap:
         raise ResourceExhausted(f"{field} is {size} bytes; the cap is {cap} bytes")
+
+
+def write_size(field: str, value: Message, limits: Limits) -> None:
+    """A whole write within the aggregate cap (its parts have caps of their own)."""
+    size = value.ByteSize()
+    if size > limits.write_bytes:
+        raise ResourceExhausted(
+            f"{field} is {size} bytes; one write carries at most {limits.write_bytes} bytes"
+        )
 
 
 def _depth(field: str, struct: struct_pb2.Struct) -> None:

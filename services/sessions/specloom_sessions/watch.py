@@ -36,6 +36,11 @@ from specloom_sessions.store.outputs import chunk_of
 
 O = t.outputs  # noqa: E741 - the table, as in SQL
 
+ENDS_A_WATCH = frozenset({*TERMINAL, pb.SESSION_STATUS_FAILED, pb.SESSION_STATUS_PAUSED})
+"""Statuses after which a watch ends: finished, or waiting for a person (a
+failed or paused session changes only when someone resumes it; they watch
+again then). A stream kept open on them would wait for nothing, forever."""
+
 
 @dataclass
 class _Cursor:
@@ -74,7 +79,8 @@ class SessionWatch:
         self._cursors: dict[str, _Cursor] = {}
 
     async def events(self) -> AsyncIterator[pb.SessionEvent]:
-        """The snapshot, then every change until the session is complete or cancelled."""
+        """The snapshot, then every change until the session is complete,
+        cancelled, failed or paused (:data:`ENDS_A_WATCH`)."""
         with self._db.hub.session_feed() as feed:
             feed.watched.add(self._root)
             async with self._db.read(snapshot=True) as conn:
@@ -96,7 +102,7 @@ class SessionWatch:
 
     def _ended(self) -> bool:
         root = self._cursors.get(self._root)
-        return root is None or root.status in TERMINAL
+        return root is None or root.status in ENDS_A_WATCH
 
     async def _snapshot(self, conn: AsyncConnection, feed: SessionFeed) -> list[pb.SessionEvent]:
         head = await head_row(conn, self._scope, self._root)

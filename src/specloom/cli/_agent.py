@@ -13,7 +13,7 @@ import typer
 from pydantic import SecretStr
 
 from specloom.cli._context import Options
-from specloom.cli._errors import EXIT_ERROR, EXIT_USAGE, CliError
+from specloom.cli._errors import EXIT_AUTH, EXIT_ERROR, EXIT_USAGE, CliError
 from specloom.cli._render import errors
 from specloom.logs import configure
 from specloom.workspaces import NotARepository
@@ -105,8 +105,8 @@ def _token(options: Options, token_file: Path | None) -> str:
     if not resolved:
         raise CliError(
             "no token: set SPECLOOM_TOKEN, pass --token-file FILE, or run `specloom up` on this "
-            "machine (it writes one to ~/.local/share/specloom/admin.token)",
-            4,
+            f"machine (it writes one to {options.token_file()})",
+            EXIT_AUTH,
         )
     return resolved
 

@@ -75,6 +75,14 @@ def describe(interaction: pb.Interaction, *, full_prompt: bool = False) -> list[
             lines.append(f"  continues conversation {agent.resume_conversation_id}")
         if meta.get("component"):
             lines.append(f"  component: {meta['component']}")
+        if agent.system_prompt:
+            # The persona: who the agent is for the whole conversation.
+            persona = agent.system_prompt.splitlines()
+            first = persona if full_prompt else persona[:1]
+            lines.append("  system prompt:")
+            lines += [f"    {line}" for line in first]
+            if len(first) < len(persona):
+                lines.append(f"    … {len(persona) - 1} more lines (--full-prompt shows them)")
         prompt = agent.prompt.splitlines()
         shown = prompt if full_prompt else prompt[:PROMPT_LINES]
         lines.append("  prompt:")

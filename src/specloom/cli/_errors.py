@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -32,12 +33,17 @@ EXIT_OF_CODE: Mapping[str, int] = {
 }
 
 HINTS: Mapping[str, str] = {
-    "UNAUTHENTICATED": (
-        "pass --token, set SPECLOOM_TOKEN, or use the token `specloom up` printed "
-        "(it is in ~/.local/share/specloom/admin.token)"
-    ),
     "PERMISSION_DENIED": "this needs an admin token",
 }
+"""Hints by status code; UNAUTHENTICATED's names the data directory (:func:`token_hint`)."""
+
+
+def token_hint(token_file: Path) -> str:
+    """Where a token comes from, naming the token file this command reads."""
+    return (
+        "pass --token or set SPECLOOM_TOKEN; without them the token file "
+        f"{token_file} is used, which `specloom up` writes"
+    )
 
 
 class CliError(Exception):

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from specloom.client import status_name
-from specloom.protoconv import from_timestamp
+from specloom.protoconv import JsonValue, from_timestamp, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workspaces import label
 
@@ -36,9 +39,75 @@ STATUS_STYLE = {
 }
 
 
+_OPAQUE = frozenset(
+    {
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        "google.protobuf.ListValue",
+        "google.protobuf.Timestamp",
+    }
+)
+"""Messages whose JSON form is kept as protobuf writes it (a dict, a date)."""
+_INT64 = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
 def as_dict(message: Message) -> dict[str, Any]:
-    """A message as JSON-ready data (field names as in the .proto)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A message as JSON-ready data, in the words the CLI itself takes.
+
+    Field names as in the .proto; enum values as the lower-case words that
+    ``--status`` and ``--mode`` accept (``failed``, not
+    ``SESSION_STATUS_FAILED``); 64-bit integers (counts, seqs, versions) as
+    numbers, not the strings protobuf's JSON mapping makes of them; fields
+    at their default present too (``"admin": false``), so scripts find every key.
+    """
+    data = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    descriptor: Descriptor = message.DESCRIPTOR  # type: ignore[assignment]
+    return _plain(descriptor, data)
+
+
+def enum_word(enum: EnumDescriptor, name: str) -> str:
+    """``SESSION_STATUS_FAILED`` of SessionStatus -> ``failed``."""
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
+    return name.removeprefix(prefix).lower()
+
+
+def _plain(descriptor: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    if descriptor.full_name in _OPAQUE:
+        return data
+    for field in descriptor.fields:
+        if field.name in data:
+            data[field.name] = _field(field, data[field.name])
+    return data
+
+
+def _field(field: FieldDescriptor, value: Any) -> Any:
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        inner = message.fields_by_name["value"]
+        return {key: _single(inner, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_single(field, item) for item in value]
+    return _single(field, value)
+
+
+def _single(field: FieldDescriptor, value: Any) -> Any:
+    if field.enum_type is not None and isinstance(value, str):
+        return enum_word(field.enum_type, value)
+    if field.type in _INT64 and isinstance(value, str):
+        return int(value)
+    if field.message_type is not None and isinstance(value, dict):
+        return _plain(field.message_type, value)
+    return value
 
 
 def print_json(data: Any) -> None:
@@ -79,11 +148,17 @@ def duration_of(interaction: pb.Interaction) -> str:
     seconds = (
         from_timestamp(interaction.completed_at) - from_timestamp(interaction.created_at)
     ).total_seconds()
+    return _seconds(seconds)
+
+
+def _seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 120:
         return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _count(n: int) -> str:
@@ -148,22 +223,68 @@ def workspace_of(session: pb.Session) -> str:
     return "none"
 
 
-def session_line(session: pb.Session) -> str:
-    """One line: id, type, subject, status (or what it waits for), workspace."""
-    reason = f" — {session.status_reason}" if session.status_reason else ""
+def session_line(session: pb.Session) -> Text:
+    """One line: id, type, subject, status (or what it waits for), workspace — a
+    Text: a session's own words are never read as console markup, and
+    ``[failed]`` is not a style tag."""
+    line = Text(f"{session.id}  {session.type}  {session.name}  [")
+    line.append_text(styled(status_name(session.status)))
+    line.append("]")
+    if session.HasField("workspace"):
+        line.append(f"  in {workspace_of(session)}")
     if session.waiting_for:
-        reason = f" — waiting for {session.waiting_for}"
-    where = f"  in {workspace_of(session)}" if session.HasField("workspace") else ""
-    return (
-        f"{session.id}  {session.type}  {session.name}  "
-        f"[{status_name(session.status)}]{where}{reason}"
+        line.append(f" — waiting for {session.waiting_for}")
+    elif session.status_reason:
+        line.append(f" — {session.status_reason}")
+    return line
+
+
+def _text(value: JsonValue | None) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def total_time(session: pb.Session, now: dt.datetime | None = None) -> str:
+    """Wall time from start to finish, or so far for a session still going."""
+    if not session.HasField("created_at"):
+        return ""
+    start = from_timestamp(session.created_at)
+    finished = session.HasField("finished_at")
+    end = from_timestamp(session.finished_at) if finished else (now or dt.datetime.now(dt.UTC))
+    return _seconds((end - start).total_seconds()) + ("" if finished else " so far")
+
+
+def session_header(session: pb.Session) -> Group:
+    """What ``show`` says first: the session, its status and reason (or what it
+    waits for), workspace, branch, commit and total time."""
+    state = struct_to_dict(session.state)
+    status = Text("status: ")
+    status.append_text(styled(state_of(session)))
+    if session.waiting_for:
+        status.append(f" for {session.waiting_for}")
+    elif session.status_reason:
+        status.append(f" — {session.status_reason}")
+    commit = _text(state.get("commit"))
+    facts = Text(
+        f"workspace: {workspace_of(session)}   branch: {_text(state.get('branch')) or '-'}   "
+        f"commit: {commit[:12] or '-'}   total: {total_time(session) or '-'}   "
+        f"steps: {session.interaction_count}"
     )
+    title = Text(f"{session.id}  {session.type}  {session.name}", style="bold")
+    return Group(title, status, facts)
+
+
+def id_column(table: Table, ids: Iterable[str]) -> None:
+    """An id column that never cuts an id ("01a2…" cannot be copied into a
+    command): other columns wrap first."""
+    table.add_column("id", no_wrap=True, min_width=max((len(i) for i in ids), default=2))
 
 
 def sessions_table(sessions: Iterable[pb.Session]) -> Table:
     """Sessions as a table (a waiting one says what it waits for)."""
+    sessions = list(sessions)
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "type", "subject", "status", "workspace", "steps", "cost", "created"):
+    id_column(table, (s.id for s in sessions))
+    for column in ("type", "subject", "status", "workspace", "steps", "cost", "created"):
         table.add_column(column)
     for session in sessions:
         created = from_timestamp(session.created_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -207,13 +328,7 @@ def executors_table(executors: Iterable[pb.ExecutorPresence]) -> Table:
 
 def history_table(session: pb.Session) -> Table:
     """A session's step history: step, kind, outcome, duration, reason."""
-    table = Table(
-        show_edge=False,
-        pad_edge=False,
-        # Text, not markup: "[complete]" in the line is a word, not a style.
-        title=Text(session_line(session)),
-        title_justify="left",
-    )
+    table = Table(show_edge=False, pad_edge=False)
     for column in ("#", "step", "kind", "outcome", "duration", "usage", "detail"):
         table.add_column(column)
     for interaction in session.interactions:

@@ -23,6 +23,7 @@ from specloom.rpc.server import stop_signals
 
 SERVICE_NAMES = ("sessions", "context_design", "coding", "gateway", "web")
 DEFAULT_WEB_LISTEN = "127.0.0.1:7421"
+log = logging.getLogger("specloom.up")
 
 
 def _specs() -> dict[str, ServiceSpec]:
@@ -61,6 +62,7 @@ async def _up(
     token_exists: bool,
     ready_file: Path | None,
     web: dict[str, Any],
+    json_logs: bool,
 ) -> None:
     started = time.perf_counter()
     specs = _specs()
@@ -92,26 +94,45 @@ async def _up(
         [specs[name] for name in SERVICE_NAMES], settings, web, self_hosted=True
     )
     elapsed = time.perf_counter() - started
-    console.print(
+    say = _Banner(json_logs)
+    say(
         f"specloom is up on {host.address} in {elapsed:.2f} s "
         f"(data in {data_dir}; every service in this process)"
     )
     web_url = host.endpoints.get("web")
     if web_url:
-        console.print(f"web console: {web_url}  (sign in with a token)", soft_wrap=True)
-    if first_token is not None:
-        console.print(f"first admin token (shown once, also saved to {token_file}):")
+        say(f"web console: {web_url}  (sign in with a token)")
+    if first_token is not None and not json_logs:
+        say(f"first admin token (shown once, also saved to {token_file}):")
         # Printed raw: rich would wrap it at the terminal width and break copy-paste.
         print(f"  {first_token}", flush=True)
+    elif first_token is not None:
+        # Never into a log stream: the token stays in its private file.
+        say(f"first admin token written to {token_file}")
     else:
-        console.print(f"admin token: {token_file}")
+        say(f"admin token: {token_file}")
     if ready_file is not None:
         lines = f"{host.address}\n" + (f"web {web_url}\n" if web_url else "")
         ready_file.write_text(lines)  # noqa: ASYNC240 - once, at start
     stop = stop_signals()
     await stop.wait()
-    console.print("stopping: draining streams…")
+    say("stopping: draining streams…")
     await host.stop()
+
+
+class _Banner:
+    """What `up` tells the person who started it: printed for a terminal, or a
+    log record when logs are JSON (a collector reading the process's output
+    expects one JSON object per line, and nothing else)."""
+
+    def __init__(self, json_logs: bool) -> None:
+        self._json = json_logs
+
+    def __call__(self, text: str) -> None:
+        if self._json:
+            log.info("%s", text)
+        else:
+            console.print(text, markup=False)
 
 
 def up(
@@ -138,7 +159,8 @@ def up(
     options = ctx.find_object(Options)
     assert options is not None
     directory = data_dir or options.data_dir
-    configure(os.environ.get("SPECLOOM_LOG_FORMAT", "text"), "DEBUG" if options.debug else "INFO")
+    log_format = os.environ.get("SPECLOOM_LOG_FORMAT", "text")
+    configure(log_format, "DEBUG" if options.debug else "INFO")
     if not options.debug:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     directory.mkdir(parents=True, exist_ok=True)
@@ -146,7 +168,17 @@ def up(
     web: dict[str, Any] = {"web_listen": web_listen} if web_listen else {}
     if not web_listen and not os.environ.get("SPECLOOM_WEB_LISTEN"):
         web = {"web_listen": DEFAULT_WEB_LISTEN, "web_listen_fallback": True}
-    asyncio.run(_up(listen, directory, tokens, tokens.exists(), ready_file, web))
+    asyncio.run(
+        _up(
+            listen,
+            directory,
+            tokens,
+            tokens.exists(),
+            ready_file,
+            web,
+            json_logs=log_format == "json",
+        )
+    )
 
 
 async def _serve(spec: ServiceSpec, settings: HostSettings, overrides: dict[str, Any]) -> None:
@@ -208,7 +240,7 @@ def migrate(
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
     result = asyncio.run(_specs()["sessions"].admin["migrate"](settings))
-    console.print(f"migrations applied{f': {result}' if result else ''}")
+    console.print(f"migrations applied{f': {result}' if result else ''}", markup=False)
 
 
 def prune(
@@ -232,4 +264,4 @@ def prune(
         print_json(counts)
     else:
         verb = "would delete" if dry_run else "deleted"
-        console.print(f"{verb}: {counts}")
+        console.print(f"{verb}: {counts}", markup=False)

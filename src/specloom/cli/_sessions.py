@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from specloom.cli._context import Options
-from specloom.cli._errors import EXIT_OK, EXIT_USAGE, CliError
+from specloom.cli._errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CliError
 from specloom.cli._render import (
     as_dict,
     console,
     errors,
     history_table,
     print_json,
+    print_json_line,
+    session_header,
     session_line,
     sessions_table,
     usage_line,
@@ -137,7 +141,7 @@ def start(
             print_json({**as_dict(session), "created": response.created})
         elif not as_json:
             verb = "started" if response.created else "already started (same --key)"
-            console.print(f"{verb}: {session_line(session)}", markup=False)
+            console.print(Text.assemble(f"{verb}: ", session_line(session)))
         if follow:
             return await watch(client, session.id, as_json=as_json)
         return EXIT_OK
@@ -203,6 +207,7 @@ def show(
     if as_json:
         print_json({**as_dict(session), "children": [as_dict(c) for c in children]})
         return
+    console.print(session_header(session))
     console.print(history_table(session))
     if session.usage.agent_steps:
         console.print(usage_line("usage, this session", session.usage))
@@ -213,6 +218,69 @@ def show(
         console.print(usage_line("usage, with its children", session.total_usage))
     if children:
         console.print(sessions_table(children))
+
+
+@app.command()
+def output(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(metavar="ID")],
+    step: Annotated[
+        int | None,
+        typer.Option(
+            "--step", min=1, help="Only this step (its # in `session show`): raw, pipeable."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON chunk per line.")] = False,
+) -> None:
+    """Print the full stored output of a session's steps (or of one step).
+
+    Without --step every step that has output is printed, each after a
+    `==> #N Step <==` line; with it, only that step's bytes, as stored.
+    """
+    options = _options(ctx)
+
+    async def run(client: Client) -> None:
+        session = await client.get_session(session_id)
+        steps = [i for i in session.interactions if step is None or i.seq == step]
+        if step is not None and not steps:
+            raise CliError(
+                f"session {session_id} has no step #{step} (it has "
+                f"{len(session.interactions)}; see `specloom session show {session_id}`)",
+                EXIT_NOT_FOUND,
+            )
+        for interaction in steps:
+            await _print_output(
+                client, session_id, interaction, header=step is None, as_json=as_json
+            )
+
+    options.run(run)
+
+
+async def _print_output(
+    client: Client, session_id: str, interaction: pb.Interaction, *, header: bool, as_json: bool
+) -> None:
+    """Page through one step's stored output onto stdout."""
+    out = sys.stdout.buffer
+    after: int | None = None
+    printed = False
+    while True:
+        chunks, more = await client.read_output(session_id, interaction.id, after_index=after)
+        for chunk in chunks:
+            if as_json:
+                text = chunk.data.decode("utf-8", errors="replace")
+                line = {**as_dict(chunk), "text": text, "seq": interaction.seq}
+                print_json_line({**line, "step": interaction.step})
+                continue
+            if header and not printed:
+                out.write(f"==> #{interaction.seq} {interaction.step} <==\n".encode())
+            printed = True
+            out.write(chunk.data)
+        if not chunks or not more:
+            break
+        after = chunks[-1].index
+    if header and printed:
+        out.write(b"\n")
+    out.flush()
 
 
 @app.command("watch")

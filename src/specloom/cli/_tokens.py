@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from specloom.cli._context import Options
-from specloom.cli._render import as_dict, console, print_json
+from specloom.cli._render import as_dict, console, id_column, print_json
 from specloom.client import Client
 from specloom.host import HostSettings, discover
+from specloom.protoconv import from_timestamp
 from specloom.v1 import common_pb2 as pb
+from specloom.v1 import tokens_pb2 as tpb
 
-app = typer.Typer(help="Create and revoke bearer tokens.", no_args_is_help=True)
+app = typer.Typer(help="Create, list and revoke bearer tokens.", no_args_is_help=True)
 
 
 def _options(ctx: typer.Context) -> Options:
@@ -80,7 +84,51 @@ def revoke(
 ) -> None:
     """Revoke a token; it stops working on its next call."""
     info = _options(ctx).run(lambda client: client.revoke_token(token_id))
-    console.print(f"revoked {info.id} ({info.name or 'unnamed'})")
+    console.print(f"revoked {info.id} ({info.name or 'unnamed'})", markup=False)
+
+
+@app.command("list")
+def list_tokens(
+    ctx: typer.Context,
+    include_inactive: Annotated[
+        bool, typer.Option("--all", help="Include revoked and expired tokens.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the tokens of your account (admin): id, scope, name, state. Never secrets."""
+    tokens = _options(ctx).run(lambda client: client.list_tokens(include_inactive=include_inactive))
+    if as_json:
+        print_json([as_dict(info) for info in tokens])
+        return
+    if not tokens:
+        console.print("no tokens")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    id_column(table, (info.id for info in tokens))  # whole, for `token revoke ID`
+    for column in ("project", "user", "role", "name", "created", "state"):
+        table.add_column(column)
+    now = dt.datetime.now(dt.UTC)
+    for info in tokens:
+        table.add_row(
+            info.id,
+            info.scope.project_id,
+            info.scope.user_id,
+            "admin" if info.admin else "member",
+            info.name,
+            from_timestamp(info.created_at).strftime("%Y-%m-%d %H:%M"),
+            _state(info, now),
+        )
+    console.print(table)
+
+
+def _state(info: tpb.TokenInfo, now: dt.datetime) -> str:
+    if info.HasField("revoked_at"):
+        return "revoked " + from_timestamp(info.revoked_at).strftime("%Y-%m-%d %H:%M")
+    if info.HasField("expires_at"):
+        expires = from_timestamp(info.expires_at)
+        word = "expired" if expires <= now else "expires"
+        return f"{word} {expires.strftime('%Y-%m-%d %H:%M')}"
+    return "valid"
 
 
 def whoami(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

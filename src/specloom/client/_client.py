@@ -322,6 +322,13 @@ class Client:
         )
         return list(response.executors)
 
+    async def list_tokens(self, *, include_inactive: bool = False) -> list[tpb.TokenInfo]:
+        """Admin: the tokens of the caller's account, oldest first (never secrets)."""
+        response: gpb.ListTokensResponse = await self._call(
+            self._stub.ListTokens, gpb.ListTokensRequest(include_inactive=include_inactive)
+        )
+        return list(response.tokens)
+
     async def whoami(self) -> tpb.TokenInfo:
         """The caller's own token description."""
         return (await self.whoami_with_time()).info

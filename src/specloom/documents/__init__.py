@@ -1,11 +1,15 @@
 """Design documents: parsing, validation and the spec agents are given.
 
 A design document is markdown with required H2 sections per component type
-(see :data:`CONTEXT_SECTIONS` and :data:`COMPONENT_SECTIONS`); a context's
-Components section lists its components as H3 module names with a
-``| field | value |`` table and a description. :func:`validate_design` gives
-specific errors (they become the revise prompt) or, for a valid context, the
-components the component-design sessions fan out over. The components'
+(:data:`DESIGN_SPECS`: a context's ten, a schema's Purpose, Fields and Test
+Assertions, every other type's Purpose, Public API, Execution Flow and Test
+Assertions); a context's Components section lists its components as H3
+module names with a ``| field | value |`` table and a description. The
+rules come in editions: sessions of the frozen v1 definitions keep edition
+1 (every non-context type the same four sections) by passing ``edition=1``.
+:func:`validate_design` gives specific errors (they become the revise
+prompt) or, for a valid context, the components the component-design
+sessions fan out over. The components'
 dependencies on each other form a graph (:func:`dependency_graph`: the order
 children are created in, and what each waits for); a cycle or a name that is
 no component is a validation error. The coding family reads context designs
@@ -31,15 +35,26 @@ from specloom.documents._markdown import (
     section_key,
 )
 from specloom.documents._spec import (
+    DESIGN_SPECS,
+    EDITION,
+    EDITIONS,
+    FIELD_COLUMNS,
+    MIN_REVIEW_CHARS,
+    SCHEMA_SECTIONS,
+    DesignSpec,
+    design_spec,
+    document_spec,
+    optional_sections,
+    required_sections,
+    review_spec,
+)
+from specloom.documents._types import (
     COMPONENT_SECTIONS,
     COMPONENT_TYPES,
     CONTEXT,
     CONTEXT_SECTIONS,
     MAX_DESCRIPTION,
-    MIN_REVIEW_CHARS,
-    document_spec,
-    required_sections,
-    review_spec,
+    section_title,
 )
 from specloom.documents._validate import (
     MAX_ERRORS,
@@ -55,14 +70,20 @@ __all__ = [
     "COMPONENT_TYPES",
     "CONTEXT",
     "CONTEXT_SECTIONS",
+    "DESIGN_SPECS",
+    "EDITION",
+    "EDITIONS",
+    "FIELD_COLUMNS",
     "MAX_DESCRIPTION",
     "MAX_DOCUMENT_BYTES",
     "MAX_ERRORS",
     "MIN_REVIEW_CHARS",
+    "SCHEMA_SECTIONS",
     "Body",
     "DependencyError",
     "DependencyGraph",
     "DesignReport",
+    "DesignSpec",
     "Document",
     "DocumentRejected",
     "Heading",
@@ -70,14 +91,17 @@ __all__ = [
     "Table",
     "context_namespace",
     "dependency_graph",
+    "design_spec",
     "document_spec",
     "folded_name",
     "graph_problems",
     "is_module_name",
+    "optional_sections",
     "parse",
     "required_sections",
     "review_spec",
     "section_key",
+    "section_title",
     "validate_design",
     "validate_review",
 ]

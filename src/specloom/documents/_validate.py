@@ -24,13 +24,14 @@ from specloom.documents._markdown import (
     parse,
     section_key,
 )
+from specloom.documents._sections import content_problems
 from specloom.documents._spec import (
-    COMPONENT_TYPES,
-    CONTEXT,
-    MAX_DESCRIPTION,
+    EDITION,
     MIN_REVIEW_CHARS,
+    optional_sections,
     required_sections,
 )
+from specloom.documents._types import COMPONENT_TYPES, CONTEXT, MAX_DESCRIPTION, section_title
 from specloom.workflow import ComponentView
 
 MAX_ERRORS = 30
@@ -92,16 +93,24 @@ class DesignReport:
 
 
 def validate_design(
-    source: str | bytes, component_type: str, *, truncated: bool = False
+    source: str | bytes, component_type: str, *, truncated: bool = False, edition: int = EDITION
 ) -> DesignReport:
-    """Validate a design document of ``component_type`` (never raises)."""
+    """Validate a design document of ``component_type`` (never raises on any document).
+
+    ``edition`` picks the document rules (see :mod:`._spec`): 1 for the
+    sessions of the frozen v1 definitions, else the current ones.
+    """
+    required = required_sections(component_type, edition=edition)
+    optional = optional_sections(component_type, edition=edition)
     if truncated:
         return DesignReport(component_type, (_truncated(),))
     try:
         document = parse(source)
     except DocumentRejected as exc:
         return DesignReport(component_type, (str(exc),))
-    errors = _structure(document, required_sections(component_type))
+    errors = _structure(document, required, optional)
+    if edition >= 2:
+        errors += content_problems(document, (*required, *optional))
     dependencies: tuple[str, ...] = ()
     found = document.find("dependencies")
     if found:
@@ -164,11 +173,9 @@ def _capped(errors: Sequence[str]) -> tuple[str, ...]:
     return (*errors[: MAX_ERRORS - 1], f"... and {rest} more problems of the same kinds")
 
 
-def _title(key: str) -> str:
-    return " ".join("API" if word == "api" else word.capitalize() for word in key.split())
-
-
-def _structure(document: Document, required: Sequence[str]) -> list[str]:
+def _structure(
+    document: Document, required: Sequence[str], optional: Sequence[str] = ()
+) -> list[str]:
     errors: list[str] = []
     if not document.headings:
         errors.append(
@@ -190,13 +197,16 @@ def _structure(document: Document, required: Sequence[str]) -> list[str]:
                     where = f", under '{heading.parent}'" if heading.parent else ""
                     errors.append(
                         f"Section '{key}' is an H{heading.level} (line {heading.line}{where}); "
-                        f"required sections are H2 headings: '## {_title(key)}'"
+                        f"required sections are H2 headings: '## {section_title(key)}'"
                     )
                     break
     empty = [key for key in required if key in present and all(s.empty for s in document.find(key))]
     if empty:
         errors.append(f"Empty required sections: {', '.join(empty)}")
-    for key in required:
+    idle = [key for key in optional if key in present and all(s.empty for s in document.find(key))]
+    if idle:
+        errors.append(f"Empty sections: {', '.join(idle)}; write what they hold, or leave them out")
+    for key in (*required, *optional):
         repeats = document.find(key)
         if len(repeats) > 1:
             lines = ", ".join(str(s.line) for s in repeats)

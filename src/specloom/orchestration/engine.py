@@ -40,6 +40,8 @@ from specloom.orchestration.writes import (
     new_step,
     pending_of,
     record_of_control,
+    stopped_before,
+    without_next_step,
 )
 from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
 from specloom.v1 import common_pb2 as pb
@@ -86,6 +88,7 @@ __all__ = [
     "control_step",
     "merge_state",
     "pending_of",
+    "without_next_step",
 ]
 
 
@@ -139,7 +142,7 @@ class Engine:
             else self.registry.latest(session_type)
         )
         validate_params(workflow, params)
-        mode = execution_mode or pb.EXECUTION_MODE_MANUAL
+        mode = execution_mode or pb.EXECUTION_MODE_AGENTIC  # as StartSession
         session = pb.Session(
             type=workflow.type,
             status=pb.SESSION_STATUS_ACTIVE,
@@ -401,18 +404,53 @@ class Engine:
                 # executor run its step again, forever: record it, and stop
                 # the session saying why (a resume asks again, and is refused
                 # with the same reason).
-                write.append.clear()
-                write.children.clear()
-                write.revive.clear()
-                write.finish = (
-                    pb.SESSION_STATUS_FAILED,
-                    f"{decision.step} cannot start: {exc.message}",
-                )
                 write.progress = progress
-                return write
+                return stopped_before(write, decision.step, exc.message)
         write.finish = finish_of(progress)
         write.progress = progress
         return write
+
+    def unrecordable(
+        self,
+        head: pb.Session,
+        pending: pb.Interaction,
+        reported: pb.Result,
+        reason: str,
+        *,
+        lease_epoch: int,
+        reported_digest: bytes,
+        known: Decoded | None = None,
+    ) -> Write:
+        """The write for an executor's result that cannot be stored as it is.
+
+        A result over Sessions' caps can never be written, and refusing it
+        only has the command run again once its lease lapses — forever. In
+        its place goes a small ERROR result saying why, judged final: the
+        session fails with the reason, the executor's report is answered,
+        and nothing runs again until a person resumes it. The digest stays
+        the reported one, so a resend of the same report is an exact repeat.
+        """
+        workflow = self.workflow_of(head)
+        decoded = self.decode(head, known)
+        stand_in = pb.Result(
+            status=reported.status,
+            exit_code=reported.exit_code,
+            duration_ms=reported.duration_ms,
+            log_ref=reported.log_ref,
+            output_truncated=reported.output_truncated,
+        )
+        message = f"its result could not be recorded: {reason}"
+        judged = judged_result(stand_in, Judgement.error(message, fail=True))
+        completed = pb.Interaction()
+        completed.CopyFrom(pending)
+        completed.result.CopyFrom(judged)
+        completed.status = pb.INTERACTION_STATUS_COMPLETED
+        progress = apply(workflow, decoded.params, decoded.progress, record_of(completed))
+        return Write(
+            complete=Completion(pending.id, judged, lease_epoch, reported_digest),
+            progress=progress,
+            finish=finish_of(progress),
+        )
 
     @staticmethod
     def _judge(

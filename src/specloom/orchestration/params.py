@@ -40,6 +40,11 @@ def validate_params(workflow: Workflow, params: Mapping[str, JsonValue]) -> None
             raise InvalidArgument(f"parameter {name!r} of {workflow.type} must be {wanted}")
         if spec.kind is str and spec.required and not str(value).strip():
             raise InvalidArgument(f"parameter {name!r} of {workflow.type} must not be empty")
+        if spec.choices and value not in spec.choices:
+            # Refused at start, not by the first step that reads it.
+            raise InvalidArgument(
+                f"unknown {name} {value!r}; use one of: {', '.join(spec.choices)}"
+            )
     component = component_of(params)
     if "component" in params and (component is None or "." not in component.module_name):
         raise InvalidArgument(

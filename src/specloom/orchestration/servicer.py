@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +23,18 @@ from specloom.errors import (
     SpecloomError,
 )
 from specloom.logs import log_context
-from specloom.orchestration.engine import Decoded, Done, Engine, LeaseOffer, Write, pending_of
+from specloom.orchestration.engine import (
+    Decoded,
+    Done,
+    Engine,
+    LeaseOffer,
+    Write,
+    pending_of,
+    without_next_step,
+)
+from specloom.orchestration.heads import HeadCache
 from specloom.orchestration.sessions_client import SessionsClient
+from specloom.rpc.batching import fit_answer
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import orchestrator_pb2_grpc as opb_grpc
@@ -40,70 +49,6 @@ MAX_ATTEMPTS = 5
 MAX_BATCH = 1000
 DEFAULT_LEASE_TTL = 60
 MAX_LEASE_TTL = 3600
-
-
-FINISHED = frozenset(
-    {pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_FAILED, pb.SESSION_STATUS_CANCELLED}
-)
-
-
-class HeadCache:
-    """Recently written session heads, newest last (an LRU), with their decoded values."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._heads: OrderedDict[str, tuple[pb.Session, Decoded | None]] = OrderedDict()
-
-    def get(self, scope: pb.Scope, session_id: str) -> pb.Session | None:
-        entry = self.entry(scope, session_id)
-        return entry[0] if entry is not None else None
-
-    def entry(self, scope: pb.Scope, session_id: str) -> tuple[pb.Session, Decoded | None] | None:
-        """The cached head and its decoded values, if cached for this scope."""
-        entry = self._heads.get(session_id)
-        if entry is None:
-            return None
-        head = entry[0]
-        # The cache must not become a way around the scope wall.
-        if (head.scope.account_id, head.scope.project_id) != (scope.account_id, scope.project_id):
-            return None
-        self._heads.move_to_end(session_id)
-        return entry
-
-    def decoded(self, head: pb.Session) -> Decoded | None:
-        """The decoded values kept for exactly this head version, if any."""
-        entry = self._heads.get(head.id)
-        if entry is None or entry[1] is None or entry[1].version != head.version:
-            return None
-        return entry[1]
-
-    def put(self, head: pb.Session, decoded: Decoded | None = None) -> None:
-        if self._size <= 0:
-            return
-        if head.status in FINISHED:
-            # A finished session takes no more steps (a resume re-reads it),
-            # so its head would only sit here until evicted: kept, 10,000
-            # heads with their state and decoded values held 100+ MB, and
-            # the soak saw every orchestrator grow by the sessions it ended.
-            self._heads.pop(head.id, None)
-            return
-        self._heads[head.id] = (head, decoded)
-        self._heads.move_to_end(head.id)
-        while len(self._heads) > self._size:
-            self._heads.popitem(last=False)
-
-    def offer(self, head: pb.Session) -> None:
-        """Keep ``head`` unless a newer version of it is kept already.
-
-        For heads learned on the side (a spawn returns its children): by the
-        time the response arrives, a child may already have moved on here.
-        """
-        kept = self._heads.get(head.id)
-        if kept is None or kept[0].version < head.version:
-            self.put(head)
-
-    def drop(self, session_id: str) -> None:
-        self._heads.pop(session_id, None)
 
 
 def _bare(head: pb.Session) -> pb.Session:
@@ -123,6 +68,18 @@ def _head_after(response: spb.AdvanceSessionResponse) -> pb.Session:
     elif response.HasField("completed"):
         head.interactions.append(response.completed)
     return head
+
+
+def _left_out() -> opb.ReportAndAdvanceOutcome:
+    # ABORTED: the caller keeps the lease and sends the report again, alone;
+    # it was recorded, so the repeat is an exact one and gets the same answer.
+    return opb.ReportAndAdvanceOutcome(
+        error=pb.ItemError(
+            code=Aborted.code,
+            message="recorded, but its answer did not fit in this batch's message; "
+            "send the report again",
+        )
+    )
 
 
 def _next_of(after: pb.Interaction | Done | None) -> str:
@@ -206,6 +163,23 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
             await self._kick(scope, revival.child_id)
         return response
 
+    async def _write_or_stop(
+        self, scope: pb.Scope, head: pb.Session, write: Write, decoded: Decoded | None
+    ) -> spb.AdvanceSessionResponse:
+        """Apply ``write``; if it can never be written (RESOURCE_EXHAUSTED: too
+        large for Sessions or for a message), write it without its next step,
+        the session stopping FAILED with the reason. Sent again as it is, it
+        would be refused again: the executor's command would run over and
+        over and the session would never say why."""
+        try:
+            return await self._apply(scope, head, write, decoded)
+        except ResourceExhausted as exc:
+            stopped = without_next_step(write, exc.message)
+            if stopped is None:
+                raise
+        log.warning("session %s stops: %s", head.id, stopped.finish[1] if stopped.finish else "")
+        return await self._apply(scope, head, stopped, decoded)
+
     async def _kick(self, scope: pb.Scope, session_id: str) -> None:
         # A revived child has nothing pending; give it its next command now.
         # If this fails (a crash, a race) the gateway's stalled-session sweep
@@ -225,7 +199,7 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
             if not isinstance(outcome, Write):
                 return head, outcome
             try:
-                response = await self._apply(scope, head, outcome, decoded)
+                response = await self._write_or_stop(scope, head, outcome, decoded)
             except Aborted:
                 continue
             if len(response.appended):
@@ -320,7 +294,9 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
                 raise outcome  # our bug: the interceptor logs it and answers INTERNAL
             else:
                 outcomes.append(opb.ReportAndAdvanceOutcome(response=outcome))
-        return opb.ReportAndAdvanceManyResponse(outcomes=outcomes)
+        return opb.ReportAndAdvanceManyResponse(
+            outcomes=fit_answer(outcomes, opb.ReportAndAdvanceOutcome.ByteSize, _left_out)
+        )
 
     async def _report_and_advance(
         self, request: opb.ReportAndAdvanceRequest
@@ -403,7 +379,9 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
                 known=decoded,
             )
             try:
-                response = await self._apply(scope, head, write, decoded)
+                response = await self._record(
+                    scope, head, pending, result, write, decoded, lease_epoch, digest
+                )
             except Aborted:
                 continue
             except NotFound:
@@ -424,6 +402,43 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
                 after = Done(response.session.status, response.session.status_reason)
             return response.session, response.completed, after
         raise Aborted(f"session {session_id} kept changing under concurrent writers; try again")
+
+    async def _record(
+        self,
+        scope: pb.Scope,
+        head: pb.Session,
+        pending: pb.Interaction,
+        result: pb.Result,
+        write: Write,
+        decoded: Decoded,
+        lease_epoch: int,
+        digest: bytes,
+    ) -> spb.AdvanceSessionResponse:
+        """Write a result's step; a result that cannot be stored fails the session.
+
+        An executor's result over the caps (its files, its output tails) is
+        final: refused, the executor drops it and the command runs again once
+        its lease lapses, forever. So it is recorded as a small ERROR saying
+        why and the session fails. A person's result (no lease) is refused
+        instead: they can send a smaller one.
+        """
+        try:
+            return await self._write_or_stop(scope, head, write, decoded)
+        except ResourceExhausted as exc:
+            if lease_epoch <= 0 or write.complete is None:
+                raise
+            reason = exc.message
+        log.warning("result of %s could not be recorded: %s", pending.step, reason)
+        stand_in = self.engine.unrecordable(
+            head,
+            pending,
+            result,
+            reason,
+            lease_epoch=lease_epoch,
+            reported_digest=digest,
+            known=decoded,
+        )
+        return await self._apply(scope, head, stand_in, decoded)
 
     @staticmethod
     def _leased_to(

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from specloom.errors import ResourceExhausted
 from specloom.orchestration.engine import NewStep, Write
+from specloom.orchestration.writes import MAX_WRITE_BYTES
 from specloom.protoconv import dict_to_struct
 from specloom.rpc.batching import Coalescer
 from specloom.rpc.errors import error_named, error_of
+from specloom.rpc.server import BATCH_BYTES
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 
@@ -105,8 +108,20 @@ class SessionsClient:
                 max_batch=batch_max,
                 max_in_flight=batches_in_flight,
                 name="advance_sessions",
+                size=spb.AdvanceSessionRequest.ByteSize,
+                max_batch_bytes=BATCH_BYTES,
             )
         )
+
+    async def _advance_one(
+        self, request: spb.AdvanceSessionRequest
+    ) -> spb.AdvanceSessionResponse | BaseException:
+        try:
+            return await self._stub.AdvanceSession(
+                request, metadata=self._metadata, timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            return error_of(exc)
 
     async def _advance_batch(
         self, requests: list[spb.AdvanceSessionRequest]
@@ -126,12 +141,7 @@ class SessionsClient:
                 seen.add(requests[index].session_id)
             if len(now) == 1:
                 # Alone (low load): the plain call is cheaper than a batch of one.
-                try:
-                    outcomes[now[0]] = await self._stub.AdvanceSession(
-                        requests[now[0]], metadata=self._metadata, timeout=self._timeout
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    outcomes[now[0]] = error_of(exc)
+                outcomes[now[0]] = await self._advance_one(requests[now[0]])
                 todo = later
                 continue
             try:
@@ -141,7 +151,18 @@ class SessionsClient:
                     timeout=self._timeout,
                 )
             except grpc.aio.AioRpcError as exc:
-                raise error_of(exc) from exc
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise error_of(exc) from exc
+                # The batch as a whole did not fit in a message (its answer,
+                # most likely: the request is bounded by BATCH_BYTES). That
+                # says nothing about any one write, and a write refused for
+                # its size fails its session: so each goes again alone and
+                # gets its own answer. Writes the batch already made come
+                # back ABORTED (their version moved), which callers re-read.
+                for index in now:
+                    outcomes[index] = await self._advance_one(requests[index])
+                todo = later
+                continue
             for index, outcome in zip(now, response.outcomes, strict=True):
                 if outcome.HasField("response"):
                     outcomes[index] = outcome.response
@@ -207,8 +228,18 @@ class SessionsClient:
     async def advance(
         self, scope: pb.Scope, head: pb.Session, write: Write
     ) -> spb.AdvanceSessionResponse:
-        """Apply one step's write in one transaction (batched with concurrent steps)."""
-        return await self._advances.call(advance_request(scope, head, write))
+        """Apply one step's write in one transaction (batched with concurrent steps).
+
+        A write over :data:`MAX_WRITE_BYTES` is RESOURCE_EXHAUSTED without being
+        sent: it could never be written, and the caller fails the session.
+        """
+        request = advance_request(scope, head, write)
+        size = request.ByteSize()
+        if size > MAX_WRITE_BYTES:
+            raise ResourceExhausted(
+                f"the write is {size} bytes; one write carries at most {MAX_WRITE_BYTES} bytes"
+            )
+        return await self._advances.call(request)
 
     async def complete(
         self,

@@ -21,6 +21,11 @@ TERMINAL = (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
 MAX_CHILDREN_PER_STEP = 2000
 """More children than this from one spawn step is refused (RESOURCE_EXHAUSTED
 comes from Sessions for raw requests; this guards a step gone wrong)."""
+MAX_WRITE_BYTES = 10 * 1024 * 1024
+"""Largest AdvanceSession this orchestrator sends (RESOURCE_EXHAUSTED above,
+without sending it). Sessions answers a write with the write itself, the
+session head and the completed interaction's command: all of that has to
+fit in one 16 MiB message too, so the write gets well under that."""
 
 
 @dataclass(frozen=True)
@@ -194,3 +199,26 @@ def finish_of(progress: Progress) -> tuple[int, str] | None:
     if decision.action == "fail":
         return pb.SESSION_STATUS_FAILED, decision.reason
     return None
+
+
+def stopped_before(write: Write, step: str, reason: str) -> Write:
+    """``write`` cut down to recording its result, the session stopping FAILED.
+
+    For a next step that cannot be written (more children than allowed, a
+    write larger than a message): the result is kept, the session says why
+    it stopped, and a resume plans the step again.
+    """
+    return Write(
+        complete=write.complete,
+        state=write.state,
+        progress=write.progress,
+        finish=(pb.SESSION_STATUS_FAILED, f"{step} cannot start: {reason}"),
+    )
+
+
+def without_next_step(write: Write, reason: str) -> Write | None:
+    """:func:`stopped_before` the step ``write`` plans; None when it plans none."""
+    planned = [step.step for step in write.append if step.immediate_result is None]
+    if not (planned or write.children or write.revive):
+        return None
+    return stopped_before(write, planned[-1] if planned else "the next step", reason)

@@ -15,15 +15,21 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from specloom.rpc.interceptor import ServiceInterceptor
+from specloom.rpc.reflection import enable_reflection
 
 log = logging.getLogger("specloom.rpc.server")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message accepted or sent. Payload caps inside the services are
 smaller and answer RESOURCE_EXHAUSTED with a message naming the field."""
+
+BATCH_BYTES = MAX_MESSAGE_BYTES // 4
+"""Requests one batch call carries, in bytes (a request larger than this goes
+alone). A batch is one message each way, and its answer echoes every item
+with the session head around it, so the budget leaves most of the cap to
+the answer."""
 
 TRANSPORT_CEILING = 4
 """The transport takes messages up to this many times the cap, so a message
@@ -60,7 +66,7 @@ class TlsFiles:
 
 
 class GrpcServer:
-    """A ``grpc.aio`` server with health checking, reflection and graceful stop."""
+    """A ``grpc.aio`` server with health checking, reflection (v1 and v1alpha) and graceful stop."""
 
     def __init__(
         self,
@@ -131,9 +137,7 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Start serving and mark every service SERVING; returns the bound port."""
-        reflection.enable_server_reflection(
-            [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
-        )
+        enable_reflection([*self._services, health.SERVICE_NAME], self.server)
         self.bind()
         await self.server.start()
         for name in ["", *self._services]:

@@ -10,6 +10,7 @@ here runs on the hot path: no interceptor is installed at all.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -35,11 +36,23 @@ def setup_tracing(service: str, exporter: SpanExporter | None = None) -> TracerP
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": f"specloom-{service}"}))
+    provider = TracerProvider(resource=resource_for(service))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _installed = provider
     return provider
+
+
+def resource_for(service: str) -> Resource:
+    """The process's resource: ``service.name`` is ``specloom-<service>`` unless
+    the standard OTEL_SERVICE_NAME (or a service.name in OTEL_RESOURCE_ATTRIBUTES)
+    names it, as every OpenTelemetry SDK honours."""
+    named = os.environ.get("OTEL_SERVICE_NAME", "").strip() or any(
+        pair.split("=", 1)[0].strip() == "service.name"
+        for pair in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+    )
+    # Resource.create reads both variables; attributes given here win over them.
+    return Resource.create({} if named else {"service.name": f"specloom-{service}"})
 
 
 @contextmanager

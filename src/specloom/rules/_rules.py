@@ -12,6 +12,23 @@ Matching rules are composed into agent prompts. Rules come from the package
 (built-in defaults), the project's workspace (:data:`RULE_GLOBS`, collected
 by a workflow's Initialize step) and session params. A malformed file is a
 :class:`RuleError` naming the file and the line, never a crash.
+
+A rule that names a persona (:mod:`._personas`) is about who the agent is,
+not about the task: it goes into the system prompt, never the prompt::
+
+    ---
+    component_type: "*"
+    session_type: code
+    persona: unit_coder          # or a comma list, or * for every persona
+    persona_mode: extend         # extend (the default) or replace
+    ---
+    You write Python 3.12 for a team that reads code more than it writes it.
+
+``extend`` adds the body after the persona's text; ``replace`` puts the body
+in its place (the last replacing rule wins, in rule order: project files by
+path, then ``params.rules``; extensions follow whichever text is in place).
+Component and session types select persona rules exactly as they select
+prompt rules.
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ from functools import cache
 from importlib import resources
 
 from specloom.documents import COMPONENT_TYPES
+from specloom.rules._personas import PERSONAS, persona
 
 ANY = "*"
 """Front-matter value that matches anything."""
@@ -39,7 +57,15 @@ MAX_RULE_BYTES = 16 * 1024
 MAX_COMPOSED_CHARS = 48 * 1024
 """Most rule text put into one prompt; past it the remaining rules are named, not inlined."""
 
-_KEYS = ("component_type", "session_type", "name", "description")
+EXTEND = "extend"
+"""``persona_mode``: the rule's body follows the persona's text."""
+
+REPLACE = "replace"
+"""``persona_mode``: the rule's body takes the place of the persona's text."""
+
+PERSONA_MODES: tuple[str, ...] = (EXTEND, REPLACE)
+
+_KEYS = ("component_type", "session_type", "name", "description", "persona", "persona_mode")
 _LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*(.*)$")
 
 
@@ -61,6 +87,15 @@ class Rule:
     """Session kinds it applies to; ``("*",)`` for any."""
     body: str
     """The guidance (markdown)."""
+    personas: tuple[str, ...] = ()
+    """Personas it extends or replaces (``("*",)``: all); empty for a prompt rule."""
+    persona_mode: str = EXTEND
+    """How it changes the personas it names: :data:`EXTEND` or :data:`REPLACE`."""
+
+    @property
+    def for_persona(self) -> bool:
+        """Whether it belongs in the system prompt rather than the prompt."""
+        return bool(self.personas)
 
     def matches(self, component_type: str, session_type: str) -> bool:
         """Whether the rule applies to a ``session_type`` session on a ``component_type``."""
@@ -70,13 +105,17 @@ class Rule:
 
     def to_dict(self) -> dict[str, str | list[str]]:
         """Plain form, as kept in session state."""
-        return {
+        plain: dict[str, str | list[str]] = {
             "name": self.name,
             "source": self.source,
             "component_type": list(self.component_types),
             "session_type": list(self.session_types),
             "body": self.body,
         }
+        if self.personas:
+            plain["persona"] = list(self.personas)
+            plain["persona_mode"] = self.persona_mode
+        return plain
 
     @staticmethod
     def from_dict(data: Mapping[str, object]) -> Rule:
@@ -87,12 +126,15 @@ class Rule:
                 return tuple(str(v) for v in value) or (ANY,)
             return (str(value),) if value else (ANY,)
 
+        given = data.get("persona")
         return Rule(
             name=str(data.get("name", "")),
             source=str(data.get("source", "")),
             component_types=names(data.get("component_type")),
             session_types=names(data.get("session_type")),
             body=str(data.get("body", "")),
+            personas=names(given) if given else (),
+            persona_mode=str(data.get("persona_mode") or EXTEND),
         )
 
 
@@ -161,6 +203,7 @@ def parse_rule(text: str | bytes, *, source: str) -> Rule:
     session_types = _values(fields["session_type"])
     _check(source, "component_type", component_types, list(COMPONENT_TYPES))
     _check(source, "session_type", session_types, SESSION_KINDS)
+    personas, mode = _persona_fields(source, fields)
     body = "\n".join(lines[end + 1 :]).strip()
     if not body:
         raise RuleError(f"{source}: the rule has no text after its front matter")
@@ -171,7 +214,28 @@ def parse_rule(text: str | bytes, *, source: str) -> Rule:
         component_types=component_types,
         session_types=session_types,
         body=body,
+        personas=personas,
+        persona_mode=mode,
     )
+
+
+def _persona_fields(source: str, fields: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
+    if "persona" not in fields:
+        if "persona_mode" in fields:
+            raise RuleError(
+                f"{source}: 'persona_mode' applies to a rule with a 'persona'; name the "
+                f"persona it changes ({', '.join(PERSONAS)}, or *)"
+            )
+        return (), EXTEND
+    personas = _values(fields["persona"])
+    _check(source, "persona", personas, list(PERSONAS))
+    modes = _values(fields.get("persona_mode", EXTEND))
+    if len(modes) != 1 or modes[0] not in PERSONA_MODES:
+        raise RuleError(
+            f"{source}: persona_mode {fields['persona_mode'].strip()!r} is not one of "
+            f"{', '.join(PERSONA_MODES)}"
+        )
+    return personas, modes[0]
 
 
 @cache
@@ -188,8 +252,49 @@ def builtin_rules() -> tuple[Rule, ...]:
 
 
 def matching(rules: Iterable[Rule], component_type: str, session_type: str) -> list[Rule]:
-    """The rules that apply, in the order given."""
-    return [rule for rule in rules if rule.matches(component_type, session_type)]
+    """The prompt rules that apply, in the order given (persona rules are never prompt rules)."""
+    return [
+        rule
+        for rule in rules
+        if not rule.for_persona and rule.matches(component_type, session_type)
+    ]
+
+
+def persona_rules(
+    rules: Iterable[Rule], name: str, component_type: str, session_type: str = ANY
+) -> list[Rule]:
+    """The rules that change persona ``name`` for this component type, in the order given.
+
+    ``session_type`` ``*`` skips the session kind (a session's kept rules
+    are of its kind already).
+    """
+    return [
+        rule
+        for rule in rules
+        if (ANY in rule.personas or name in rule.personas)
+        and (ANY in rule.component_types or component_type in rule.component_types)
+        and (session_type == ANY or rule.matches(component_type, session_type))
+    ]
+
+
+def system_prompt(name: str, rules: Iterable[Rule], component_type: str) -> str:
+    """Persona ``name``'s text as ``rules`` change it: the agent's system prompt.
+
+    The last replacing rule takes the place of the persona's text; every
+    extending rule follows that text, each under its name, in rule order.
+    ``ValueError`` for an unknown persona.
+    """
+    text = persona(name).text
+    extensions: list[Rule] = []
+    for rule in persona_rules(rules, name, component_type):
+        if rule.persona_mode == REPLACE:
+            text = rule.body
+        else:
+            extensions.append(rule)
+    if not extensions:
+        return text
+    added = "\n\n".join(f"### {rule.name}\n\n{rule.body}" for rule in extensions)
+    return f"{text}\n\n## From the project's rules\n\n{added}"
 
 
 def compose(rules: Sequence[Rule]) -> str:

@@ -102,7 +102,7 @@ class _ExecutionMode:
 class _ExecutionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExecutionMode.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXECUTION_MODE_UNSPECIFIED: _ExecutionMode.ValueType  # 0
-    """Treated as MANUAL by StartSession."""
+    """Treated as AGENTIC by StartSession: connected executors run the session."""
     EXECUTION_MODE_MANUAL: _ExecutionMode.ValueType  # 1
     """A person drives: they fetch each command (GetNextCommand, or `specloom
     session drive`), run it (locally, with the same executor an agent uses,
@@ -126,7 +126,7 @@ class ExecutionMode(_ExecutionMode, metaclass=_ExecutionModeEnumTypeWrapper):
     """
 
 EXECUTION_MODE_UNSPECIFIED: ExecutionMode.ValueType  # 0
-"""Treated as MANUAL by StartSession."""
+"""Treated as AGENTIC by StartSession: connected executors run the session."""
 EXECUTION_MODE_MANUAL: ExecutionMode.ValueType  # 1
 """A person drives: they fetch each command (GetNextCommand, or `specloom
 session drive`), run it (locally, with the same executor an agent uses,
@@ -204,7 +204,13 @@ class _ResultStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResultSt
     RESULT_STATUS_OK: _ResultStatus.ValueType  # 1
     """The step did what it should; the workflow moves on."""
     RESULT_STATUS_WARNING: _ResultStatus.ValueType  # 2
-    """The step should be tried again as it is (the original's rule)."""
+    """The command ran but something is not right, and running it again as it
+    is may help (a flaky test run, a remote that is not there). This is the
+    only meaning of WARNING. What comes next is the judge's decision: by
+    default the step is tried again as it is (the original's rule), within
+    its loop cap; a judge may accept it instead — a Finalize step accepts a
+    push that found no remote (see Push) and finishes.
+    """
     RESULT_STATUS_ERROR: _ResultStatus.ValueType  # 3
     """The step failed; the workflow follows the step's error transition
     (revise, fix, or retry) within its loop cap.
@@ -212,7 +218,9 @@ class _ResultStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResultSt
 
 class ResultStatus(_ResultStatus, metaclass=_ResultStatusEnumTypeWrapper):
     """ResultStatus is the outcome of one step as reported, or as overridden by
-    the step's judge.
+    the step's judge. An executor reports what it saw; the step's judge reads
+    the report (status, files, data) and decides the stored status, which is
+    what the workflow's transitions follow.
     """
 
 RESULT_STATUS_UNSPECIFIED: ResultStatus.ValueType  # 0
@@ -220,7 +228,13 @@ RESULT_STATUS_UNSPECIFIED: ResultStatus.ValueType  # 0
 RESULT_STATUS_OK: ResultStatus.ValueType  # 1
 """The step did what it should; the workflow moves on."""
 RESULT_STATUS_WARNING: ResultStatus.ValueType  # 2
-"""The step should be tried again as it is (the original's rule)."""
+"""The command ran but something is not right, and running it again as it
+is may help (a flaky test run, a remote that is not there). This is the
+only meaning of WARNING. What comes next is the judge's decision: by
+default the step is tried again as it is (the original's rule), within
+its loop cap; a judge may accept it instead — a Finalize step accepts a
+push that found no remote (see Push) and finishes.
+"""
 RESULT_STATUS_ERROR: ResultStatus.ValueType  # 3
 """The step failed; the workflow follows the step's error transition
 (revise, fix, or retry) within its loop cap.
@@ -1018,7 +1032,11 @@ class BranchFiles(_message.Message):
     """Source branch."""
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Paths relative to the repository root."""
+        """Paths relative to the root of the checkout the command runs in — the
+        repository's top directory, or a child session's worktree, which has the
+        same layout — not to Command.workdir. Each is checked out of `branch`
+        into that checkout; one that is not on the branch fails the command.
+        """
 
     def __init__(
         self,
@@ -1075,7 +1093,9 @@ class Commit(_message.Message):
     """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Paths relative to the working directory. Required."""
+        """Paths relative to Command.workdir (for a child session, inside its
+        worktree). Required.
+        """
 
     @_builtins.property
     def gather(self) -> _containers.RepeatedCompositeFieldContainer[Global___BranchFiles]:
@@ -1150,8 +1170,9 @@ class Push(_message.Message):
     REMOTE_FIELD_NUMBER: _builtins.int
     BRANCH_FIELD_NUMBER: _builtins.int
     remote: _builtins.str
-    """Remote name; empty means "origin". A missing remote is a warning, not an
-    error, so local-only repositories still finish.
+    """Remote name; empty means "origin". A remote that is not configured is
+    reported as WARNING (see ResultStatus) with data.pushed = false; the
+    Finalize steps accept that, so local-only repositories still finish.
     """
     branch: _builtins.str
     """Branch to push; empty means the current branch."""
@@ -1470,7 +1491,11 @@ class FileContent(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     path: _builtins.str
-    """Path as requested."""
+    """Path relative to Command.workdir (so for a child session, relative to its
+    worktree, not to the workspace root): the collect_files entry as given,
+    or for a glob one entry per matching file, named by the file's own path.
+    A pattern that matches nothing comes back as itself with exists = false.
+    """
     exists: _builtins.bool
     """Whether the file existed."""
     content: _builtins.bytes
@@ -1527,7 +1552,10 @@ class Result(_message.Message):
     log_ref: _builtins.str
     """Reference to the full output ("outputs/<session_id>/<seq>")."""
     output_truncated: _builtins.bool
-    """True when output was cut at the executor's cap."""
+    """True when the command's output was cut: at the executor's cap, at the
+    server's per-step cap, or where the gateway could not store it. The
+    stored output has a line saying so where it was cut.
+    """
     failure_class: Global___FailureClass.ValueType
     """What kind of failure an ERROR is, where the executor could tell."""
     failure_hint: _builtins.str
@@ -1536,7 +1564,28 @@ class Result(_message.Message):
     """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
-        """Structured data: agent conversation id, git commit sha, test summary..."""
+        """Structured data. The keys the server reads, by command kind (anything
+        else is kept for people reading the history):
+
+        - agent: "conversation_id" (string) — the backend's conversation, which
+          fix and revise steps continue (AgentCommand.resume_conversation_id);
+          "backend" (string) names the backend that ran, "replayed" (true) marks
+          the scripted backend.
+        - git, from Commit: "commit" (string, the new HEAD sha), "branch"
+          (string), "committed_files" (list of the paths committed, relative to
+          the repository root; empty when nothing changed).
+        - git, from Push: "pushed" (bool; false with WARNING when the remote is
+          not configured), "branch", "remote".
+        - git, from PullRequest: "pull_request" (object): "url" when one was
+          opened, else "command" (what a person would run), "argv", "opened".
+        - git, from AddWorktree: "branch", "commit", "worktree" (path),
+          "gathered_files".
+        - shell: nothing; judges read exit_code, stdout, stderr and files.
+
+        Written by the server into stored results (ignored when sent):
+        "judgement": {"reported_status": the status the executor reported,
+        "fingerprint", "fail", "facts"} — the judge's verdict.
+        """
 
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileContent]:
@@ -1591,7 +1640,9 @@ class Interaction(_message.Message):
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id."""
+    """Unique id, at most 64 characters (as every id: a longer one in a
+    request is INVALID_ARGUMENT naming the field).
+    """
     seq: _builtins.int
     """Position in the session's history, from 1."""
     step: _builtins.str
@@ -1670,7 +1721,7 @@ class Session(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     TOTAL_USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id (a UUID)."""
+    """Unique id (a UUID); at most 64 characters, as every id."""
     type: _builtins.str
     """Session type, e.g. "ContextDesign", "ComponentCoding"."""
     status: Global___SessionStatus.ValueType

@@ -38,7 +38,11 @@ class StartSessionRequest(_message.Message):
     type: _builtins.str
     """Session type (see DescribeWorkflows). Required."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
-    """Who carries out the commands; unset means MANUAL."""
+    """Who carries out the commands. Unset means AGENTIC: connected executors
+    run it. MANUAL sessions are dispatched to nobody: a person (or client)
+    fetches each command with GetNextCommand and reports it with
+    SubmitResult.
+    """
     idempotency_key: _builtins.str
     """Makes the start idempotent: the same key returns the same session."""
     @_builtins.property
@@ -737,6 +741,52 @@ class RevokeTokenResponse(_message.Message):
 Global___RevokeTokenResponse: _TypeAlias = RevokeTokenResponse  # noqa: Y015
 
 @_typing.final
+class ListTokensRequest(_message.Message):
+    """ListTokensRequest lists the caller's account's tokens (admin only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
+    include_inactive: _builtins.bool
+    """Include revoked and expired tokens."""
+    def __init__(
+        self,
+        *,
+        include_inactive: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_inactive", b"include_inactive"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensRequest: _TypeAlias = ListTokensRequest  # noqa: Y015
+
+@_typing.final
+class ListTokensResponse(_message.Message):
+    """ListTokensResponse is the tokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[_tokens_pb2.TokenInfo]:
+        """Token descriptions, oldest first; never the secrets."""
+
+    def __init__(
+        self,
+        *,
+        tokens: _abc.Iterable[_tokens_pb2.TokenInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensResponse: _TypeAlias = ListTokensResponse  # noqa: Y015
+
+@_typing.final
 class WhoAmIRequest(_message.Message):
     """WhoAmIRequest asks about the caller's token."""
 
@@ -861,27 +911,42 @@ class Register(_message.Message):
     WORKSPACES_FIELD_NUMBER: _builtins.int
     SERVE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Executor name, unique per machine, e.g. "alice-laptop". Required."""
+    """Executor name, unique per machine, e.g. "alice-laptop": printable, at
+    most 128 characters. Required. Reconnecting under the same name keeps
+    the executor's id and so its leases.
+    """
     max_parallel: _builtins.int
-    """Commands it runs at once, 1 to 256."""
+    """Commands it runs at once, 1 to 256. Required: 0 (unset) is
+    INVALID_ARGUMENT, as is anything above 256.
+    """
     agent_version: _builtins.str
     """Agent software version."""
     serve: _common_pb2.ExecutorServe.ValueType
     """Whose sessions it runs; unset means its own user's."""
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """What it can run: "shell", "git", "agent:claude-code", "agent:anthropic",
-        "agent:scripted".
+        """What it can run; at most 64 entries of 1 to 64 characters. A command is
+        handed only to an executor that registered the plain capability of its
+        kind: "shell" for shell commands, "git" for git commands, and "agent"
+        for every agent command. "agent:<backend>" ("agent:claude-code",
+        "agent:anthropic", "agent:scripted") additionally names the backends
+        it offers, for people and metrics; it does not stand in for "agent": an
+        executor that registers only "agent:claude-code" is never handed an
+        agent command, and such a session pauses after 600 s with nobody able
+        to run it. Noop and spawn steps need no capability.
         """
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Free labels, e.g. {"os": "linux"}."""
+        """Free labels, e.g. {"os": "linux"}; at most 64."""
 
     @_builtins.property
     def running(self) -> _containers.RepeatedCompositeFieldContainer[_sessions_pb2.LeaseRef]:
-        """Commands still running from before a reconnect; the gateway keeps their
-        leases where they are still valid.
+        """Commands still running, and results not yet acknowledged, from before a
+        reconnect: interaction_id and epoch of each (leave expires_at unset);
+        the gateway renews those leases that are still this executor's before
+        it sends Welcome. A lease that lapsed meanwhile comes back as a
+        CancelCommand.
         """
 
     @_builtins.property
@@ -913,14 +978,21 @@ Global___Register: _TypeAlias = Register  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
-    """Heartbeat keeps an executor's leases alive."""
+    """Heartbeat keeps an executor's leases alive. Send one every
+    Welcome.heartbeat_interval_seconds, whether or not anything runs.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RUNNING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def running(self) -> _containers.RepeatedCompositeFieldContainer[_sessions_pb2.LeaseRef]:
-        """Leases of the commands it is running."""
+        """Every lease still held — commands running and results not yet
+        acknowledged — as interaction_id and epoch (leave expires_at unset: the
+        gateway knows the expiry it granted). A lease the gateway gave and the
+        executor does not list for two intervals is taken back; a listed lease
+        that was lost comes back as a CancelCommand.
+        """
 
     def __init__(
         self,
@@ -1128,7 +1200,15 @@ Global___Welcome: _TypeAlias = Welcome  # noqa: Y015
 
 @_typing.final
 class CommandAssignment(_message.Message):
-    """CommandAssignment hands a command to the executor under a lease."""
+    """CommandAssignment hands a command to the executor under a lease.
+
+    The same assignment can arrive more than once — after a reconnect, or when
+    the answer to a report was lost and the report was repeated. Run each
+    interaction once: an assignment for an interaction the executor is
+    already running, or has a result for, must not start it again. If it
+    carries a higher lease epoch, the lease was granted anew to this executor:
+    keep running and report under the newer epoch.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1169,7 +1249,15 @@ class ResultAck(_message.Message):
     interaction_id: _builtins.str
     """Interaction id."""
     accepted: _builtins.bool
-    """Whether the result was recorded."""
+    """Whether the result was recorded. A result too large to store (over the
+    server's caps) is accepted too: a short ERROR saying why is recorded in
+    its place and the session fails with that reason. Accepted or not, do
+    not run the command again. Refused with UNAVAILABLE, DEADLINE_EXCEEDED or
+    ABORTED, nothing was recorded and the lease is still the executor's:
+    keep listing it in heartbeats and send the same result again. Any other
+    refusal is final (the lease was lost, or the interaction has its result):
+    drop the result.
+    """
     code: _builtins.str
     """gRPC status code name when refused, e.g. "FAILED_PRECONDITION"."""
     message: _builtins.str

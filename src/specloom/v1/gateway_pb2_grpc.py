@@ -33,6 +33,10 @@ class GatewayServiceStub:
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     def __init__(self, channel):
@@ -116,6 +120,11 @@ class GatewayServiceStub:
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/specloom.v1.GatewayService/ListTokens',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
         self.WhoAmI = channel.unary_unary(
                 '/specloom.v1.GatewayService/WhoAmI',
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.SerializeToString,
@@ -141,6 +150,10 @@ class GatewayServiceServicer:
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     def StartSession(self, request, context):
@@ -173,9 +186,13 @@ class GatewayServiceServicer:
 
     def WatchSession(self, request, context):
         """Streams a session's steps (and its children's, and output) live: a
-        snapshot first, then every change. It ends after the session becomes
-        complete or cancelled, or when the server shuts down; a client that
-        still wants updates opens it again (the new snapshot resumes it).
+        snapshot first, then every change. The stream ends (OK) once the watched
+        session is COMPLETE, CANCELLED, FAILED or PAUSED — already so when the
+        watch opens, or on becoming so — because a failed or paused session
+        waits for a person; after a resume, watch again. It also ends when the
+        server shuts down (UNAVAILABLE; open it again: the new snapshot resumes
+        it), and when the caller's token is revoked or expires (UNAUTHENTICATED:
+        the token is checked again every 30 s, SPECLOOM_STREAM_TOKEN_CHECK_SECONDS).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +268,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTokens(self, request, context):
+        """Admin: lists the tokens of the caller's account (descriptions, never
+        secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WhoAmI(self, request, context):
         """Describes the caller's own token.
         """
@@ -270,6 +295,18 @@ class GatewayServiceServicer:
     def Connect(self, request_iterator, context):
         """The executor agent's stream: it registers, receives commands under
         leases, heartbeats, streams output and reports results.
+
+        Timing: the first message must be Register, within 30 s
+        (DEADLINE_EXCEEDED otherwise); the gateway answers Welcome. A stream
+        that sends nothing at all — not even a heartbeat — for three heartbeat
+        intervals (30 s by default; SPECLOOM_STREAM_IDLE_TIMEOUT_SECONDS) is
+        closed UNAVAILABLE and its leases are released. The token is verified
+        again at every heartbeat (through a cache of 5 s): once it is revoked
+        the stream ends UNAUTHENTICATED. One token may hold at most 100 streams
+        per gateway process (SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN); another
+        is RESOURCE_EXHAUSTED. While more output waits to be stored than the
+        gateway buffers, it stops reading the stream (gRPC flow control holds
+        the executor back) until it has caught up.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -353,6 +390,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     request_deserializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.SerializeToString,
             ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.SerializeToString,
+            ),
             'WhoAmI': grpc.unary_unary_rpc_method_handler(
                     servicer.WhoAmI,
                     request_deserializer=specloom_dot_v1_dot_gateway__pb2.WhoAmIRequest.FromString,
@@ -384,6 +426,10 @@ class GatewayService:
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     @staticmethod
@@ -781,6 +827,33 @@ class GatewayService:
             '/specloom.v1.GatewayService/RevokeToken',
             specloom_dot_v1_dot_gateway__pb2.RevokeTokenRequest.SerializeToString,
             specloom_dot_v1_dot_gateway__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/ListTokens',
+            specloom_dot_v1_dot_gateway__pb2.ListTokensRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.ListTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

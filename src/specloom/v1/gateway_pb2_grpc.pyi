@@ -34,6 +34,10 @@ class GatewayServiceStub:
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     @_typing.overload
@@ -50,9 +54,13 @@ class GatewayServiceStub:
     """Lists a session's children."""
     WatchSession: _grpc.UnaryStreamMultiCallable[_gateway_pb2.WatchSessionRequest, _gateway_pb2.WatchSessionResponse]
     """Streams a session's steps (and its children's, and output) live: a
-    snapshot first, then every change. It ends after the session becomes
-    complete or cancelled, or when the server shuts down; a client that
-    still wants updates opens it again (the new snapshot resumes it).
+    snapshot first, then every change. The stream ends (OK) once the watched
+    session is COMPLETE, CANCELLED, FAILED or PAUSED — already so when the
+    watch opens, or on becoming so — because a failed or paused session
+    waits for a person; after a resume, watch again. It also ends when the
+    server shuts down (UNAVAILABLE; open it again: the new snapshot resumes
+    it), and when the caller's token is revoked or expires (UNAUTHENTICATED:
+    the token is checked again every 30 s, SPECLOOM_STREAM_TOKEN_CHECK_SECONDS).
     """
     ReadOutput: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ReadOutputRequest, _gateway_pb2.ReadOutputResponse]
     """Reads stored output."""
@@ -74,6 +82,10 @@ class GatewayServiceStub:
     """Admin: creates a token."""
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RevokeTokenRequest, _gateway_pb2.RevokeTokenResponse]
     """Admin: revokes a token of the caller's account."""
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListTokensRequest, _gateway_pb2.ListTokensResponse]
+    """Admin: lists the tokens of the caller's account (descriptions, never
+    secrets).
+    """
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]
     """Describes the caller's own token."""
     ListExecutors: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]
@@ -84,6 +96,18 @@ class GatewayServiceStub:
     Connect: _grpc.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]
     """The executor agent's stream: it registers, receives commands under
     leases, heartbeats, streams output and reports results.
+
+    Timing: the first message must be Register, within 30 s
+    (DEADLINE_EXCEEDED otherwise); the gateway answers Welcome. A stream
+    that sends nothing at all — not even a heartbeat — for three heartbeat
+    intervals (30 s by default; SPECLOOM_STREAM_IDLE_TIMEOUT_SECONDS) is
+    closed UNAVAILABLE and its leases are released. The token is verified
+    again at every heartbeat (through a cache of 5 s): once it is revoked
+    the stream ends UNAUTHENTICATED. One token may hold at most 100 streams
+    per gateway process (SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN); another
+    is RESOURCE_EXHAUSTED. While more output waits to be stored than the
+    gateway buffers, it stops reading the stream (gRPC flow control holds
+    the executor back) until it has caught up.
     """
 
 @_typing.type_check_only
@@ -95,6 +119,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -108,9 +136,13 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Lists a session's children."""
     WatchSession: _aio.UnaryStreamMultiCallable[_gateway_pb2.WatchSessionRequest, _gateway_pb2.WatchSessionResponse]  # type: ignore[assignment]
     """Streams a session's steps (and its children's, and output) live: a
-    snapshot first, then every change. It ends after the session becomes
-    complete or cancelled, or when the server shuts down; a client that
-    still wants updates opens it again (the new snapshot resumes it).
+    snapshot first, then every change. The stream ends (OK) once the watched
+    session is COMPLETE, CANCELLED, FAILED or PAUSED — already so when the
+    watch opens, or on becoming so — because a failed or paused session
+    waits for a person; after a resume, watch again. It also ends when the
+    server shuts down (UNAVAILABLE; open it again: the new snapshot resumes
+    it), and when the caller's token is revoked or expires (UNAUTHENTICATED:
+    the token is checked again every 30 s, SPECLOOM_STREAM_TOKEN_CHECK_SECONDS).
     """
     ReadOutput: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ReadOutputRequest, _gateway_pb2.ReadOutputResponse]  # type: ignore[assignment]
     """Reads stored output."""
@@ -132,6 +164,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Admin: creates a token."""
     RevokeToken: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RevokeTokenRequest, _gateway_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     """Admin: revokes a token of the caller's account."""
+    ListTokens: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListTokensRequest, _gateway_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """Admin: lists the tokens of the caller's account (descriptions, never
+    secrets).
+    """
     WhoAmI: _aio.UnaryUnaryMultiCallable[_gateway_pb2.WhoAmIRequest, _gateway_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Describes the caller's own token."""
     ListExecutors: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]  # type: ignore[assignment]
@@ -142,6 +178,18 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     Connect: _aio.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]  # type: ignore[assignment]
     """The executor agent's stream: it registers, receives commands under
     leases, heartbeats, streams output and reports results.
+
+    Timing: the first message must be Register, within 30 s
+    (DEADLINE_EXCEEDED otherwise); the gateway answers Welcome. A stream
+    that sends nothing at all — not even a heartbeat — for three heartbeat
+    intervals (30 s by default; SPECLOOM_STREAM_IDLE_TIMEOUT_SECONDS) is
+    closed UNAVAILABLE and its leases are released. The token is verified
+    again at every heartbeat (through a cache of 5 s): once it is revoked
+    the stream ends UNAUTHENTICATED. One token may hold at most 100 streams
+    per gateway process (SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN); another
+    is RESOURCE_EXHAUSTED. While more output waits to be stored than the
+    gateway buffers, it stops reading the stream (gRPC flow control holds
+    the executor back) until it has caught up.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +200,10 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     scope is the caller's scope. No token, or an unknown, revoked or expired
     one, is UNAUTHENTICATED. A session outside the token's scope is NOT_FOUND
     (never PERMISSION_DENIED), so ids do not leak between projects.
+
+    Ids (session, interaction, token) are at most 64 characters; a longer one
+    is INVALID_ARGUMENT naming the field. Messages are at most 16 MiB each
+    way; a larger one is RESOURCE_EXHAUSTED naming its size.
     """
 
     @_abc_1.abstractmethod
@@ -193,9 +245,13 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_gateway_pb2.WatchSessionResponse], _abc.AsyncIterator[_gateway_pb2.WatchSessionResponse]]:
         """Streams a session's steps (and its children's, and output) live: a
-        snapshot first, then every change. It ends after the session becomes
-        complete or cancelled, or when the server shuts down; a client that
-        still wants updates opens it again (the new snapshot resumes it).
+        snapshot first, then every change. The stream ends (OK) once the watched
+        session is COMPLETE, CANCELLED, FAILED or PAUSED — already so when the
+        watch opens, or on becoming so — because a failed or paused session
+        waits for a person; after a resume, watch again. It also ends when the
+        server shuts down (UNAVAILABLE; open it again: the new snapshot resumes
+        it), and when the caller's token is revoked or expires (UNAUTHENTICATED:
+        the token is checked again every 30 s, SPECLOOM_STREAM_TOKEN_CHECK_SECONDS).
         """
 
     @_abc_1.abstractmethod
@@ -279,6 +335,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         """Admin: revokes a token of the caller's account."""
 
     @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _gateway_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListTokensResponse, _abc.Awaitable[_gateway_pb2.ListTokensResponse]]:
+        """Admin: lists the tokens of the caller's account (descriptions, never
+        secrets).
+        """
+
+    @_abc_1.abstractmethod
     def WhoAmI(
         self,
         request: _gateway_pb2.WhoAmIRequest,
@@ -305,6 +371,18 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_gateway_pb2.ConnectResponse], _abc.AsyncIterator[_gateway_pb2.ConnectResponse]]:
         """The executor agent's stream: it registers, receives commands under
         leases, heartbeats, streams output and reports results.
+
+        Timing: the first message must be Register, within 30 s
+        (DEADLINE_EXCEEDED otherwise); the gateway answers Welcome. A stream
+        that sends nothing at all — not even a heartbeat — for three heartbeat
+        intervals (30 s by default; SPECLOOM_STREAM_IDLE_TIMEOUT_SECONDS) is
+        closed UNAVAILABLE and its leases are released. The token is verified
+        again at every heartbeat (through a cache of 5 s): once it is revoked
+        the stream ends UNAUTHENTICATED. One token may hold at most 100 streams
+        per gateway process (SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN); another
+        is RESOURCE_EXHAUSTED. While more output waits to be stored than the
+        gateway buffers, it stops reading the stream (gRPC flow control holds
+        the executor back) until it has caught up.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

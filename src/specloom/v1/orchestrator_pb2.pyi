@@ -35,7 +35,7 @@ class OpenSessionRequest(_message.Message):
     type: _builtins.str
     """Session type; INVALID_ARGUMENT if this service does not serve it."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
-    """Who carries out the commands."""
+    """Who carries out the commands; unset means AGENTIC."""
     idempotency_key: _builtins.str
     """Idempotency key: the same key returns the same session."""
     @_builtins.property

@@ -106,7 +106,13 @@ class OrchestratorServiceServicer:
 
     def ReportAndAdvance(self, request, context):
         """HandleResult and NextStep fused: one call, one database transaction.
-        The executor loop always does both.
+        The executor loop always does both. A write that can never be stored
+        fails the session instead of being refused (refused, the executor's
+        command would only run again): a next step too large to write (or with
+        too many children) is left out and the session stops FAILED, "<step>
+        cannot start: ..."; an executor's result (lease_epoch > 0) too large to
+        store is replaced by a short ERROR saying why and the session fails. A
+        manual result that is too large is RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,7 +123,10 @@ class OrchestratorServiceServicer:
         exactly as ReportAndAdvance would handle it alone, and the outcomes come
         back in the same order. Items fail independently. Gateways batch the
         reports of their executors this way, so the per-call cost of a hop is
-        paid once per batch rather than once per step.
+        paid once per batch rather than once per step. Outcomes that would make
+        the answer larger than a message are left out as ABORTED ("recorded,
+        but its answer did not fit"): send that report again, alone; it is an
+        exact repeat and gets its answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

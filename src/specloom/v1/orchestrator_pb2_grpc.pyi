@@ -47,14 +47,23 @@ class OrchestratorServiceStub:
     """Judges and records the result of the pending interaction."""
     ReportAndAdvance: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportAndAdvanceRequest, _orchestrator_pb2.ReportAndAdvanceResponse]
     """HandleResult and NextStep fused: one call, one database transaction.
-    The executor loop always does both.
+    The executor loop always does both. A write that can never be stored
+    fails the session instead of being refused (refused, the executor's
+    command would only run again): a next step too large to write (or with
+    too many children) is left out and the session stops FAILED, "<step>
+    cannot start: ..."; an executor's result (lease_epoch > 0) too large to
+    store is replaced by a short ERROR saying why and the session fails. A
+    manual result that is too large is RESOURCE_EXHAUSTED.
     """
     ReportAndAdvanceMany: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportAndAdvanceManyRequest, _orchestrator_pb2.ReportAndAdvanceManyResponse]
     """ReportAndAdvance for many sessions in one call: each item is handled
     exactly as ReportAndAdvance would handle it alone, and the outcomes come
     back in the same order. Items fail independently. Gateways batch the
     reports of their executors this way, so the per-call cost of a hop is
-    paid once per batch rather than once per step.
+    paid once per batch rather than once per step. Outcomes that would make
+    the answer larger than a message are left out as ABORTED ("recorded,
+    but its answer did not fit"): send that report again, alone; it is an
+    exact repeat and gets its answer.
     """
     SteerSession: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SteerSessionRequest, _orchestrator_pb2.SteerSessionResponse]
     """Pauses, resumes or retries a session from a named step; the decision is
@@ -82,14 +91,23 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Judges and records the result of the pending interaction."""
     ReportAndAdvance: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportAndAdvanceRequest, _orchestrator_pb2.ReportAndAdvanceResponse]  # type: ignore[assignment]
     """HandleResult and NextStep fused: one call, one database transaction.
-    The executor loop always does both.
+    The executor loop always does both. A write that can never be stored
+    fails the session instead of being refused (refused, the executor's
+    command would only run again): a next step too large to write (or with
+    too many children) is left out and the session stops FAILED, "<step>
+    cannot start: ..."; an executor's result (lease_epoch > 0) too large to
+    store is replaced by a short ERROR saying why and the session fails. A
+    manual result that is too large is RESOURCE_EXHAUSTED.
     """
     ReportAndAdvanceMany: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportAndAdvanceManyRequest, _orchestrator_pb2.ReportAndAdvanceManyResponse]  # type: ignore[assignment]
     """ReportAndAdvance for many sessions in one call: each item is handled
     exactly as ReportAndAdvance would handle it alone, and the outcomes come
     back in the same order. Items fail independently. Gateways batch the
     reports of their executors this way, so the per-call cost of a hop is
-    paid once per batch rather than once per step.
+    paid once per batch rather than once per step. Outcomes that would make
+    the answer larger than a message are left out as ABORTED ("recorded,
+    but its answer did not fit"): send that report again, alone; it is an
+    exact repeat and gets its answer.
     """
     SteerSession: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SteerSessionRequest, _orchestrator_pb2.SteerSessionResponse]  # type: ignore[assignment]
     """Pauses, resumes or retries a session from a named step; the decision is
@@ -138,7 +156,13 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ReportAndAdvanceResponse, _abc.Awaitable[_orchestrator_pb2.ReportAndAdvanceResponse]]:
         """HandleResult and NextStep fused: one call, one database transaction.
-        The executor loop always does both.
+        The executor loop always does both. A write that can never be stored
+        fails the session instead of being refused (refused, the executor's
+        command would only run again): a next step too large to write (or with
+        too many children) is left out and the session stops FAILED, "<step>
+        cannot start: ..."; an executor's result (lease_epoch > 0) too large to
+        store is replaced by a short ERROR saying why and the session fails. A
+        manual result that is too large is RESOURCE_EXHAUSTED.
         """
 
     @_abc_1.abstractmethod
@@ -151,7 +175,10 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         exactly as ReportAndAdvance would handle it alone, and the outcomes come
         back in the same order. Items fail independently. Gateways batch the
         reports of their executors this way, so the per-call cost of a hop is
-        paid once per batch rather than once per step.
+        paid once per batch rather than once per step. Outcomes that would make
+        the answer larger than a message are left out as ABORTED ("recorded,
+        but its answer did not fit"): send that report again, alone; it is an
+        exact repeat and gets its answer.
         """
 
     @_abc_1.abstractmethod

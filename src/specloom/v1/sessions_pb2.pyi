@@ -1198,7 +1198,10 @@ class AppendOutputResponse(_message.Message):
     stored_bytes: _builtins.int
     """Total bytes stored for the interaction after this append."""
     truncated: _builtins.bool
-    """True when the interaction's output cap was reached and the rest dropped."""
+    """True when the interaction's output cap was reached and the rest dropped.
+    The first append cut by the cap also stores a line saying so (stream
+    EXECUTOR), past the cap.
+    """
     def __init__(
         self,
         *,
@@ -1408,7 +1411,9 @@ Global___ClaimCommandsResponse: _TypeAlias = ClaimCommandsResponse  # noqa: Y015
 
 @_typing.final
 class LeaseRef(_message.Message):
-    """LeaseRef names one lease."""
+    """LeaseRef names one lease. Executors send it too (Heartbeat.running,
+    Register.running) with interaction_id and epoch only.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1426,8 +1431,13 @@ class LeaseRef(_message.Message):
         effect only if nobody renewed the lease since: an executor that moved to
         another gateway replica had it adopted there, and the old replica's late
         heartbeats and teardown must leave that adoption alone. A renewal
-        without it adopts the lease: it is renewed when this executor holds it,
-        or when its holder released it and nobody claimed it since.
+        without it adopts the lease: renewed when this executor holds it at
+        that epoch, even after a release (which expires a lease and keeps its
+        holder), unless another executor claimed it since (a new epoch).
+
+        Executors leave it unset in Heartbeat and Register.running (they fill
+        interaction_id and epoch only): the gateway names the expiry it last
+        granted.
         """
 
     def __init__(

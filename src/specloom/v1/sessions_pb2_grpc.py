@@ -215,7 +215,9 @@ class SessionsServiceServicer:
         """The fused write an orchestrator makes per step, in one transaction:
         complete the pending interaction, store state and progress, then append
         the next interaction or change the session's status; optionally create
-        or revive children.
+        or revive children. Each part has its cap, and the write as a whole
+        too (SPECLOOM_SESSIONS_MAX_WRITE_BYTES, 10 MiB): RESOURCE_EXHAUSTED
+        naming the part or the whole.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,7 +228,9 @@ class SessionsServiceServicer:
         every rule AdvanceSession does (its own version guard, pending-only
         results, fencing) and fails alone; the outcomes come back in order.
         Orchestrators send the steps of many sessions this way, so the per-call
-        and per-transaction costs are paid once per batch.
+        and per-transaction costs are paid once per batch. Outcomes that would
+        make the answer larger than a message are left out as ABORTED ("written,
+        but its answer did not fit"): the write was made; read the session again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,9 +246,10 @@ class SessionsServiceServicer:
 
     def StreamSessionEvents(self, request, context):
         """Streams every change of a session (optionally of its children too):
-        first a snapshot, then events as they are committed. Ends after the
-        session becomes complete or cancelled, or when this server begins a
-        graceful stop (the caller re-opens it on another replica).
+        first a snapshot, then events as they are committed. Ends once the
+        session is complete, cancelled, failed or paused (a failed or paused
+        session waits for a person), or when this server begins a graceful stop
+        (the caller re-opens it on another replica).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -58,14 +58,18 @@ class SessionsServiceStub:
     """The fused write an orchestrator makes per step, in one transaction:
     complete the pending interaction, store state and progress, then append
     the next interaction or change the session's status; optionally create
-    or revive children.
+    or revive children. Each part has its cap, and the write as a whole
+    too (SPECLOOM_SESSIONS_MAX_WRITE_BYTES, 10 MiB): RESOURCE_EXHAUSTED
+    naming the part or the whole.
     """
     AdvanceSessions: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.AdvanceSessionsRequest, _sessions_pb2.AdvanceSessionsResponse]
     """AdvanceSession for many sessions in one transaction: each item obeys
     every rule AdvanceSession does (its own version guard, pending-only
     results, fencing) and fails alone; the outcomes come back in order.
     Orchestrators send the steps of many sessions this way, so the per-call
-    and per-transaction costs are paid once per batch.
+    and per-transaction costs are paid once per batch. Outcomes that would
+    make the answer larger than a message are left out as ABORTED ("written,
+    but its answer did not fit"): the write was made; read the session again.
     """
     CancelSessionTree: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.CancelSessionTreeRequest, _sessions_pb2.CancelSessionTreeResponse]
     """Cancels a session and, transitively, its children; pending
@@ -73,9 +77,10 @@ class SessionsServiceStub:
     """
     StreamSessionEvents: _grpc.UnaryStreamMultiCallable[_sessions_pb2.StreamSessionEventsRequest, _sessions_pb2.StreamSessionEventsResponse]
     """Streams every change of a session (optionally of its children too):
-    first a snapshot, then events as they are committed. Ends after the
-    session becomes complete or cancelled, or when this server begins a
-    graceful stop (the caller re-opens it on another replica).
+    first a snapshot, then events as they are committed. Ends once the
+    session is complete, cancelled, failed or paused (a failed or paused
+    session waits for a person), or when this server begins a graceful stop
+    (the caller re-opens it on another replica).
     """
     AppendOutput: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.AppendOutputRequest, _sessions_pb2.AppendOutputResponse]
     """Appends output chunks of an interaction."""
@@ -149,14 +154,18 @@ class SessionsServiceAsyncStub(SessionsServiceStub):
     """The fused write an orchestrator makes per step, in one transaction:
     complete the pending interaction, store state and progress, then append
     the next interaction or change the session's status; optionally create
-    or revive children.
+    or revive children. Each part has its cap, and the write as a whole
+    too (SPECLOOM_SESSIONS_MAX_WRITE_BYTES, 10 MiB): RESOURCE_EXHAUSTED
+    naming the part or the whole.
     """
     AdvanceSessions: _aio.UnaryUnaryMultiCallable[_sessions_pb2.AdvanceSessionsRequest, _sessions_pb2.AdvanceSessionsResponse]  # type: ignore[assignment]
     """AdvanceSession for many sessions in one transaction: each item obeys
     every rule AdvanceSession does (its own version guard, pending-only
     results, fencing) and fails alone; the outcomes come back in order.
     Orchestrators send the steps of many sessions this way, so the per-call
-    and per-transaction costs are paid once per batch.
+    and per-transaction costs are paid once per batch. Outcomes that would
+    make the answer larger than a message are left out as ABORTED ("written,
+    but its answer did not fit"): the write was made; read the session again.
     """
     CancelSessionTree: _aio.UnaryUnaryMultiCallable[_sessions_pb2.CancelSessionTreeRequest, _sessions_pb2.CancelSessionTreeResponse]  # type: ignore[assignment]
     """Cancels a session and, transitively, its children; pending
@@ -164,9 +173,10 @@ class SessionsServiceAsyncStub(SessionsServiceStub):
     """
     StreamSessionEvents: _aio.UnaryStreamMultiCallable[_sessions_pb2.StreamSessionEventsRequest, _sessions_pb2.StreamSessionEventsResponse]  # type: ignore[assignment]
     """Streams every change of a session (optionally of its children too):
-    first a snapshot, then events as they are committed. Ends after the
-    session becomes complete or cancelled, or when this server begins a
-    graceful stop (the caller re-opens it on another replica).
+    first a snapshot, then events as they are committed. Ends once the
+    session is complete, cancelled, failed or paused (a failed or paused
+    session waits for a person), or when this server begins a graceful stop
+    (the caller re-opens it on another replica).
     """
     AppendOutput: _aio.UnaryUnaryMultiCallable[_sessions_pb2.AppendOutputRequest, _sessions_pb2.AppendOutputResponse]  # type: ignore[assignment]
     """Appends output chunks of an interaction."""
@@ -279,7 +289,9 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         """The fused write an orchestrator makes per step, in one transaction:
         complete the pending interaction, store state and progress, then append
         the next interaction or change the session's status; optionally create
-        or revive children.
+        or revive children. Each part has its cap, and the write as a whole
+        too (SPECLOOM_SESSIONS_MAX_WRITE_BYTES, 10 MiB): RESOURCE_EXHAUSTED
+        naming the part or the whole.
         """
 
     @_abc_1.abstractmethod
@@ -292,7 +304,9 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         every rule AdvanceSession does (its own version guard, pending-only
         results, fencing) and fails alone; the outcomes come back in order.
         Orchestrators send the steps of many sessions this way, so the per-call
-        and per-transaction costs are paid once per batch.
+        and per-transaction costs are paid once per batch. Outcomes that would
+        make the answer larger than a message are left out as ABORTED ("written,
+        but its answer did not fit"): the write was made; read the session again.
         """
 
     @_abc_1.abstractmethod
@@ -312,9 +326,10 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_sessions_pb2.StreamSessionEventsResponse], _abc.AsyncIterator[_sessions_pb2.StreamSessionEventsResponse]]:
         """Streams every change of a session (optionally of its children too):
-        first a snapshot, then events as they are committed. Ends after the
-        session becomes complete or cancelled, or when this server begins a
-        graceful stop (the caller re-opens it on another replica).
+        first a snapshot, then events as they are committed. Ends once the
+        session is complete, cancelled, failed or paused (a failed or paused
+        session waits for a person), or when this server begins a graceful stop
+        (the caller re-opens it on another replica).
         """
 
     @_abc_1.abstractmethod

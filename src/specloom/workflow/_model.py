@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from specloom.errors import FailedPrecondition, InvalidArgument
+from specloom.profiles import PROFILES
 
 if TYPE_CHECKING:
     from specloom.workflow._context import CommandPlan, Judgement, ReportedResult, StepContext
@@ -110,11 +111,15 @@ class ParamSpec:
     """Whether StartSession must give it."""
     kind: type = str
     """Expected Python type after Struct conversion: str, int, bool, list or dict."""
+    choices: tuple[str, ...] = ()
+    """The values a string parameter may take; empty: any."""
 
 
 COMMON_PARAMS: Mapping[str, ParamSpec] = {
     "max_rounds": ParamSpec("Loop cap for revise/fix rounds (default 3).", kind=int),
-    "profile": ParamSpec("Project profile: 'python' (default) or 'elixir'.", kind=str),
+    "profile": ParamSpec(
+        "Project profile: 'python' (default) or 'elixir'.", kind=str, choices=tuple(PROFILES)
+    ),
     "branch_prefix": ParamSpec("Overrides the workflow's branch name prefix.", kind=str),
     "project": ParamSpec("Project facts for prompts: {name, description}.", kind=dict),
     "model": ParamSpec("AI model for agent steps (backend default if unset).", kind=str),

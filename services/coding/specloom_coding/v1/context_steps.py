@@ -84,7 +84,9 @@ class InitializeContext:
                 fail=True,
             )
         found = result.file(path)
-        report = validate_design(content, CONTEXT, truncated=bool(found and found.truncated))
+        report = validate_design(
+            content, CONTEXT, truncated=bool(found and found.truncated), edition=1
+        )
         if not report.ok:
             # A person (or a ContextDesign session) must fix the design; no
             # retry of this step can.

@@ -152,7 +152,9 @@ class ValidateDesign:
                 fingerprint=fingerprint("missing", s.path),
                 state={"validation_errors": errors},
             )
-        report = validate_design(collected.content, s.component_type, truncated=collected.truncated)
+        report = validate_design(
+            collected.content, s.component_type, truncated=collected.truncated, edition=1
+        )
         if not report.ok:
             return Judgement.error(
                 report.explain(s.path),

@@ -159,7 +159,9 @@ class Initialize:
                 f"The context design {path} does not exist on this branch; run a ContextDesign "
                 f"session for {context} (and merge or branch from it) first."
             )
-        report = validate_design(collected.content, CONTEXT, truncated=collected.truncated)
+        report = validate_design(
+            collected.content, CONTEXT, truncated=collected.truncated, edition=1
+        )
         if not report.ok:
             return (
                 f"The context design {path} is not valid, so its components are unknown; "

@@ -108,7 +108,7 @@ def _subject(s: DesignSubject) -> list[str]:
 
 
 def _spec(s: DesignSubject) -> list[str]:
-    return ["## Document specification", "", document_spec(s.component_type), ""]
+    return ["## Document specification", "", document_spec(s.component_type, edition=1), ""]
 
 
 def _output(path: str) -> list[str]:

@@ -282,27 +282,28 @@ async def renew_leases(
 
     A lease named with its expiry is renewed only if it is still as the
     caller last saw it. A lease named without one is *adopted*: renewed if
-    this executor holds it, or if its holder released it and nobody has
-    claimed it since (same epoch, no owner) — an executor that reconnects
+    this executor holds it at that epoch, even after a release (which ends
+    a lease by expiring it, keeping its holder): an executor that reconnects
     after its old stream's teardown released the command it is still
-    running takes it back instead of losing it to a second run.
+    running takes it back, unless another executor claimed it meanwhile (a
+    new epoch). Another executor — another name, another user — cannot:
+    adopting is never a way around the claim's workspace and people rules.
     """
     now = utcnow()
     expires = now + dt.timedelta(seconds=ttl_seconds)
     if not leases:
         return [], [], expires
-    held = I.c.lease_owner == executor_id
-    unowned = I.c.lease_owner.is_(None)
-    named = [
-        and_(_named(lease), held if lease[2] is not None else or_(held, unowned))
-        for lease in leases
-    ]
+    named = [_named(lease) for lease in leases]
     async with db.write() as tx:
         renewed = (
             await tx.conn.execute(
                 update(I)
-                .where(I.c.status == pb.INTERACTION_STATUS_PENDING, or_(*named))
-                .values(lease_owner=executor_id, lease_expires_at=expires)
+                .where(
+                    I.c.status == pb.INTERACTION_STATUS_PENDING,
+                    I.c.lease_owner == executor_id,
+                    or_(*named),
+                )
+                .values(lease_expires_at=expires)
                 .returning(I.c.id, I.c.lease_epoch)
             )
         ).all()
@@ -323,11 +324,14 @@ async def release_leases(
 ) -> int:
     """End an executor's leases so others can claim the work.
 
-    With ``exact``, each named lease ends only while its epoch — and its
-    expiry, when given — is what the caller last saw: the executor may have
-    reconnected to another gateway replica, which renewed the lease (same
-    executor id, later expiry), and the old stream's teardown must not take
-    that lease away from under it.
+    A release expires the lease now and keeps its holder and epoch: the
+    work is claimable at once, and only its holder can adopt it back (see
+    :func:`renew_leases`) until someone claims it. With ``exact``, each named
+    lease ends only while its epoch — and its expiry, when given — is what
+    the caller last saw: the executor may have reconnected to another
+    gateway replica, which renewed the lease (same executor id, later
+    expiry), and the old stream's teardown must not take that lease away
+    from under it.
     """
     where: list[Any] = [
         I.c.lease_owner == executor_id,
@@ -337,12 +341,14 @@ async def release_leases(
         where.append(or_(*(_named(lease) for lease in exact)))
     elif interaction_ids:
         where.append(I.c.id.in_(list(interaction_ids)))
+    now = utcnow()
+    where.append(I.c.lease_expires_at > now)
     async with db.write() as tx:
         released = (
             await tx.conn.execute(
                 update(I)
                 .where(*where)
-                .values(lease_owner=None, lease_expires_at=None)
+                .values(lease_expires_at=now)
                 .returning(I.c.account_id, I.c.project_id, I.c.dispatch)
             )
         ).all()

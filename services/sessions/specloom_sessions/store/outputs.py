@@ -57,7 +57,8 @@ async def append_output(
     parts: Sequence[spb.OutputPart],
     cap: int,
 ) -> Appended:
-    """Store ``parts`` as chunks, keeping at most ``cap`` bytes per interaction."""
+    """Store ``parts`` as chunks, keeping at most ``cap`` bytes per interaction
+    (and, where the cap cuts, a marker line saying so)."""
     pieces = [part for part in parts if part.data]
     total = sum(len(part.data) for part in pieces)
     now = utcnow()
@@ -92,18 +93,36 @@ async def append_output(
                 }
             )
             kept += len(data)
+        truncated = kept < total
+        marked = 0
+        if truncated and stored + kept <= cap:
+            # The first append cut at the cap leaves a line saying so (past
+            # the cap, so later appends see it is there and add none): the
+            # stored output tells a reader it is not the whole output.
+            note = f"\n[specloom: output past the cap of {cap} bytes per step was not stored]\n"
+            rows.append(
+                {
+                    "session_id": session_id,
+                    "seq": seq,
+                    "idx": next_index + len(rows),
+                    "stream": int(pb.OUTPUT_STREAM_EXECUTOR),
+                    "data": note.encode(),
+                    "created_at": now,
+                }
+            )
+            marked = len(note.encode())
         if rows:
             await tx.conn.execute(
                 update(I)
                 .where(I.c.session_id == session_id, I.c.seq == seq)
                 .values(
-                    output_bytes=I.c.output_bytes + kept,
+                    output_bytes=I.c.output_bytes + kept + marked,
                     output_chunks=I.c.output_chunks + len(rows),
                 )
             )
             await tx.conn.execute(insert(O), rows)
             tx.changes.outputs.add((session_id, seq))
-    return Appended(stored_bytes=stored + kept, truncated=kept < total)
+    return Appended(stored_bytes=stored + kept + marked, truncated=truncated)
 
 
 async def fetch_output(

@@ -7,6 +7,12 @@ the same emptiness twice is stuck), records what it wrote in ``files`` and
 keeps its conversation for the fix or revise step that continues it. Model,
 turn limit and time limit come from params; the loop round a fix belongs to
 goes into the command's metadata (the scripted backend matches on it).
+
+Each agent works as a persona (:data:`specloom.rules.PERSONAS`): a step
+names it (``persona = UNIT_CODER``, or :meth:`AgentStep.persona_of` when it
+depends on the session) and the command carries it as the system prompt,
+changed by the session's rules that name it. The prompt says what to do
+now; the persona says who does it, for the whole conversation.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
+from specloom.documents import CONTEXT
+from specloom.rules import system_prompt
 from specloom.workflow import commands
 from specloom.workflow._context import CommandPlan, Judgement, ReportedResult, StepContext
 from specloom.workflow._model import CommandKind, Outcome
@@ -39,6 +47,9 @@ class AgentStep:
     """Resume the session's agent conversation instead of starting a new one."""
     runs_tests: ClassVar[bool] = False
     """The agent may run the profile's test commands."""
+    persona: ClassVar[str] = ""
+    """The persona the agent works as (a name in :data:`specloom.rules.PERSONAS`;
+    "" sends no system prompt)."""
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -62,6 +73,23 @@ class AgentStep:
         """The conversation to continue ("" starts a new one)."""
         return state.conversation_id if self.continues else ""
 
+    def persona_of(self, ctx: StepContext) -> str:
+        """The persona of this session's agent (by default :attr:`persona`)."""
+        return self.persona
+
+    def component_type(self, ctx: StepContext) -> str:
+        """The component type rules are matched against: the component's, else a context's."""
+        if ctx.component is None:
+            return CONTEXT
+        return ctx.component.type or "other"
+
+    def system_prompt(self, ctx: StepContext) -> str:
+        """The persona as the session's rules extend or replace it ("" without one)."""
+        name = self.persona_of(ctx)
+        if not name:
+            return ""
+        return system_prompt(name, SessionState.of(ctx).rules, self.component_type(ctx))
+
     def round(self, ctx: StepContext) -> int:
         """Which round of its loop this is (0: not a loop step, or the first after a Resume)."""
         return ctx.rounds.get(self.loop, 0) if self.loop else 0
@@ -76,6 +104,7 @@ class AgentStep:
             ctx.step,
             self.prompt(ctx),
             output_paths=outputs,
+            system_prompt=self.system_prompt(ctx),
             model=options.model,
             max_turns=options.max_turns,
             resume_conversation_id=self.resumes(ctx, state),

@@ -4,12 +4,14 @@ One behaviour for both families: a top-level session reads the rule files
 of its worktree (:data:`~specloom.rules.RULE_GLOBS`) and ``params.rules``,
 keeps those of its session kind (``design``, ``test``, ``code``) in its
 state, and hands them to its children at creation; a prompt composes the
-built-in and kept rules matching its component type.
+built-in and kept rules matching its component type, and an agent step's
+system prompt is its persona as the kept rules that name it change it
+(:meth:`AgentStep.system_prompt <specloom.workflow.steps.AgentStep.system_prompt>`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from specloom.rules import (
     ANY,
@@ -43,9 +45,15 @@ def project_rules(ctx: StepContext, found: Found, kind: str) -> tuple[Rule, ...]
     return tuple(rule for rule in rules if ANY in rule.session_types or kind in rule.session_types)
 
 
-def rules_text(rules: Sequence[Rule], component_type: str, kind: str) -> str:
-    """Built-in and project ``rules`` for a ``kind`` prompt on ``component_type``, composed."""
-    chosen = matching(builtin_rules(), component_type, kind) + matching(
-        list(rules), component_type, kind
-    )
+def rules_text(rules: Sequence[Rule], component_type: str | Iterable[str], kind: str) -> str:
+    """Built-in and project ``rules`` for a ``kind`` prompt on ``component_type``, composed.
+
+    Several component types (a review that may edit designs of each) take
+    every rule matching any of them, once each, in rule order.
+    """
+    types = [component_type] if isinstance(component_type, str) else list(component_type)
+    chosen: list[Rule] = []
+    for rule in [*builtin_rules(), *rules]:
+        if rule not in chosen and any(matching([rule], t, kind) for t in types):
+            chosen.append(rule)
     return compose(chosen)
