@@ -6,6 +6,10 @@ children tree, output chunks. A fragment equal to the last one sent is
 not sent again. (The sessions list and the executors page are polled
 instead: :mod:`feeds`.)
 
+A watch ends when the session stops for a person (paused, failed) as well
+as when it finishes; an open page on a stopped session re-reads its head
+(:data:`STOPPED_POLL_SECONDS`) and watches again once it moves.
+
 What a session waits for (``waiting_for``: no live executor could run its
 step) changes without an event: an executor connecting, claiming or going
 away writes nothing to the session. So while the session has a step
@@ -52,6 +56,8 @@ WAITING_POLL_SECONDS = 2.0
 """How often a session (or child) shown waiting for an executor is re-read."""
 RUNNING_POLL_SECONDS = 10.0
 """How often a session with a step running is re-read, to notice its executor leaving."""
+STOPPED_POLL_SECONDS = 3.0
+"""How often a paused or failed session (its watch ended) is re-read for a move."""
 
 
 # -- a session ------------------------------------------------------------------------
@@ -273,17 +279,20 @@ class SessionStream:
             workflows = await self._gateway.workflows(self._token)
             parents = parent_types(workflows)
             first = True
-            async for event in self._client.watch(
-                model.root_id, include_children=True, include_output=True
-            ):
-                model.apply(event)
-                if first and model.root is not None:
-                    first = False
-                    self._retry_steps = retry_steps(workflows, model.root)
-                    if model.root.type in parents:
-                        model.known_tree = await load_tree(self._client, model.root_id, parents)
-                    await self._stored_output()
-                self._changed.set()
+            while True:
+                async for event in self._client.watch(
+                    model.root_id, include_children=True, include_output=True
+                ):
+                    model.apply(event)
+                    if first and model.root is not None:
+                        first = False
+                        self._retry_steps = retry_steps(workflows, model.root)
+                        if model.root.type in parents:
+                            model.known_tree = await load_tree(self._client, model.root_id, parents)
+                        await self._stored_output()
+                    self._changed.set()
+                if not await self._moved_again():
+                    break
             self._finish("end")
         except Unauthenticated:
             self._finish("signedout")
@@ -295,6 +304,24 @@ class SessionStream:
         except SpecloomError as exc:
             log.warning("live session stream of %s stopped: %s", model.root_id, exc)
             self._finish("end")
+
+    async def _moved_again(self) -> bool:
+        """After a watch ended: wait until a stopped session moves; False once it is over.
+
+        A watch ends when the session finishes, and also when it stops for a
+        person (paused, or failed: only a resume, retry or cancel moves it
+        then). The page stays open on such a session, so its head is re-read
+        every :data:`STOPPED_POLL_SECONDS` and the watch opened again once its
+        version moved (by whoever moved it: this page, the CLI, a teammate).
+        """
+        root = self._model.root
+        if root is None or root.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED):
+            return False
+        while True:
+            await asyncio.sleep(STOPPED_POLL_SECONDS)
+            head = await self._client.get_session(root.id, pb.INTERACTION_VIEW_NONE)
+            if head.version != root.version:
+                return True
 
     async def _stored_output(self) -> None:
         """Output of running steps stored before the watch began (the watch sends only newer)."""
