@@ -55,15 +55,21 @@ def parse_struct(field: str, struct: struct_pb2.Struct) -> JsonObject:
         raise InvalidArgument(f"{field} is {exc}") from exc
 
 
-def require_workspace(field: str, workspace: pb.WorkspaceRef) -> pb.WorkspaceRef:
-    """A WorkspaceRef with a well-formed id and sane display fields."""
-    if not workspace.id:
-        raise InvalidArgument(f"{field}.id is required")
-    if not is_workspace_id(workspace.id):
+def require_workspace_id(field: str, value: str) -> str:
+    """A well-formed workspace id (``ws-`` and 12 hex digits)."""
+    if not value:
+        raise InvalidArgument(f"{field} is required")
+    if not is_workspace_id(value):
         raise InvalidArgument(
-            f'{field}.id {workspace.id[:80]!r} is not a workspace id ("ws-" and 12 hex '
+            f'{field} {value[:80]!r} is not a workspace id ("ws-" and 12 hex '
             "digits; `specloom workspace` prints this repository's)"
         )
+    return value
+
+
+def require_workspace(field: str, workspace: pb.WorkspaceRef) -> pb.WorkspaceRef:
+    """A WorkspaceRef with a well-formed id and sane display fields."""
+    require_workspace_id(f"{field}.id", workspace.id)
     if len(workspace.name) > MAX_WORKSPACE_NAME or not workspace.name.isprintable():
         raise InvalidArgument(
             f"{field}.name must be printable and at most {MAX_WORKSPACE_NAME} characters"

@@ -167,6 +167,67 @@ async def _handed_to(stack: Stack, session_id: str, step: str, agent: str) -> No
     await eventually(arrived, timeout=15)
 
 
+async def test_each_executor_lists_the_commands_it_runs_to_its_project_only(
+    stack: Stack, tmp_path: Path
+) -> None:
+    token = await stack.token()
+    client = stack.client(token)
+    repo = _blocking_repo(tmp_path)
+    await stack.agent(token, repo, "laptop")
+    before = time.time()
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "laptop")
+    (handed,) = [a for _, a in _handed(stack, started.session.id)]
+
+    async def listed() -> list[pb.RunningCommand]:
+        executors = await client.executors()  # none until its presence is first written
+        return [c for e in executors for c in e.running_commands]
+
+    async def running() -> bool:
+        return len(await listed()) == 1
+
+    # Written with the presence record at the next heartbeat (1 s here).
+    await eventually(running, timeout=10)
+    (command,) = await listed()
+    assert command.session_id == started.session.id
+    assert command.interaction_id == handed.interaction.id
+    assert command.step == "Compile"
+    assert before - 1 <= command.since.ToDatetime().timestamp() <= time.time()
+    assert (await client.executors())[0].running == 1
+    outsider = stack.client(await stack.token(project="beta", user="mallory"))
+    assert await outsider.executors() == [], "another project sees no executor"
+
+    (repo / "block").unlink()
+    await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+
+    async def idle() -> bool:
+        executors = await client.executors()
+        return len(executors) == 1 and not executors[0].running_commands
+
+    await eventually(idle, timeout=10)
+
+
+async def test_a_command_shows_at_the_next_heartbeat_not_the_next_routine_refresh(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    # Heartbeats every 4 s: the record is refreshed every 6 s when nothing
+    # changes, but at the first heartbeat after its commands changed.
+    stack = await start_stack(heartbeat_interval_seconds=4)
+    token = await stack.token()
+    client = stack.client(token)
+    await stack.agent(token, _blocking_repo(tmp_path), "laptop")
+    registered = time.monotonic()
+    started = await client.start_session("Build", {}, mode="agentic")
+    await _handed_to(stack, started.session.id, "Compile", "laptop")
+
+    async def listed() -> bool:
+        executors = await client.executors()
+        return [c.session_id for e in executors for c in e.running_commands] == [started.session.id]
+
+    await eventually(listed, timeout=15)
+    assert time.monotonic() - registered < 6, "shown at the first heartbeat (4 s), not at 8 s"
+
+
 async def test_output_reaches_watchers_live_and_is_stored(stack: Stack, tmp_path: Path) -> None:
     token = await stack.token()
     repo = _blocking_repo(tmp_path)

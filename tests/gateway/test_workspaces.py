@@ -113,6 +113,12 @@ async def test_one_agent_serves_two_repositories_each_session_in_its_own(
     api = make_repo(tmp_path / "api", {"Makefile": MAKEFILE.replace("compiled", "compiled api")})
     web = make_repo(tmp_path / "web", {"Makefile": MAKEFILE.replace("compiled", "compiled web")})
     await stack.agent(token, api, "laptop", workspaces=[web], max_parallel=2)
+
+    async def recorded() -> bool:
+        # Presence is written just after the welcome, not before it.
+        return len(await client.executors()) == 1
+
+    await eventually(recorded, timeout=10)
     served = {w.id for w in (await client.executors())[0].workspaces}
     assert served == {identify(api).id, identify(web).id}
 

@@ -24,7 +24,7 @@ from tests.fixtures.sessions_server import SessionsUnderTest, start_sessions
 from tests.sessions.helpers import create, fetch, ok, pending, scope, step
 
 TABLES = ("sessions", "interactions", "outputs", "tokens", "session_dependencies", "executors")
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _differences(url: str) -> list[object]:

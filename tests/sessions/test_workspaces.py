@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import grpc
 
 from specloom.ids import new_id
+from specloom.protoconv import to_timestamp
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 from tests.fixtures.sessions_server import SessionsUnderTest
@@ -346,6 +348,90 @@ async def test_presence_is_recorded_refreshed_listed_and_forgotten(
         spb.QueryExecutorsRequest(scope=where), metadata=sessions_service.metadata
     )
     assert list(listed.executors) == []
+
+
+async def test_presence_lists_the_commands_held_naming_sessions_the_gateway_did_not_know(
+    sessions_service: SessionsUnderTest,
+) -> None:
+    where = scope()
+    elsewhere = scope()
+    known = await _start(sessions_service, where, API)
+    carried = await _start(sessions_service, where, API)
+    foreign = await _start(sessions_service, elsewhere, API)
+    claimed = {a.session.id: a for a in await _claim(sessions_service, where, [API])}
+    (theirs,) = await _claim(sessions_service, elsewhere, [API], executor="exec-x")
+    since = to_timestamp(dt.datetime(2026, 12, 1, 10, 4, 5, tzinfo=dt.UTC))
+    record = _presence(where, [API])
+    record.running = 3
+    record.running_commands.extend(
+        [
+            pb.RunningCommand(
+                session_id=known.id,
+                interaction_id=claimed[known.id].interaction.id,
+                step="Build",
+                since=since,
+            ),
+            # A lease carried over a reconnect: the gateway knows only the interaction.
+            pb.RunningCommand(interaction_id=claimed[carried.id].interaction.id),
+            # Another project's interaction is never named through this record.
+            pb.RunningCommand(interaction_id=theirs.interaction.id),
+        ]
+    )
+    await _record(sessions_service, record)
+    listed = await sessions_service.stub.QueryExecutors(
+        spb.QueryExecutorsRequest(scope=where), metadata=sessions_service.metadata
+    )
+    (shown,) = listed.executors
+    assert [(c.session_id, c.step) for c in shown.running_commands] == [
+        (known.id, "Build"),
+        (carried.id, "Build"),
+        ("", ""),
+    ]
+    assert shown.running_commands[0].since == since
+    assert not shown.running_commands[1].HasField("since")
+    assert foreign.id not in str(shown)
+
+    # A refresh replaces the list (a command that ended is gone).
+    del record.running_commands[1:]
+    record.running = 1
+    await _record(sessions_service, record, refresh_only=True)
+    listed = await sessions_service.stub.QueryExecutors(
+        spb.QueryExecutorsRequest(scope=where), metadata=sessions_service.metadata
+    )
+    assert [c.session_id for c in listed.executors[0].running_commands] == [known.id]
+
+    bad = _presence(where, [API])
+    bad.running_commands.append(pb.RunningCommand(session_id=known.id))
+    refused = sessions_service.stub.RecordExecutor(
+        spb.RecordExecutorRequest(executor=bad, live_seconds=60),
+        metadata=sessions_service.metadata,
+    )
+    assert await code_of(refused) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_sessions_are_listed_by_workspace(sessions_service: SessionsUnderTest) -> None:
+    where = scope()
+    in_api = await _start(sessions_service, where, API)
+    await _start(sessions_service, where, WEB)
+    await _start(sessions_service, where)
+
+    async def listed(workspace_id: str) -> list[str]:
+        response = await sessions_service.stub.QuerySessions(
+            spb.QuerySessionsRequest(
+                scope=where, filter=pb.SessionFilter(workspace_id=workspace_id)
+            ),
+            metadata=sessions_service.metadata,
+        )
+        return [s.id for s in response.sessions]
+
+    assert await listed(API.id) == [in_api.id]
+    assert len(await listed("")) == 3
+    assert await listed("ws-000000000000") == []
+    refused = sessions_service.stub.QuerySessions(
+        spb.QuerySessionsRequest(scope=where, filter=pb.SessionFilter(workspace_id="api")),
+        metadata=sessions_service.metadata,
+    )
+    assert await code_of(refused) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_unclaimed_commands_say_what_they_wait_for(

@@ -2,7 +2,8 @@
 
 One module, one stack, one browser, in the order a person would go: sign in,
 watch the pipeline progress live, open a child, read a failing test's message
-in the fix loop, retry a step, cancel a session; then the scope wall (another
+in the fix loop, retry a step, cancel a session, see a running command on the
+executors page and follow it to its session; then the scope wall (another
 project's token) and a forged action (no CSRF token). Every step saves a
 screenshot under ``tmp/artifacts/browser/`` at the repository root (or
 ``$SPECLOOM_ARTIFACTS_DIR/browser``), which CI keeps with the run's output.
@@ -10,6 +11,7 @@ screenshot under ``tmp/artifacts/browser/`` at the repository root (or
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ import pytest
 
 from specloom.client import status_name
 from specloom.demo.run import stage_params
+from specloom.demo.script import IMPLEMENTATIONS, STOCK_FIX_NEW, STOCK_FIX_OLD
 from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from tests.web.chromium import require_chromium, start_browser
@@ -339,19 +342,123 @@ def test_an_action_without_the_csrf_token_is_refused(stack: Stack, browser: Any)
     assert status(stack, waiting) == "active", "the forged cancel did nothing"
 
 
-def test_workflows_and_executors(stack: Stack, browser: Any) -> None:
+def test_all_sessions_and_the_workflows(stack: Stack, browser: Any) -> None:
     browser.get(f"{stack.web}/sessions?show=all")
     assert len(css(browser, "#session-rows tr[data-session]")) == 13  # 3 + 7 children + 3
-    shot(browser, "14-all-sessions")
+    shot(browser, "15-all-sessions")
     browser.get(f"{stack.web}/workflows")
     assert len(css(browser, "svg.workflow-diagram")) >= 9
     coding = css(browser, "#ComponentCoding svg")[0]
     assert "FixTestFailures" in coding.get_attribute("outerHTML")
     browser.execute_script("document.getElementById('ComponentCoding').scrollIntoView();")
     shot(browser, "10-workflows")
+
+
+def hold_stock_tests(stack: Stack, hold: Path) -> None:
+    """Make the agent's next ComponentCoding of context ``held`` run its tests until ``hold`` goes.
+
+    The scripted backend reads its script for every step: this entry, first,
+    writes the (fixed) stock module with an import that waits while ``hold``
+    exists, so the RunTests step after it stays running on the agent.
+    """
+    script = stack.root / "demo-script.json"
+    held = json.loads(script.read_text())
+    module = (
+        "import os as _os\nimport time as _time\n\n"
+        f"_deadline = _time.monotonic() + {WAIT}\n"
+        f"while _os.path.exists({str(hold)!r}) and _time.monotonic() < _deadline:\n"
+        "    _time.sleep(0.1)\n\n"
+        + IMPLEMENTATIONS["inventory.stock"].replace(STOCK_FIX_OLD, STOCK_FIX_NEW)
+    )
+    entry = {
+        "match": {
+            "session_type": "ComponentCoding",
+            "step": "GenerateImplementation",
+            "context": "held",
+        },
+        "edits": [{"path": "src/inventory/stock.py", "write": module}],
+        "reply": "Implemented inventory.stock (its tests wait for the browser test).",
+    }
+    held["entries"].insert(0, entry)
+    script.write_text(json.dumps(held))
+
+
+def test_the_executors_page_lists_a_running_command_and_links_its_session(
+    stack: Stack, browser: Any
+) -> None:
+    hold = stack.root / "hold-stock-tests"
+    hold.write_text("")
+    hold_stock_tests(stack, hold)
+    listed = stack.call(
+        stack.admin_token, "list_sessions", types=["ContextCoding"], statuses=["complete"]
+    )
+    (coding,) = listed[0]  # type: ignore[index]
+    held = start(
+        stack,
+        "ComponentCoding",
+        base=branch_of(stack, str(coding.id)),
+        component="inventory.stock",
+        context="held",
+    )
+    try:
+        browser.get(f"{stack.web}/executors")
+        marker = mark_page(browser)
+        assert "browser-test-agent" in text_of(browser, "#executors .executor h2")
+        row = f'#executors tr.running-command[data-session="{held}"]'
+        until(lambda: css(browser, row), "the held RunTests listed on the open executors page")
+        assert same_page(browser, marker), "listed live, without a reload"
+        until(lambda: "RunTests" in text_of(browser, row), "the running step's name")
+        link = css(browser, f"{row} a")[0]
+        assert link.get_attribute("href") == f"{stack.web}/sessions/{held}"
+        assert link.text == "ComponentCoding · held"  # its name: the context given
+        workspace = css(browser, "#executors .workspaces a.workspace")[0]
+        assert "inventory (ws-" in workspace.text
+        assert "1 of 4 slots busy" in text_of(browser, "#executors .executor h2")
+        shot(browser, "11-executors")
+        link.click()
+        until(lambda: path_of(browser) == f"/sessions/{held}", "the running command's session")
+        assert "ComponentCoding" in text_of(browser, "#session-header h1")
+        until(lambda: css(browser, '#steps > li[data-outcome="pending"]'), "its running step")
+        assert "RunTests" in text_of(browser, '#steps > li[data-outcome="pending"] .step-name')
+        assert "inventory (ws-" in text_of(browser, "#session-header .workspace")
+        shot(browser, "12-running-session")
+    finally:
+        hold.unlink()
+    until(lambda: status(stack, held) == "complete", "the held session finishing")
     browser.get(f"{stack.web}/executors")
-    assert "cannot list executors yet" in text_of(browser, ".unavailable")
-    shot(browser, "11-executors")
+    until(
+        lambda: "idle: no command running" in text_of(browser, "#executors .running"),
+        "the agent idle again on the open page",
+    )
+
+
+def test_a_session_waiting_for_its_workspace_says_so(stack: Stack, browser: Any) -> None:
+    # A clone nobody's agent serves: the session's step waits for one.
+    clone = pb.WorkspaceRef(id="ws-0123456789ab", name="inventory-clone")
+    started = stack.call(
+        stack.admin_token,
+        "start_session",
+        "ContextDesign",
+        stage_params(""),
+        mode="agentic",
+        workspace=clone,
+    )
+    waiting = str(started.session.id)  # type: ignore[attr-defined]
+    browser.get(f"{stack.web}/sessions")
+    row = f'#session-rows tr[data-session="{waiting}"]'
+    until(lambda: css(browser, row), "the waiting session listed")
+    assert text_of(browser, f"{row} .status") == "waiting"
+    expected = "waiting for an executor of workspace inventory-clone (ws-0123456789ab)"
+    assert expected in text_of(browser, f"{row} .reason-waiting")
+    shot(browser, "16-waiting-list")
+    click(browser, f"{row} td:nth-child(2) a")
+    until(lambda: path_of(browser) == f"/sessions/{waiting}", "the waiting session's page")
+    assert text_of(browser, "#session-header .status") == "waiting"
+    assert expected in text_of(browser, "#session-header .reason-waiting")
+    assert text_of(browser, "#steps .outcome-waiting") == "waiting"
+    assert expected in text_of(browser, "#steps .step-detail .reason-waiting")
+    shot(browser, "17-waiting-session")
+    stack.call(stack.admin_token, "cancel", waiting, "no agent serves that clone")
 
 
 def test_another_projects_token_sees_nothing(stack: Stack, browser: Any) -> None:
@@ -364,7 +471,10 @@ def test_another_projects_token_sees_nothing(stack: Stack, browser: Any) -> None
     css(browser, ".signin button[type=submit]")[0].click()
     until(lambda: path_of(browser) == "/sessions", "signed in as the other project")
     assert "No sessions yet" in text_of(browser, "#session-rows")
-    shot(browser, "12-other-project-list")
+    shot(browser, "13-other-project-list")
+    browser.get(f"{stack.web}/executors")
+    assert "No executor is connected" in text_of(browser, "#executors")
+    assert "browser-test-agent" not in browser.page_source
     browser.get(f"{stack.web}/sessions/{some_id}")
     assert text_of(browser, "h1") == "Not found"
     code = browser.execute_async_script(
@@ -373,4 +483,4 @@ def test_another_projects_token_sees_nothing(stack: Stack, browser: Any) -> None
         f"/sessions/{some_id}",
     )
     assert code == 404
-    shot(browser, "13-other-project-404")
+    shot(browser, "14-other-project-404")

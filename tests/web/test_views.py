@@ -1,4 +1,4 @@
-"""What pages show, from the API's messages: tests, documents, diagrams, rounds, optional fields."""
+"""What pages show, from the API's messages: tests, documents, diagrams, rounds, workspaces."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import datetime as dt
 
 import pytest
 
-from specloom.protoconv import dict_to_struct
+from specloom.protoconv import dict_to_struct, to_timestamp
 from specloom.v1 import common_pb2 as pb
-from specloom_web.diagram import edges_of, render
+from specloom_web import render
+from specloom_web.diagram import edges_of
+from specloom_web.diagram import render as diagram
 from specloom_web.documents import documents_of, render_markdown
-from specloom_web.listing import ListQuery
-from specloom_web.optional_fields import has_list_executors, workspace_of
-from specloom_web.present import progress_of, result_view, steps_of
+from specloom_web.executors import section_html, views_of
+from specloom_web.listing import ListQuery, rows_html
+from specloom_web.present import header, headline, progress_of, result_view, steps_of
 from specloom_web.testruns import run_table
 from specloom_web.usage import session_usage, step_usage
 
@@ -124,7 +126,7 @@ def test_the_diagram_draws_every_step_and_each_loop() -> None:
                 name=name, kind="shell", transition=pb.StepTransition(on_ok=ok, on_error=error)
             )
         )
-    svg = str(render(workflow))
+    svg = str(diagram(workflow))
     for name in ("RunTests", "FixTestFailures", "Finalize", "done"):
         assert f">{name}</text>" in svg
     kinds = {(e.source, e.target, e.kind) for e in edges_of(workflow)}
@@ -133,8 +135,8 @@ def test_the_diagram_draws_every_step_and_each_loop() -> None:
     assert 'class="edge error"' in svg
     assert 'class="edge ok skip"' in svg
     evil = pb.WorkflowDescription(type="<script>", steps=[pb.StepDescription(name="<b>x</b>")])
-    assert "<script>" not in str(render(evil))
-    assert "<b>" not in str(render(evil))
+    assert "<script>" not in str(diagram(evil))
+    assert "<b>" not in str(diagram(evil))
 
 
 def test_rounds_count_loop_runs_and_restart_after_a_retry() -> None:
@@ -169,10 +171,87 @@ def test_progress_says_where_a_session_is() -> None:
     assert progress_of(session) == "done"
 
 
-def test_parts_of_the_api_not_built_yet_read_as_absent() -> None:
-    # Issue 12 adds these; until it lands the console leaves them out.
-    assert workspace_of(pb.Session(id="x")) is None
-    assert has_list_executors() is False
+API = pb.WorkspaceRef(id="ws-0123456789ab", name="api", remote="git@example.com:shop/api")
+WAITING = "an executor of workspace api (ws-0123456789ab)"
+
+
+def test_a_session_shows_its_workspace_and_what_it_waits_for_instead_of_running() -> None:
+    session = pb.Session(
+        id="s-1", type="ContextDesign", status=pb.SESSION_STATUS_ACTIVE, workspace=API
+    )
+    session.waiting_for = WAITING
+    running = pb.Interaction(seq=1, step="Initialize", status=pb.INTERACTION_STATUS_PENDING)
+    running.command.git.SetInParent()
+    session.interactions.append(running)
+
+    head = headline(session)
+    assert (head.workspace, head.workspace_id, head.state) == (
+        "api (ws-0123456789ab)",
+        "ws-0123456789ab",
+        "waiting",
+    )
+    rows = rows_html([session], ListQuery())
+    assert 'href="/sessions?workspace=ws-0123456789ab&amp;show=all"' in rows
+    assert f"waiting for {WAITING}" in rows
+    assert "status-waiting" in rows
+    top = render.fragment("header", header(session, NOW))
+    assert f"waiting for {WAITING}" in top
+    assert 'data-status="active" data-waiting' in top
+    (step,) = steps_of(session.interactions, NOW, session.waiting_for)
+    row = render.fragment("step_row", session.id, step)
+    assert ">waiting<" in row
+    assert ">running<" not in row
+
+    # Claimed: running again; and a session of no workspace says so.
+    session.waiting_for = ""
+    session.ClearField("workspace")
+    assert headline(session).state == "active"
+    (step,) = steps_of(session.interactions, NOW, session.waiting_for)
+    assert ">running<" in render.fragment("step_row", session.id, step)
+    assert ">none<" in rows_html([session], ListQuery())
+
+
+def test_the_executors_section_shows_each_agent_and_links_what_it_runs() -> None:
+    laptop = pb.ExecutorPresence(
+        connection_id="c-1",
+        executor_id="e-1",
+        scope=pb.Scope(account_id="a", project_id="p", user_id="alice"),
+        name="alice-laptop <b>",
+        workspaces=[API, pb.WorkspaceRef(id="ws-ba9876543210", name="web")],
+        serve=pb.EXECUTOR_SERVE_PROJECT,
+        capabilities=["shell", "git", "agent:scripted"],
+        slots=4,
+        running=2,
+        labels={"os": "linux"},
+    )
+    since = dt.datetime(2026, 12, 1, 10, 4, 5, tzinfo=dt.UTC)
+    laptop.running_commands.extend(
+        [
+            pb.RunningCommand(
+                session_id="s-1", interaction_id="i-1", step="RunTests", since=to_timestamp(since)
+            ),
+            pb.RunningCommand(session_id="s-2", interaction_id="i-2", step="Initialize"),
+        ]
+    )
+    html = section_html([laptop], {"s-1": ("ComponentCoding", "inventory.stock")})
+    assert "alice-laptop &lt;b&gt;" in html
+    assert "2 of 4 slots busy" in html
+    assert "every user&#39;s sessions in the project" in html
+    assert 'href="/sessions?workspace=ws-0123456789ab&amp;show=all"' in html
+    assert 'api (ws-0123456789ab)</a> <span class="muted">(default)</span>' in html
+    assert "web (ws-ba9876543210)" in html
+    assert '<a href="/sessions/s-1">ComponentCoding · inventory.stock</a>' in html
+    assert '<a href="/sessions/s-2">s-2</a>' in html, "a session it could not name: its id"
+    assert "2026-12-01 10:04:05" in html
+    assert "shell, git, agent:scripted" in html
+
+    (view,) = views_of([pb.ExecutorPresence(scope=pb.Scope(user_id="bob"), slots=1)])
+    assert view.serves == "bob's own sessions"
+    assert view.commands == ()
+    assert "none: it runs only sessions of no workspace" in section_html(
+        [pb.ExecutorPresence(scope=pb.Scope(user_id="bob"), slots=1)], {}
+    )
+    assert "No executor is connected" in section_html([], {})
 
 
 def test_usage_per_step_per_session_and_with_children() -> None:
@@ -220,6 +299,11 @@ def test_list_filters_are_checked() -> None:
         ListQuery.parse({"status": "nope"})
     query = ListQuery.parse({"status": "active", "page": "abc"})
     assert query.url(page="") == "/sessions?status=active"
+    by_workspace = ListQuery.parse({"workspace": "ws-0123456789ab"})
+    assert by_workspace.filtered
+    assert by_workspace.url() == "/sessions?workspace=ws-0123456789ab"
+    with pytest.raises(Exception, match="workspace 'api' is not a workspace id"):
+        ListQuery.parse({"workspace": "api"})
 
 
 async def test_live_streams_are_capped_and_all_end_at_shutdown() -> None:

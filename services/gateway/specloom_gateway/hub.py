@@ -79,6 +79,10 @@ class Held:
     """The lease's expiry as this gateway last set it (claim or renewal).
     Releases name it, so this gateway can never end a lease another replica
     renewed after the executor reconnected there."""
+    step: str = ""
+    """The step's name, for people ("" for a lease carried over a reconnect)."""
+    since: float = field(default_factory=time.time)
+    """Wall-clock time this gateway began holding it (shown to people)."""
 
     def ref(self) -> spb.LeaseRef:
         """The lease as a LeaseRef (with the expiry this gateway last saw)."""
@@ -168,6 +172,7 @@ class Executor:
             expires_at=(
                 interaction.lease.expires_at if interaction.lease.HasField("expires_at") else None
             ),
+            step=interaction.step,
         )
         # Filled in place: building the inner message first and passing it
         # to the outer constructor would copy the session and command twice.

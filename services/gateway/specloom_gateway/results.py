@@ -260,6 +260,7 @@ class ResultReporter:
             session=_bare(session),
             deadline=deps.deadline(newest.command),
             expires_at=newest.lease.expires_at if newest.lease.HasField("expires_at") else None,
+            step=newest.step,
         )
         executor.running[newest.id] = held
         return held

@@ -18,7 +18,7 @@ from specloom.rpc.batching import fit_answer
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import sessions_pb2_grpc as spb_grpc
-from specloom.validate import require_id, require_scope, require_workspace
+from specloom.validate import require_id, require_scope, require_workspace, require_workspace_id
 from specloom_sessions import validation as check
 from specloom_sessions.config import SessionsSettings
 from specloom_sessions.database import Database
@@ -150,6 +150,8 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
         if where.parent_id and where.top_level_only:
             raise InvalidArgument("filter.parent_id and filter.top_level_only exclude each other")
         check.name("filter.user_id", where.user_id, required=False)
+        if where.workspace_id:
+            require_workspace_id("filter.workspace_id", where.workspace_id)
         if where.HasField("created_after"):
             check.timestamp("filter.created_after", where.created_after)
         if where.HasField("created_before"):

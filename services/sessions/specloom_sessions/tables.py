@@ -301,6 +301,9 @@ executors = Table(
     Column("agent_version", String(NAME), nullable=False),
     Column("slots", Integer, nullable=False),
     Column("running", Integer, nullable=False),
+    # The commands held, as the gateway last wrote them (JSON list of
+    # {session_id, interaction_id, step, since}); for people, never queried.
+    Column("running_commands", Text, nullable=False, server_default=text("'[]'")),
     Column("gateway_id", String(ID), nullable=False),
     Column("connected_at", UtcDateTime, nullable=False),
     Column("seen_at", UtcDateTime, nullable=False),

@@ -39,6 +39,8 @@ MAX_BATCH = 256
 """Claims and joins per call."""
 MAX_LIST = 100
 """Entries of a filter list or a capability list."""
+MAX_RUNNING_COMMANDS = 1000
+"""Commands one presence record lists (256 slots, and leases carried over a reconnect)."""
 MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
 
@@ -441,5 +443,15 @@ def presence(field: str, value: pb.ExecutorPresence) -> None:
         text(f"{field}.labels[{key[:40]!r}]", key + item, MAX_TEXT)
     in_range(f"{field}.slots", value.slots, 0, 256)
     in_range(f"{field}.running", value.running, 0, 100_000)
+    count(f"{field}.running_commands", value.running_commands, MAX_RUNNING_COMMANDS)
+    for index, command in enumerate(value.running_commands):
+        where = f"{field}.running_commands[{index}]"
+        # The session may be unknown to the gateway (a lease carried over a
+        # reconnect); Sessions names it from the interaction.
+        optional_id(f"{where}.session_id", command.session_id)
+        require_id(f"{where}.interaction_id", command.interaction_id)
+        name(f"{where}.step", command.step, required=False)
+        if command.HasField("since"):
+            timestamp(f"{where}.since", command.since)
     require_id(f"{field}.gateway_id", value.gateway_id)
     name(f"{field}.agent_version", value.agent_version, required=False)

@@ -13,10 +13,10 @@ How the pieces fit:
 - ``auth`` — the token cookie and the CSRF check every action passes.
 - ``gateway`` — one shared channel to the gateway; a client per token.
 - ``pages`` / ``actions`` — the pages and their live streams; steering.
-- ``live`` / ``sse`` — list polling shared per (token, filters); session
-  watches; the event-stream format and the open-stream limit.
-- ``present``, ``session_view``, ``listing``, ``testruns``, ``documents``,
-  ``diagram`` — what pages show, built from the API's messages (pure).
-- ``optional_fields`` — the parts of the API other work adds (workspaces,
-  usage, ListExecutors), read when present.
+- ``feeds`` / ``live`` / ``sse`` — polled views (the sessions list, the
+  executors) shared per (token, view); session watches; the event-stream
+  format and the open-stream limit.
+- ``present``, ``session_view``, ``listing``, ``executors``, ``testruns``,
+  ``documents``, ``diagram`` — what pages show, built from the API's
+  messages.
 """

@@ -27,8 +27,8 @@ from specloom_web.auth import (
     token_of,
 )
 from specloom_web.config import WebSettings
+from specloom_web.feeds import Feeds
 from specloom_web.gateway import Gateway
-from specloom_web.live import ListFeeds
 from specloom_web.sse import StreamLimit
 from specloom_web.web import (
     Console,
@@ -180,6 +180,7 @@ def build_app(settings: WebSettings, gateway: Gateway) -> Starlette:
         Route("/executors", pages.executors_page),
         Route("/live/sessions", pages.live_sessions),
         Route("/live/sessions/{session_id}", pages.live_session),
+        Route("/live/executors", pages.live_executors),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
@@ -193,7 +194,7 @@ def build_app(settings: WebSettings, gateway: Gateway) -> Starlette:
     app.state.console = Console(
         settings=settings,
         gateway=gateway,
-        feeds=ListFeeds(gateway, settings.web_list_refresh_seconds, settings.web_page_size),
+        feeds=Feeds(gateway, settings.web_list_refresh_seconds),
         streams=StreamLimit(settings.web_max_live_streams),
     )
     return app

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from specloom.client import Client
 from specloom.errors import InvalidArgument
 from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import is_workspace_id
 from specloom_web import render
-from specloom_web.optional_fields import has_workspace_field
+from specloom_web.feeds import Poll
 from specloom_web.present import STATUS_VALUES, headline
 
 MAX_FILTER_LENGTH = 128
@@ -24,6 +25,8 @@ class ListQuery:
     status: str = ""
     type: str = ""
     user: str = ""
+    workspace: str = ""
+    """A workspace id (``ws-…``): only that workspace's sessions."""
     show: str = "top"
     """``top``: only sessions without a parent; ``all``: children too."""
     page: str = ""
@@ -41,10 +44,17 @@ class ListQuery:
         for name in ("type", "user", "page"):
             if len(params.get(name, "")) > (MAX_FILTER_LENGTH if name != "page" else 1024):
                 raise InvalidArgument(f"{name} is too long")
+        workspace = params.get("workspace", "").strip()
+        if workspace and not is_workspace_id(workspace):
+            raise InvalidArgument(
+                f"workspace {workspace[:80]!r} is not a workspace id "
+                '("ws-" and 12 hex digits, as the workspace column links it)'
+            )
         return ListQuery(
             status=status,
             type=params.get("type", "").strip(),
             user=params.get("user", "").strip(),
+            workspace=workspace,
             show=show,
             page=params.get("page", ""),
         )
@@ -52,7 +62,7 @@ class ListQuery:
     @property
     def filtered(self) -> bool:
         """Whether any filter narrows the list."""
-        return bool(self.status or self.type or self.user or self.show != "top")
+        return bool(self.status or self.type or self.user or self.workspace or self.show != "top")
 
     def url(self, *, page: str | None = None, base: str = "/sessions") -> str:
         """This query's URL (with another page when given)."""
@@ -60,6 +70,7 @@ class ListQuery:
             "status": self.status,
             "type": self.type,
             "user": self.user,
+            "workspace": self.workspace,
             "show": "" if self.show == "top" else self.show,
             "page": self.page if page is None else page,
         }
@@ -73,15 +84,11 @@ async def fetch(client: Client, query: ListQuery, page_size: int) -> tuple[list[
         statuses=[query.status] if query.status else (),
         types=[query.type] if query.type else (),
         user_id=query.user,
+        workspace_id=query.workspace,
         top_level_only=query.show == "top",
         page_size=page_size,
         page_token=query.page,
     )
-
-
-def shows_workspace() -> bool:
-    """Whether the workspace column is shown (only when the API has the field)."""
-    return has_workspace_field()
 
 
 def rows_html(sessions: Sequence[pb.Session], query: ListQuery) -> str:
@@ -91,6 +98,23 @@ def rows_html(sessions: Sequence[pb.Session], query: ListQuery) -> str:
         if query.filtered
         else "No sessions yet. Start one with `specloom session start`."
     )
-    return render.fragment(
-        "session_rows", [headline(s) for s in sessions], shows_workspace(), empty
-    )
+    return render.fragment("session_rows", [headline(s) for s in sessions], empty)
+
+
+def digest(sessions: Sequence[pb.Session], next_token: str) -> tuple[object, ...]:
+    """What decides whether a page of the list changed.
+
+    A session's version moves with every change it records; what it waits
+    for does not (an executor connecting or leaving writes nothing to it).
+    """
+    return (next_token, *((s.id, s.version, s.waiting_for) for s in sessions))
+
+
+def poll_list(query: ListQuery, page_size: int) -> Poll:
+    """How a live list looks at its page: the sessions' digest, and the rows."""
+
+    async def poll(client: Client) -> tuple[object, Callable[[], str]]:
+        sessions, next_token = await fetch(client, query, page_size)
+        return digest(sessions, next_token), lambda: rows_html(sessions, query)
+
+    return poll

@@ -1,17 +1,24 @@
-"""Live pages: the streams that keep an open page current without reloading it.
+"""A live session page: the stream that keeps it current without reloading it.
 
-- The sessions list has no watch call in the API, so it is polled: one
-  :class:`ListFeed` per (token, filters, page) lists the page every
-  ``web_list_refresh_seconds`` while at least one browser shows it, and
-  sends the table body only when a session on it changed (ids and versions
-  differ). A hundred tabs on the same list cost one listing per interval.
-- A session page follows ``WatchSession`` (children and output included)
-  and sends only what changed: the header, each changed step row, the
-  children tree, output chunks. A fragment equal to the last one sent is
-  not sent again.
+A session page follows ``WatchSession`` (children and output included)
+and sends only what changed: the header, each changed step row, the
+children tree, output chunks. A fragment equal to the last one sent is
+not sent again. (The sessions list and the executors page are polled
+instead: :mod:`feeds`.)
 
-Every stream acts with the token of the browser it serves, through the
-public API, so a revoked token ends its streams at the next call.
+A watch ends when the session stops for a person (paused, failed) as well
+as when it finishes; an open page on a stopped session re-reads its head
+(:data:`STOPPED_POLL_SECONDS`) and watches again once it moves.
+
+What a session waits for (``waiting_for``: no live executor could run its
+step) changes without an event: an executor connecting, claiming or going
+away writes nothing to the session. So while the session has a step
+pending, its head is re-read now and then (:data:`WAITING_POLL_SECONDS`
+while it waits, :data:`RUNNING_POLL_SECONDS` while it runs) and the header
+and the step row follow.
+
+The stream acts with the token of the browser it serves, through the
+public API, so a revoked token ends it at the next call.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from specloom.errors import NotFound, SpecloomError, Unauthenticated, Unavailable
@@ -28,7 +36,6 @@ from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom_web import render, sse
 from specloom_web.gateway import Gateway
-from specloom_web.listing import ListQuery, fetch, rows_html
 from specloom_web.present import header, status_name, steps_of
 from specloom_web.session_view import (
     Node,
@@ -45,141 +52,12 @@ DEBOUNCE_SECONDS = 0.1
 """A burst of watch events (a step completing writes several) is sent as one update."""
 MAX_PENDING_OUTPUT = 256 * 1024
 """Output waiting to be sent per step; a browser that cannot keep up sees the newest."""
-
-
-# -- the sessions list ---------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Slot:
-    """One browser's mailbox: the newest message, and a wake-up."""
-
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    value: str | None = None
-    ended: bool = False
-
-    def put(self, value: str, *, end: bool = False) -> None:
-        self.value = value
-        self.ended = self.ended or end
-        self.wake.set()
-
-
-class ListFeed:
-    """One poller of one list page for one token, shared by every browser showing it."""
-
-    def __init__(
-        self,
-        gateway: Gateway,
-        token: str,
-        query: ListQuery,
-        refresh: float,
-        page_size: int,
-        on_idle: Callable[[], None],
-    ) -> None:
-        self._gateway = gateway
-        self._token = token
-        self._query = query
-        self._refresh = refresh
-        self._page_size = page_size
-        self._on_idle = on_idle
-        self._slots: set[_Slot] = set()
-        self._last: str | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def join(self) -> _Slot:
-        slot = _Slot()
-        if self._last is not None:
-            slot.put(self._last)
-        self._slots.add(slot)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        return slot
-
-    def leave(self, slot: _Slot) -> None:
-        self._slots.discard(slot)
-        if not self._slots and self._task is not None:
-            self._task.cancel()
-            self._task = None
-            self._on_idle()
-
-    def _publish(self, message: str, *, end: bool = False) -> None:
-        for slot in self._slots:
-            slot.put(message, end=end)
-
-    async def _run(self) -> None:
-        digest: tuple[object, ...] | None = None
-        client = self._gateway.client(self._token)
-        while True:
-            try:
-                sessions, next_token = await fetch(client, self._query, self._page_size)
-            except Unauthenticated:
-                self._publish(sse.message("signedout", "/signin"), end=True)
-                return
-            except Unavailable:
-                self._publish(sse.message("state", "gateway unreachable; retrying"))
-                await asyncio.sleep(self._refresh * 2)
-                continue
-            except SpecloomError as exc:
-                self._publish(sse.message("state", str(exc)), end=True)
-                return
-            seen = (next_token, *((s.id, s.version) for s in sessions))
-            if seen != digest:
-                digest = seen
-                self._last = sse.message("replace", rows_html(sessions, self._query))
-                self._publish(self._last)
-            await asyncio.sleep(self._refresh)
-
-
-class ListFeeds:
-    """The shared pollers, by (token, query)."""
-
-    def __init__(self, gateway: Gateway, refresh: float, page_size: int) -> None:
-        self._gateway = gateway
-        self._refresh = refresh
-        self._page_size = page_size
-        self._feeds: dict[tuple[str, ListQuery], ListFeed] = {}
-
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-    def _forget(self, key: tuple[str, ListQuery]) -> None:
-        self._feeds.pop(key, None)
-
-    async def stream(
-        self, token: str, query: ListQuery, limit: sse.StreamLimit
-    ) -> AsyncIterator[str]:
-        """The SSE text of one browser's live list, until it leaves or shutdown."""
-        key = (token, query)
-        feed = self._feeds.get(key)
-        if feed is None:
-            feed = ListFeed(
-                self._gateway,
-                token,
-                query,
-                self._refresh,
-                self._page_size,
-                on_idle=lambda: self._forget(key),
-            )
-            self._feeds[key] = feed
-        slot = feed.join()
-        unregister = limit.on_close(lambda: slot.put(sse.message("end", "shutdown"), end=True))
-        try:
-            yield sse.opening()
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(slot.wake.wait(), sse.KEEPALIVE_SECONDS)
-                if not slot.wake.is_set():
-                    yield sse.KEEPALIVE
-                    continue
-                slot.wake.clear()
-                value, slot.value = slot.value, None
-                if value is not None:
-                    yield value
-                if slot.ended:
-                    return
-        finally:
-            unregister()
-            feed.leave(slot)
+WAITING_POLL_SECONDS = 2.0
+"""How often a session (or child) shown waiting for an executor is re-read."""
+RUNNING_POLL_SECONDS = 10.0
+"""How often a session with a step running is re-read, to notice its executor leaving."""
+STOPPED_POLL_SECONDS = 3.0
+"""How often a paused or failed session (its watch ended) is re-read for a move."""
 
 
 # -- a session ------------------------------------------------------------------------
@@ -237,6 +115,37 @@ class _SessionModel:
             while self.pending_bytes > MAX_PENDING_OUTPUT and len(pending) > 1:
                 self.pending_bytes -= len(pending.pop(0).data)
 
+    def pending(self) -> bool:
+        """Whether the watched session is active with a step pending."""
+        return (
+            self.root is not None
+            and self.root.status == pb.SESSION_STATUS_ACTIVE
+            and any(i.status == pb.INTERACTION_STATUS_PENDING for i in self.interactions.values())
+        )
+
+    def reread(self, head: pb.Session) -> bool:
+        """Take what a re-read head waits for; True when that changes what is shown.
+
+        Only at the version already known: a newer head comes with its own
+        event, and an older one is stale.
+        """
+        known = self.root if head.id == self.root_id else self.children.get(head.id)
+        if known is None or known.version != head.version:
+            return False
+        if known.waiting_for == head.waiting_for:
+            return False
+        known.waiting_for = head.waiting_for
+        if head.id == self.root_id:
+            self.dirty_header = True
+            self.dirty_steps.update(
+                seq
+                for seq, i in self.interactions.items()
+                if i.status == pb.INTERACTION_STATUS_PENDING
+            )
+        else:
+            self.dirty_children = True
+        return True
+
     def full(self) -> pb.Session:
         assert self.root is not None
         session = pb.Session()
@@ -249,11 +158,19 @@ class SessionStream:
     """One browser's live session page."""
 
     def __init__(
-        self, gateway: Gateway, token: str, session_id: str, csrf: str, shown_version: int = 0
+        self,
+        gateway: Gateway,
+        token: str,
+        session_id: str,
+        csrf: str,
+        shown_version: int = 0,
+        shown_waiting: bool = False,
     ) -> None:
         self._gateway = gateway
         self._shown_version = shown_version
         """The version the page was rendered at: its snapshot is not sent again."""
+        self._shown_waiting = shown_waiting
+        """Whether the page showed the session waiting (that is not versioned)."""
         self._token = token
         self._client = gateway.client(token)
         self._model = _SessionModel(session_id)
@@ -266,6 +183,7 @@ class SessionStream:
     async def stream(self, limit: sse.StreamLimit) -> AsyncIterator[str]:
         """The SSE text until the session ends, the browser leaves, or shutdown."""
         reader = asyncio.create_task(self._read())
+        poller = asyncio.create_task(self._poll_waiting())
         unregister = limit.on_close(lambda: self._finish("end"))
         try:
             yield sse.opening()
@@ -286,7 +204,12 @@ class SessionStream:
                 # changes folded in since must go out.
                 root = self._model.root
                 current = root.version if root is not None else -1
-                unchanged = bool(self._shown_version) and current == self._shown_version
+                unchanged = (
+                    bool(self._shown_version)
+                    and current == self._shown_version
+                    and root is not None
+                    and bool(root.waiting_for) == self._shown_waiting
+                )
                 self._shown_version = 0
                 updates = self._updates(utcnow())
                 if unchanged:
@@ -299,8 +222,33 @@ class SessionStream:
         finally:
             unregister()
             reader.cancel()
+            poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await poller
+
+    async def _poll_waiting(self) -> None:
+        """Re-read what the session and its children wait for (claims send no event)."""
+        model = self._model
+        root_read = time.monotonic()
+        while True:
+            await asyncio.sleep(WAITING_POLL_SECONDS)
+            ids = [c.id for c in model.children.values() if c.waiting_for]
+            if model.pending() and model.root is not None:
+                due = time.monotonic() - root_read >= RUNNING_POLL_SECONDS
+                if model.root.waiting_for or due:
+                    root_read = time.monotonic()
+                    ids.insert(0, model.root_id)
+            changed = False
+            for session_id in ids:
+                try:
+                    head = await self._client.get_session(session_id, pb.INTERACTION_VIEW_NONE)
+                except SpecloomError:
+                    continue  # the watch itself reports a lost token or gateway
+                changed = model.reread(head) or changed
+            if changed:
+                self._changed.set()
 
     async def _refresh_total_usage(self) -> None:
         """Re-read the usage summed with the children when a child moved.
@@ -331,17 +279,20 @@ class SessionStream:
             workflows = await self._gateway.workflows(self._token)
             parents = parent_types(workflows)
             first = True
-            async for event in self._client.watch(
-                model.root_id, include_children=True, include_output=True
-            ):
-                model.apply(event)
-                if first and model.root is not None:
-                    first = False
-                    self._retry_steps = retry_steps(workflows, model.root)
-                    if model.root.type in parents:
-                        model.known_tree = await load_tree(self._client, model.root_id, parents)
-                    await self._stored_output()
-                self._changed.set()
+            while True:
+                async for event in self._client.watch(
+                    model.root_id, include_children=True, include_output=True
+                ):
+                    model.apply(event)
+                    if first and model.root is not None:
+                        first = False
+                        self._retry_steps = retry_steps(workflows, model.root)
+                        if model.root.type in parents:
+                            model.known_tree = await load_tree(self._client, model.root_id, parents)
+                        await self._stored_output()
+                    self._changed.set()
+                if not await self._moved_again():
+                    break
             self._finish("end")
         except Unauthenticated:
             self._finish("signedout")
@@ -353,6 +304,24 @@ class SessionStream:
         except SpecloomError as exc:
             log.warning("live session stream of %s stopped: %s", model.root_id, exc)
             self._finish("end")
+
+    async def _moved_again(self) -> bool:
+        """After a watch ended: wait until a stopped session moves; False once it is over.
+
+        A watch ends when the session finishes, and also when it stops for a
+        person (paused, or failed: only a resume, retry or cancel moves it
+        then). The page stays open on such a session, so its head is re-read
+        every :data:`STOPPED_POLL_SECONDS` and the watch opened again once its
+        version moved (by whoever moved it: this page, the CLI, a teammate).
+        """
+        root = self._model.root
+        if root is None or root.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED):
+            return False
+        while True:
+            await asyncio.sleep(STOPPED_POLL_SECONDS)
+            head = await self._client.get_session(root.id, pb.INTERACTION_VIEW_NONE)
+            if head.version != root.version:
+                return True
 
     async def _stored_output(self) -> None:
         """Output of running steps stored before the watch began (the watch sends only newer)."""
@@ -389,7 +358,9 @@ class SessionStream:
         # Steps and children first, the header (with the status) last: a reader
         # who sees the new status sees the steps that led to it.
         if model.dirty_steps:
-            rows = {row.seq: row for row in steps_of(session.interactions, now)}
+            rows = {
+                row.seq: row for row in steps_of(session.interactions, now, session.waiting_for)
+            }
             for seq in sorted(model.dirty_steps):
                 if seq in rows:
                     message = self._send(

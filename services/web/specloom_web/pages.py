@@ -15,9 +15,10 @@ from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom_web.actions import NOTICES
 from specloom_web.diagram import render as diagram
-from specloom_web.listing import ListQuery, fetch, rows_html, shows_workspace
+from specloom_web.executors import SessionNames, poll_executors, section_html
+from specloom_web.feeds import Poll
+from specloom_web.listing import ListQuery, fetch, poll_list, rows_html
 from specloom_web.live import SessionStream
-from specloom_web.optional_fields import has_list_executors
 from specloom_web.present import STATUS_VALUES, header, steps_of
 from specloom_web.session_view import (
     detail_html,
@@ -53,7 +54,6 @@ async def sessions_page(request: Request) -> Response:
         statuses=list(STATUS_VALUES),
         types=sorted(w.type for w in workflows),
         rows=Markup(rows_html(sessions, query)),  # noqa: S704 - rendered by our template
-        show_workspace=shows_workspace(),
         first_url=query.url(page=""),
         next_url=query.url(page=next_token) if next_token else "",
     )
@@ -84,7 +84,7 @@ async def session_page(request: Request) -> Response:
     for interaction in session.interactions:
         if interaction.status == pb.INTERACTION_STATUS_PENDING:
             output = await read_output(who_.client, session_id, interaction.id)
-            html = detail_html(session_id, interaction, output, now)
+            html = detail_html(session_id, interaction, output, now, session.waiting_for)
             open_detail[interaction.seq] = Markup(html)  # noqa: S704 - our template's output
     terminal = session.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
     return page(
@@ -94,13 +94,20 @@ async def session_page(request: Request) -> Response:
         who=Who.of(info),
         csrf=who_.csrf,
         nav="sessions",
-        live="" if terminal else f"/live/sessions/{session_id}?v={session.version}",
+        live="" if terminal else _live_url(session),
         h=header(session, now),
         retry_steps=retry_steps(workflows, session) if not open_detail else [],
         tree=tree,
-        rows=steps_of(session.interactions, now),
+        rows=steps_of(session.interactions, now, session.waiting_for),
         open_detail=open_detail,
     )
+
+
+def _live_url(session: pb.Session) -> str:
+    # The version and whether it waits: what the page shows, so the stream
+    # does not send it again (waiting has no version of its own).
+    waiting = "&w=1" if session.waiting_for else ""
+    return f"/live/sessions/{session.id}?v={session.version}{waiting}"
 
 
 def _seq(request: Request) -> int:
@@ -125,7 +132,7 @@ async def step_detail(request: Request) -> Response:
     """A step's detail, as a fragment (the timeline loads it when a row opens)."""
     session, interaction = await _interaction(request)
     output = await read_output(caller(request).client, session.id, interaction.id)
-    html = detail_html(session.id, interaction, output, utcnow())
+    html = detail_html(session.id, interaction, output, utcnow(), session.waiting_for)
     return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
@@ -135,7 +142,7 @@ async def step_page(request: Request) -> Response:
     (session, interaction), info = await asyncio.gather(_interaction(request), who_.client.whoami())
     now = utcnow()
     output = await read_output(who_.client, session.id, interaction.id)
-    rows = {row.seq: row for row in steps_of(session.interactions, now)}
+    rows = {row.seq: row for row in steps_of(session.interactions, now, session.waiting_for)}
     terminal = session.status in (pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED)
     return page(
         request,
@@ -148,7 +155,7 @@ async def step_page(request: Request) -> Response:
         session_type=session.type,
         session_name=session.name,
         step=rows[interaction.seq],
-        detail=Markup(detail_html(session.id, interaction, output, now)),  # noqa: S704
+        detail=Markup(detail_html(session.id, interaction, output, now, session.waiting_for)),  # noqa: S704
     )
 
 
@@ -200,16 +207,18 @@ async def workflows_page(request: Request) -> Response:
 
 
 async def executors_page(request: Request) -> Response:
-    """Connected executors — or, until the API can list them, a page that says so."""
+    """The connected executors: where, for whom, how busy, running what; live."""
     who_ = caller(request)
-    info = await who_.client.whoami()
+    info, executors = await asyncio.gather(who_.client.whoami(), who_.client.executors())
+    names = await SessionNames().look_up(who_.client, executors)
     return page(
         request,
         "executors.html",
         who=Who.of(info),
         csrf=who_.csrf,
         nav="executors",
-        available=has_list_executors(),
+        live="/live/executors",
+        section=Markup(section_html(executors, names)),  # noqa: S704 - our template's output
     )
 
 
@@ -225,22 +234,34 @@ def _busy() -> Response:
     return Response("too many live pages open; retry later", 503, headers={"Retry-After": "10"})
 
 
-async def live_sessions(request: Request) -> Response:
-    """The live list's event stream."""
+def _polled(request: Request, view: object, poll: Poll) -> Response:
+    """The event stream of a polled view (shared per token and view)."""
     who_ = caller(request)
-    query = ListQuery.parse(dict(request.query_params))
     limit = console(request).streams
     if not limit.acquire():
         return _busy()
 
     async def body() -> AsyncIterator[str]:
         try:
-            async for text in console(request).feeds.stream(who_.token, query, limit):
+            async for text in console(request).feeds.stream(who_.token, view, poll, limit):
                 yield text
         finally:
             limit.release()
 
     return _event_stream(body())
+
+
+async def live_sessions(request: Request) -> Response:
+    """The live list's event stream."""
+    query = ListQuery.parse(dict(request.query_params))
+    return _polled(
+        request, ("sessions", query), poll_list(query, console(request).settings.web_page_size)
+    )
+
+
+async def live_executors(request: Request) -> Response:
+    """The live executors page's event stream."""
+    return _polled(request, "executors", poll_executors())
 
 
 async def live_session(request: Request) -> Response:
@@ -257,6 +278,7 @@ async def live_session(request: Request) -> Response:
         session_id,
         who_.csrf,
         int(shown) if shown.isdigit() and len(shown) < 19 else 0,
+        shown_waiting=request.query_params.get("w", "") == "1",
     )
 
     async def body() -> AsyncIterator[str]:

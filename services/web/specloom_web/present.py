@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from specloom.protoconv import JsonValue, from_timestamp, struct_to_dict
 from specloom.v1 import common_pb2 as pb
-from specloom_web.optional_fields import workspace_of
+from specloom.workspaces import label
 from specloom_web.usage import FAILURE_CLASSES, Usage, session_usage, step_usage
 
 STATUS_NAMES: dict[int, str] = {
@@ -97,13 +97,22 @@ class Headline:
     mode: str
     user: str
     parent_id: str
-    workspace: str | None
+    workspace: str
+    """``api (ws-…)``; "" while it belongs to no workspace (not pinned yet, or older)."""
+    workspace_id: str
+    waiting_for: str
+    """What its pending command waits for ("an executor of workspace …"); "" otherwise."""
     progress: str
     steps: int
     created: str
     updated: str
     created_iso: str
     version: int
+
+    @property
+    def state(self) -> str:
+        """The status word shown: ``waiting`` while no executor could run its step."""
+        return "waiting" if self.waiting_for else self.status
 
 
 def progress_of(session: pb.Session) -> str:
@@ -135,7 +144,9 @@ def headline(session: pb.Session) -> Headline:
         mode=MODE_NAMES.get(session.execution_mode, "manual"),
         user=session.scope.user_id,
         parent_id=session.parent_id,
-        workspace=workspace_of(session),
+        workspace=label(session.workspace) if session.HasField("workspace") else "",
+        workspace_id=session.workspace.id,
+        waiting_for=session.waiting_for,
         progress=progress_of(session),
         steps=session.interaction_count,
         created=clock(created),
@@ -224,6 +235,8 @@ class Step:
     summary: str
     executor: str
     usage: Usage | None = None
+    waiting_for: str = ""
+    """For a pending step no executor could run: what it waits for."""
 
 
 def outcome_of(interaction: pb.Interaction) -> str:
@@ -279,17 +292,25 @@ def _summary(interaction: pb.Interaction) -> str:
     return _first_line(result.stdout)
 
 
-def steps_of(interactions: Sequence[pb.Interaction], now: dt.datetime) -> list[Step]:
-    """The timeline: every interaction in order, with its loop round."""
+def steps_of(
+    interactions: Sequence[pb.Interaction], now: dt.datetime, waiting_for: str = ""
+) -> list[Step]:
+    """The timeline: every interaction in order, with its loop round.
+
+    ``waiting_for`` is the session's: its pending step shows it instead of running.
+    """
     seen: dict[str, int] = {}
     rows: list[Step] = []
     for interaction in interactions:
-        rows.append(step_of(interaction, now, seen))
+        rows.append(step_of(interaction, now, seen, waiting_for))
     return rows
 
 
 def step_of(
-    interaction: pb.Interaction, now: dt.datetime, seen: dict[str, int] | None = None
+    interaction: pb.Interaction,
+    now: dt.datetime,
+    seen: dict[str, int] | None = None,
+    waiting_for: str = "",
 ) -> Step:
     """One timeline row. ``seen`` counts earlier runs of each step (for the round)."""
     counts = seen if seen is not None else {}
@@ -319,6 +340,7 @@ def step_of(
         summary=_summary(interaction),
         executor=interaction.lease.executor_id if interaction.HasField("lease") else "",
         usage=step_usage(interaction),
+        waiting_for=waiting_for if interaction.status == pb.INTERACTION_STATUS_PENDING else "",
     )
 
 

@@ -87,10 +87,17 @@ async def read_output(client: Client, session_id: str, interaction_id: str) -> O
 
 
 def detail_html(
-    session_id: str, interaction: pb.Interaction, output: Output | None, now: dt.datetime
+    session_id: str,
+    interaction: pb.Interaction,
+    output: Output | None,
+    now: dt.datetime,
+    waiting_for: str = "",
 ) -> str:
-    """A step's detail: command, result, tests, documents, output."""
-    step = step_of(interaction, now)
+    """A step's detail: command, result, tests, documents, output.
+
+    ``waiting_for`` is the session's: a pending step shows it instead of running.
+    """
+    step = step_of(interaction, now, waiting_for=waiting_for)
     pending = interaction.status == pb.INTERACTION_STATUS_PENDING
     has_output = output is not None and (bool(output.text) or pending)
     return render.page(
@@ -103,6 +110,7 @@ def detail_html(
         usage=step_usage(interaction),
         pending=pending,
         executor=step.executor,
+        waiting_for=step.waiting_for,
         tests=run_table(interaction),
         documents=documents_of(interaction),
         has_output=has_output,

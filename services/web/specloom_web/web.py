@@ -25,8 +25,8 @@ from specloom.v1 import tokens_pb2 as tpb
 from specloom_web import render
 from specloom_web.auth import clear_auth_cookie, csrf_for, token_of
 from specloom_web.config import WebSettings
+from specloom_web.feeds import Feeds
 from specloom_web.gateway import Gateway
-from specloom_web.live import ListFeeds
 from specloom_web.sse import StreamLimit
 
 PAGE_HEADERS = {"Cache-Control": "no-store"}
@@ -38,7 +38,7 @@ class Console:
 
     settings: WebSettings
     gateway: Gateway
-    feeds: ListFeeds
+    feeds: Feeds
     streams: StreamLimit
 
 

@@ -164,6 +164,7 @@ class Client:
         created_after: dt.datetime | None = None,
         created_before: dt.datetime | None = None,
         user_id: str = "",
+        workspace_id: str = "",
         page_size: int = 50,
         page_token: str = "",
     ) -> tuple[list[pb.Session], str]:
@@ -179,6 +180,7 @@ class Client:
             parent_id=parent_id,
             top_level_only=top_level_only,
             user_id=user_id,
+            workspace_id=workspace_id,
         )
         after = to_timestamp(created_after)
         before = to_timestamp(created_before)
@@ -314,7 +316,7 @@ class Client:
         return response.info
 
     async def executors(self) -> list[pb.ExecutorPresence]:
-        """The executors connected for this project."""
+        """The executors connected for this project, with the commands each one runs."""
         response: gpb.ListExecutorsResponse = await self._call(
             self._stub.ListExecutors, gpb.ListExecutorsRequest()
         )

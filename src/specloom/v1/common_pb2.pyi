@@ -486,6 +486,7 @@ class ExecutorPresence(_message.Message):
     SEEN_AT_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    RUNNING_COMMANDS_FIELD_NUMBER: _builtins.int
     connection_id: _builtins.str
     """Identifies the stream; a reconnect is a new connection."""
     executor_id: _builtins.str
@@ -497,7 +498,7 @@ class ExecutorPresence(_message.Message):
     slots: _builtins.int
     """Commands it runs at once."""
     running: _builtins.int
-    """Commands it holds now (as of seen_at)."""
+    """Commands it holds now (as of seen_at): the length of running_commands."""
     gateway_id: _builtins.str
     """The gateway replica the stream is connected to."""
     agent_version: _builtins.str
@@ -526,6 +527,13 @@ class ExecutorPresence(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free labels from its registration."""
 
+    @_builtins.property
+    def running_commands(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunningCommand]:
+        """The commands it holds now (as of seen_at), oldest first. Written with
+        the record (register, heartbeats, teardown), so a command that started
+        or ended since seen_at shows at the next refresh.
+        """
+
     def __init__(
         self,
         *,
@@ -543,14 +551,55 @@ class ExecutorPresence(_message.Message):
         seen_at: _timestamp_pb2.Timestamp | None = ...,
         agent_version: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        running_commands: _abc.Iterable[Global___RunningCommand] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["connected_at", b"connected_at", "scope", b"scope", "seen_at", b"seen_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capabilities", b"capabilities", "connected_at", b"connected_at", "connection_id", b"connection_id", "executor_id", b"executor_id", "gateway_id", b"gateway_id", "labels", b"labels", "name", b"name", "running", b"running", "scope", b"scope", "seen_at", b"seen_at", "serve", b"serve", "slots", b"slots", "workspaces", b"workspaces"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capabilities", b"capabilities", "connected_at", b"connected_at", "connection_id", b"connection_id", "executor_id", b"executor_id", "gateway_id", b"gateway_id", "labels", b"labels", "name", b"name", "running", b"running", "running_commands", b"running_commands", "scope", b"scope", "seen_at", b"seen_at", "serve", b"serve", "slots", b"slots", "workspaces", b"workspaces"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecutorPresence: _TypeAlias = ExecutorPresence  # noqa: Y015
+
+@_typing.final
+class RunningCommand(_message.Message):
+    """RunningCommand is one command an executor holds a lease on, as its
+    gateway last recorded it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    INTERACTION_ID_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session the command belongs to."""
+    interaction_id: _builtins.str
+    """The interaction (step) holding the lease."""
+    step: _builtins.str
+    """Workflow step name, e.g. "RunTests"."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When this executor was handed the command (for a lease carried over a
+        reconnect: when the gateway took it over).
+        """
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        interaction_id: _builtins.str = ...,
+        step: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interaction_id", b"interaction_id", "session_id", b"session_id", "since", b"since", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunningCommand: _TypeAlias = RunningCommand  # noqa: Y015
 
 @_typing.final
 class ModelUsage(_message.Message):
@@ -1817,12 +1866,15 @@ class SessionFilter(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
     parent_id: _builtins.str
     """Only children of this parent."""
     top_level_only: _builtins.bool
     """Only sessions without a parent."""
     user_id: _builtins.str
     """Only sessions owned by this user."""
+    workspace_id: _builtins.str
+    """Only sessions of this workspace (its id, "ws-" and 12 hex digits)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___SessionStatus.ValueType]:
         """Only these statuses."""
@@ -1849,10 +1901,11 @@ class SessionFilter(_message.Message):
         created_after: _timestamp_pb2.Timestamp | None = ...,
         created_before: _timestamp_pb2.Timestamp | None = ...,
         user_id: _builtins.str = ...,
+        workspace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "parent_id", b"parent_id", "statuses", b"statuses", "top_level_only", b"top_level_only", "types", b"types", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "parent_id", b"parent_id", "statuses", b"statuses", "top_level_only", b"top_level_only", "types", b"types", "user_id", b"user_id", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -285,7 +285,8 @@ class GatewayServiceServicer:
 
     def ListExecutors(self, request, context):
         """Lists the executors connected for the caller's project: name, user,
-        workspaces, whose sessions they run, and how busy they are.
+        workspaces, whose sessions they run, how busy they are and the commands
+        they run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -90,7 +90,8 @@ class GatewayServiceStub:
     """Describes the caller's own token."""
     ListExecutors: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]
     """Lists the executors connected for the caller's project: name, user,
-    workspaces, whose sessions they run, and how busy they are.
+    workspaces, whose sessions they run, how busy they are and the commands
+    they run.
     """
     Connect: _grpc.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]
     """The executor agent's stream: it registers, receives commands under
@@ -171,7 +172,8 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Describes the caller's own token."""
     ListExecutors: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListExecutorsRequest, _gateway_pb2.ListExecutorsResponse]  # type: ignore[assignment]
     """Lists the executors connected for the caller's project: name, user,
-    workspaces, whose sessions they run, and how busy they are.
+    workspaces, whose sessions they run, how busy they are and the commands
+    they run.
     """
     Connect: _aio.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]  # type: ignore[assignment]
     """The executor agent's stream: it registers, receives commands under
@@ -357,7 +359,8 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.ListExecutorsResponse, _abc.Awaitable[_gateway_pb2.ListExecutorsResponse]]:
         """Lists the executors connected for the caller's project: name, user,
-        workspaces, whose sessions they run, and how busy they are.
+        workspaces, whose sessions they run, how busy they are and the commands
+        they run.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,4 @@
-"""Executor presence: which executor streams are open, where, for whom.
+"""Executor presence: which executor streams are open, where, for whom, running what.
 
 Gateways write one row per open stream (at register, on heartbeats at most
 once per heartbeat interval, and at teardown) and say how long it stays
@@ -6,14 +6,16 @@ live without a refresh. A gateway that dies without its teardown leaves
 rows that simply stop being live; they are deleted a day later by the next
 write in their project. Presence is advisory: claims never read it (their
 filters come from the claiming stream itself); it tells people, and the
-unclaimed sweep, whether anything could run a waiting command.
+unclaimed sweep, whether anything could run a waiting command. The
+commands a stream holds are part of its row (people see what each executor
+runs), as of the row's last write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -25,6 +27,7 @@ from specloom_sessions.database import Database
 from specloom_sessions.rows import Row
 
 E = t.executors
+I = t.interactions  # noqa: E741 - the table, as in SQL
 
 FORGET_AFTER = dt.timedelta(days=1)
 """Rows stale this long are deleted (a gateway died without its teardown)."""
@@ -38,6 +41,52 @@ def _workspaces_json(workspaces: Any) -> str:
         ],
         separators=(",", ":"),
     )
+
+
+def _commands_json(commands: Sequence[pb.RunningCommand]) -> str:
+    return json.dumps(
+        [
+            {
+                "session_id": c.session_id,
+                "interaction_id": c.interaction_id,
+                "step": c.step,
+                "since": c.since.ToJsonString() if c.HasField("since") else "",
+            }
+            for c in commands
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _command_of(raw: Mapping[str, str]) -> pb.RunningCommand:
+    command = pb.RunningCommand(
+        session_id=raw["session_id"], interaction_id=raw["interaction_id"], step=raw["step"]
+    )
+    if raw["since"]:
+        command.since.FromJsonString(raw["since"])
+    return command
+
+
+async def _name_sessions(conn: Any, presence: pb.ExecutorPresence) -> None:
+    """Fill in the session and step of commands the gateway knows only by interaction.
+
+    A gateway that took over a lease after the executor reconnected has not
+    seen the command's session yet; the interaction row names it (looked up
+    within the executor's own project only).
+    """
+    unnamed = {c.interaction_id: c for c in presence.running_commands if not c.session_id}
+    if not unnamed:
+        return
+    rows = await conn.execute(
+        select(I.c.id, I.c.session_id, I.c.step).where(
+            I.c.id.in_(list(unnamed)),
+            I.c.account_id == presence.scope.account_id,
+            I.c.project_id == presence.scope.project_id,
+        )
+    )
+    for interaction_id, session_id, step in rows:
+        unnamed[interaction_id].session_id = session_id
+        unnamed[interaction_id].step = unnamed[interaction_id].step or step
 
 
 def presence_of(row: Row) -> pb.ExecutorPresence:
@@ -58,6 +107,7 @@ def presence_of(row: Row) -> pb.ExecutorPresence:
         connected_at=to_timestamp(row["connected_at"]),
         seen_at=to_timestamp(row["seen_at"]),
         agent_version=row["agent_version"],
+        running_commands=[_command_of(c) for c in json.loads(row["running_commands"])],
     )
     presence.labels.update(json.loads(row["labels"]))
     return presence
@@ -77,6 +127,7 @@ def _values(presence: pb.ExecutorPresence, now: dt.datetime, live: int) -> dict[
         "agent_version": presence.agent_version,
         "slots": presence.slots,
         "running": presence.running,
+        "running_commands": _commands_json(presence.running_commands),
         "gateway_id": presence.gateway_id,
         "seen_at": now,
         "expires_at": now + dt.timedelta(seconds=live),
@@ -88,8 +139,9 @@ async def record_executor(
 ) -> None:
     """Insert or refresh one stream's row (``connected_at`` is kept from the first record)."""
     now = utcnow()
-    values = _values(presence, now, live_seconds)
     async with db.write() as tx:
+        await _name_sessions(tx.conn, presence)
+        values = _values(presence, now, live_seconds)
         refreshed = await tx.conn.execute(
             update(E).where(E.c.connection_id == presence.connection_id).values(values)
         )

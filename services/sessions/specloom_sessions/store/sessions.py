@@ -293,6 +293,10 @@ def _filtered(query: Select[Any], scope: pb.Scope, where: pb.SessionFilter) -> S
         query = query.where(S.c.created_at < from_timestamp(where.created_before))
     if where.user_id:
         query = query.where(S.c.user_id == where.user_id)
+    if where.workspace_id:
+        # Like the user and type filters: read off the scope's created-at
+        # index, not an index of its own (a project has few workspaces).
+        query = query.where(S.c.workspace_id == where.workspace_id)
     return query
 
 
