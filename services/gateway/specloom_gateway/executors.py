@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from specloom.errors import (
@@ -100,8 +100,22 @@ class ExecutorStreams:
                 "(the cap is SPECLOOM_MAX_EXECUTOR_STREAMS_PER_TOKEN)"
             )
         self._per_token[token_id] += 1
+        counted = True
+
+        def uncount() -> None:
+            # A stream stops counting when its messages stop, not when its
+            # teardown (releases, presence) is done: the executor reconnecting
+            # at once takes the place it gave up.
+            nonlocal counted
+            if counted:
+                counted = False
+                self._per_token[token_id] -= 1
+                if not self._per_token[token_id]:
+                    del self._per_token[token_id]
+
         try:
             stream = await self._register(caller, aiter(requests))
+            stream.on_end = uncount
             self._streams.add(stream)
             try:
                 async for message in stream.run(stream.carried):
@@ -115,9 +129,7 @@ class ExecutorStreams:
                     self._teardowns.add(teardown)
                     teardown.add_done_callback(self._teardowns.discard)
         finally:
-            self._per_token[token_id] -= 1
-            if not self._per_token[token_id]:
-                del self._per_token[token_id]
+            uncount()
 
     async def _register(
         self, caller: Caller, iterator: AsyncIterator[gpb.ConnectRequest]
@@ -202,6 +214,8 @@ class _Stream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
         self._failure: SpecloomError | None = None
+        self.on_end: Callable[[], None] | None = None
+        """Called once, when the stream stops carrying messages (before its teardown)."""
         self.teardown: asyncio.Task[None] | None = None
         """The stream's cleanup, once it ended (it may outlive the handler)."""
 
@@ -261,6 +275,8 @@ class _Stream:
                 raise self._failure
         finally:
             executor.close()
+            if self.on_end is not None:
+                self.on_end()
             # Shielded: a cancelled handler (the peer vanished) must still
             # release its leases, and a second cancellation must not stop it.
             self.teardown = asyncio.create_task(self._cleanup(helpers))
