@@ -116,8 +116,7 @@ async def test_an_agent_refuses_a_gateway_whose_certificate_does_not_verify(
             # then retries with back-off), and none of them connects.
             async with asyncio.timeout(60):
                 while any(
-                    agent.text().count("gateway stream ended: UNAVAILABLE") < 2
-                    for agent in refused
+                    agent.text().count("gateway stream ended: UNAVAILABLE") < 2 for agent in refused
                 ):
                     await asyncio.sleep(0.2)
             for agent in refused:
