@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from specloom.v1 import projectmap_pb2 as _projectmap_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1064,6 +1065,7 @@ class Commit(_message.Message):
     ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
     EXPECT_BRANCH_FIELD_NUMBER: _builtins.int
     SQUASH_ONTO_FIELD_NUMBER: _builtins.int
+    LAND_ON_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """Commit message."""
     allow_empty: _builtins.bool
@@ -1091,6 +1093,14 @@ class Commit(_message.Message):
     second commit and reports the first. Refused while a merge is in
     progress, on a detached HEAD, or when the base is not in HEAD's history.
     """
+    land_on: _builtins.str
+    """Land: after the commit, merge the current branch into this branch (the
+    project's line, see `specloom next`) without checking anything out: a
+    merge commit made with `git merge-tree --write-tree`, the branch moved
+    only if nobody moved it meanwhile (retried on a race). A conflict is an
+    ERROR naming the files in `Result.data.conflicts`; the session's own
+    commit stays. Data on success: `landed` (the line's new commit).
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Paths relative to Command.workdir (for a child session, inside its
@@ -1112,10 +1122,11 @@ class Commit(_message.Message):
         allow_empty: _builtins.bool = ...,
         expect_branch: _builtins.str = ...,
         squash_onto: _builtins.str = ...,
+        land_on: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "expect_branch", b"expect_branch", "gather", b"gather", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "expect_branch", b"expect_branch", "gather", b"gather", "land_on", b"land_on", "message", b"message", "paths", b"paths", "squash_onto", b"squash_onto"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1537,6 +1548,7 @@ class Result(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     FAILURE_CLASS_FIELD_NUMBER: _builtins.int
     FAILURE_HINT_FIELD_NUMBER: _builtins.int
+    PROJECT_SCAN_FIELD_NUMBER: _builtins.int
     status: Global___ResultStatus.ValueType
     """The outcome as the executor saw it. Required."""
     exit_code: _builtins.int
@@ -1597,6 +1609,13 @@ class Result(_message.Message):
         of this step. Unset for other commands.
         """
 
+    @_builtins.property
+    def project_scan(self) -> _projectmap_pb2.ProjectScan:
+        """After a Commit (a session's Finalize): the executor's scan of the
+        workspace's checkout it committed in (or, when it landed, of the line),
+        which the gateway records on the project map.
+        """
+
     def __init__(
         self,
         *,
@@ -1613,10 +1632,11 @@ class Result(_message.Message):
         usage: Global___Usage | None = ...,
         failure_class: Global___FailureClass.ValueType = ...,
         failure_hint: _builtins.str = ...,
+        project_scan: _projectmap_pb2.ProjectScan | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "project_scan", b"project_scan", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "failure_class", b"failure_class", "failure_hint", b"failure_hint", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "duration_ms", b"duration_ms", "error_message", b"error_message", "exit_code", b"exit_code", "failure_class", b"failure_class", "failure_hint", b"failure_hint", "files", b"files", "log_ref", b"log_ref", "output_truncated", b"output_truncated", "project_scan", b"project_scan", "status", b"status", "stderr", b"stderr", "stdout", b"stdout", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

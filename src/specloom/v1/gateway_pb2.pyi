@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from specloom.v1 import common_pb2 as _common_pb2
 from specloom.v1 import orchestrator_pb2 as _orchestrator_pb2
+from specloom.v1 import projectmap_pb2 as _projectmap_pb2
 from specloom.v1 import sessions_pb2 as _sessions_pb2
 from specloom.v1 import tokens_pb2 as _tokens_pb2
 import builtins as _builtins
@@ -875,6 +876,160 @@ class ListExecutorsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListExecutorsResponse: _TypeAlias = ListExecutorsResponse  # noqa: Y015
+
+@_typing.final
+class ReportProjectScanRequest(_message.Message):
+    """ReportProjectScanRequest records a scan of a workspace's checkout."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_FIELD_NUMBER: _builtins.int
+    SCAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workspace(self) -> _common_pb2.WorkspaceRef:
+        """The workspace scanned (`specloom.workspaces.identify`). Required."""
+
+    @_builtins.property
+    def scan(self) -> _projectmap_pb2.ProjectScan:
+        """What the scan saw. Required."""
+
+    def __init__(
+        self,
+        *,
+        workspace: _common_pb2.WorkspaceRef | None = ...,
+        scan: _projectmap_pb2.ProjectScan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scan", b"scan", "workspace", b"workspace"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scan", b"scan", "workspace", b"workspace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProjectScanRequest: _TypeAlias = ReportProjectScanRequest  # noqa: Y015
+
+@_typing.final
+class ReportProjectScanResponse(_message.Message):
+    """ReportProjectScanResponse says what was recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPONENTS_RECORDED_FIELD_NUMBER: _builtins.int
+    components_recorded: _builtins.int
+    """Component records written."""
+    def __init__(
+        self,
+        *,
+        components_recorded: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components_recorded", b"components_recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportProjectScanResponse: _TypeAlias = ReportProjectScanResponse  # noqa: Y015
+
+@_typing.final
+class GetProjectMapRequest(_message.Message):
+    """GetProjectMapRequest names the workspace whose map to read."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    """Workspace id ("ws-..."). Required."""
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProjectMapRequest: _TypeAlias = GetProjectMapRequest  # noqa: Y015
+
+@_typing.final
+class GetProjectMapResponse(_message.Message):
+    """GetProjectMapResponse is the map."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def map(self) -> _projectmap_pb2.ProjectMap:
+        """The map; empty components when the workspace was never scanned."""
+
+    def __init__(
+        self,
+        *,
+        map: _projectmap_pb2.ProjectMap | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["map", b"map"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["map", b"map"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProjectMapResponse: _TypeAlias = GetProjectMapResponse  # noqa: Y015
+
+@_typing.final
+class NextSessionsRequest(_message.Message):
+    """NextSessionsRequest asks what to run next in a workspace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    """Workspace id ("ws-..."). Required."""
+    limit: _builtins.int
+    """At most this many (0: every one)."""
+    def __init__(
+        self,
+        *,
+        workspace_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NextSessionsRequest: _TypeAlias = NextSessionsRequest  # noqa: Y015
+
+@_typing.final
+class NextSessionsResponse(_message.Message):
+    """NextSessionsResponse lists the sessions to run next."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    MAP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[_projectmap_pb2.NextSession]:
+        """In dependency order: an entry comes after every entry it waits for."""
+
+    @_builtins.property
+    def map(self) -> _projectmap_pb2.ProjectMap:
+        """The map they were derived from."""
+
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[_projectmap_pb2.NextSession] | None = ...,
+        map: _projectmap_pb2.ProjectMap | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["map", b"map"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["map", b"map", "sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NextSessionsResponse: _TypeAlias = NextSessionsResponse  # noqa: Y015
 
 @_typing.final
 class Register(_message.Message):

@@ -135,6 +135,21 @@ class GatewayServiceStub:
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.FromString,
                 _registered_method=True)
+        self.ReportProjectScan = channel.unary_unary(
+                '/specloom.v1.GatewayService/ReportProjectScan',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.ReportProjectScanRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.ReportProjectScanResponse.FromString,
+                _registered_method=True)
+        self.GetProjectMap = channel.unary_unary(
+                '/specloom.v1.GatewayService/GetProjectMap',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.GetProjectMapRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.GetProjectMapResponse.FromString,
+                _registered_method=True)
+        self.NextSessions = channel.unary_unary(
+                '/specloom.v1.GatewayService/NextSessions',
+                request_serializer=specloom_dot_v1_dot_gateway__pb2.NextSessionsRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_gateway__pb2.NextSessionsResponse.FromString,
+                _registered_method=True)
         self.Connect = channel.stream_stream(
                 '/specloom.v1.GatewayService/Connect',
                 request_serializer=specloom_dot_v1_dot_gateway__pb2.ConnectRequest.SerializeToString,
@@ -292,6 +307,30 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportProjectScan(self, request, context):
+        """Records a scan of a checkout of one of the project's workspaces (the
+        CLI's `specloom status` scans where it runs and reports here).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProjectMap(self, request, context):
+        """The project map of a workspace: every component, each requirement's
+        state, the sessions that touched it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NextSessions(self, request, context):
+        """The sessions that would move a workspace's project on, in dependency
+        order, from the unmet requirements of its map.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Connect(self, request_iterator, context):
         """The executor agent's stream: it registers, receives commands under
         leases, heartbeats, streams output and reports results.
@@ -404,6 +443,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListExecutors,
                     request_deserializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.SerializeToString,
+            ),
+            'ReportProjectScan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProjectScan,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.ReportProjectScanRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.ReportProjectScanResponse.SerializeToString,
+            ),
+            'GetProjectMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProjectMap,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.GetProjectMapRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.GetProjectMapResponse.SerializeToString,
+            ),
+            'NextSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.NextSessions,
+                    request_deserializer=specloom_dot_v1_dot_gateway__pb2.NextSessionsRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_gateway__pb2.NextSessionsResponse.SerializeToString,
             ),
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
@@ -908,6 +962,87 @@ class GatewayService:
             '/specloom.v1.GatewayService/ListExecutors',
             specloom_dot_v1_dot_gateway__pb2.ListExecutorsRequest.SerializeToString,
             specloom_dot_v1_dot_gateway__pb2.ListExecutorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProjectScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/ReportProjectScan',
+            specloom_dot_v1_dot_gateway__pb2.ReportProjectScanRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.ReportProjectScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProjectMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/GetProjectMap',
+            specloom_dot_v1_dot_gateway__pb2.GetProjectMapRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.GetProjectMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NextSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.GatewayService/NextSessions',
+            specloom_dot_v1_dot_gateway__pb2.NextSessionsRequest.SerializeToString,
+            specloom_dot_v1_dot_gateway__pb2.NextSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

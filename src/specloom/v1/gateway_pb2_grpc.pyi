@@ -93,6 +93,18 @@ class GatewayServiceStub:
     workspaces, whose sessions they run, how busy they are and the commands
     they run.
     """
+    ReportProjectScan: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ReportProjectScanRequest, _gateway_pb2.ReportProjectScanResponse]
+    """Records a scan of a checkout of one of the project's workspaces (the
+    CLI's `specloom status` scans where it runs and reports here).
+    """
+    GetProjectMap: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetProjectMapRequest, _gateway_pb2.GetProjectMapResponse]
+    """The project map of a workspace: every component, each requirement's
+    state, the sessions that touched it.
+    """
+    NextSessions: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.NextSessionsRequest, _gateway_pb2.NextSessionsResponse]
+    """The sessions that would move a workspace's project on, in dependency
+    order, from the unmet requirements of its map.
+    """
     Connect: _grpc.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]
     """The executor agent's stream: it registers, receives commands under
     leases, heartbeats, streams output and reports results.
@@ -174,6 +186,18 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """Lists the executors connected for the caller's project: name, user,
     workspaces, whose sessions they run, how busy they are and the commands
     they run.
+    """
+    ReportProjectScan: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ReportProjectScanRequest, _gateway_pb2.ReportProjectScanResponse]  # type: ignore[assignment]
+    """Records a scan of a checkout of one of the project's workspaces (the
+    CLI's `specloom status` scans where it runs and reports here).
+    """
+    GetProjectMap: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetProjectMapRequest, _gateway_pb2.GetProjectMapResponse]  # type: ignore[assignment]
+    """The project map of a workspace: every component, each requirement's
+    state, the sessions that touched it.
+    """
+    NextSessions: _aio.UnaryUnaryMultiCallable[_gateway_pb2.NextSessionsRequest, _gateway_pb2.NextSessionsResponse]  # type: ignore[assignment]
+    """The sessions that would move a workspace's project on, in dependency
+    order, from the unmet requirements of its map.
     """
     Connect: _aio.StreamStreamMultiCallable[_gateway_pb2.ConnectRequest, _gateway_pb2.ConnectResponse]  # type: ignore[assignment]
     """The executor agent's stream: it registers, receives commands under
@@ -361,6 +385,36 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the executors connected for the caller's project: name, user,
         workspaces, whose sessions they run, how busy they are and the commands
         they run.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportProjectScan(
+        self,
+        request: _gateway_pb2.ReportProjectScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ReportProjectScanResponse, _abc.Awaitable[_gateway_pb2.ReportProjectScanResponse]]:
+        """Records a scan of a checkout of one of the project's workspaces (the
+        CLI's `specloom status` scans where it runs and reports here).
+        """
+
+    @_abc_1.abstractmethod
+    def GetProjectMap(
+        self,
+        request: _gateway_pb2.GetProjectMapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.GetProjectMapResponse, _abc.Awaitable[_gateway_pb2.GetProjectMapResponse]]:
+        """The project map of a workspace: every component, each requirement's
+        state, the sessions that touched it.
+        """
+
+    @_abc_1.abstractmethod
+    def NextSessions(
+        self,
+        request: _gateway_pb2.NextSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.NextSessionsResponse, _abc.Awaitable[_gateway_pb2.NextSessionsResponse]]:
+        """The sessions that would move a workspace's project on, in dependency
+        order, from the unmet requirements of its map.
         """
 
     @_abc_1.abstractmethod

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from specloom.v1 import common_pb2 as _common_pb2
+from specloom.v1 import projectmap_pb2 as _projectmap_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1991,3 +1992,171 @@ class QueryExecutorsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryExecutorsResponse: _TypeAlias = QueryExecutorsResponse  # noqa: Y015
+
+@_typing.final
+class RecordProjectScanRequest(_message.Message):
+    """RecordProjectScanRequest records one scan of a workspace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    SCAN_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    """Workspace id. Required."""
+    session_id: _builtins.str
+    """The session whose Finalize the scan followed, if any: its test evidence
+    is kept on the components it delivered.
+    """
+    @_builtins.property
+    def scope(self) -> _common_pb2.Scope:
+        """The project. Required."""
+
+    @_builtins.property
+    def scan(self) -> _projectmap_pb2.ProjectScan:
+        """The scan. Required."""
+
+    def __init__(
+        self,
+        *,
+        scope: _common_pb2.Scope | None = ...,
+        workspace_id: _builtins.str = ...,
+        scan: _projectmap_pb2.ProjectScan | None = ...,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scan", b"scan", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scan", b"scan", "scope", b"scope", "session_id", b"session_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordProjectScanRequest: _TypeAlias = RecordProjectScanRequest  # noqa: Y015
+
+@_typing.final
+class RecordProjectScanResponse(_message.Message):
+    """RecordProjectScanResponse says what was recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPONENTS_RECORDED_FIELD_NUMBER: _builtins.int
+    components_recorded: _builtins.int
+    """Component records written."""
+    def __init__(
+        self,
+        *,
+        components_recorded: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components_recorded", b"components_recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordProjectScanResponse: _TypeAlias = RecordProjectScanResponse  # noqa: Y015
+
+@_typing.final
+class FetchProjectFactsRequest(_message.Message):
+    """FetchProjectFactsRequest reads a workspace's component facts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    workspace_id: _builtins.str
+    """Workspace id. Required."""
+    @_builtins.property
+    def scope(self) -> _common_pb2.Scope:
+        """The project. Required."""
+
+    def __init__(
+        self,
+        *,
+        scope: _common_pb2.Scope | None = ...,
+        workspace_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "workspace_id", b"workspace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchProjectFactsRequest: _TypeAlias = FetchProjectFactsRequest  # noqa: Y015
+
+@_typing.final
+class StoredComponent(_message.Message):
+    """StoredComponent is one component's recorded facts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACTS_FIELD_NUMBER: _builtins.int
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
+    TOUCHED_BY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def facts(self) -> _projectmap_pb2.ComponentFacts:
+        """The facts last observed."""
+
+    @_builtins.property
+    def observed_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def touched_by(self) -> _containers.RepeatedCompositeFieldContainer[_projectmap_pb2.SessionTouch]:
+        """Sessions of the workspace whose subject is this component (or, for a
+        context, the context), newest first, at most 10.
+        """
+
+    def __init__(
+        self,
+        *,
+        facts: _projectmap_pb2.ComponentFacts | None = ...,
+        observed_at: _timestamp_pb2.Timestamp | None = ...,
+        touched_by: _abc.Iterable[_projectmap_pb2.SessionTouch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "observed_at", b"observed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "observed_at", b"observed_at", "touched_by", b"touched_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredComponent: _TypeAlias = StoredComponent  # noqa: Y015
+
+@_typing.final
+class FetchProjectFactsResponse(_message.Message):
+    """FetchProjectFactsResponse is a workspace's component facts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCANNED_FIELD_NUMBER: _builtins.int
+    LAST_SCAN_FIELD_NUMBER: _builtins.int
+    COMPONENTS_FIELD_NUMBER: _builtins.int
+    UNFINISHED_FIELD_NUMBER: _builtins.int
+    scanned: _builtins.bool
+    """False when the workspace was never scanned."""
+    @_builtins.property
+    def last_scan(self) -> _projectmap_pb2.ProjectScan:
+        """The last scan's header (its components are in `components`)."""
+
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredComponent]:
+        """Every recorded component, in the last scan's order."""
+
+    @_builtins.property
+    def unfinished(self) -> _containers.RepeatedCompositeFieldContainer[_projectmap_pb2.SessionTouch]:
+        """The workspace's unfinished sessions (any subject)."""
+
+    def __init__(
+        self,
+        *,
+        scanned: _builtins.bool = ...,
+        last_scan: _projectmap_pb2.ProjectScan | None = ...,
+        components: _abc.Iterable[Global___StoredComponent] | None = ...,
+        unfinished: _abc.Iterable[_projectmap_pb2.SessionTouch] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_scan", b"last_scan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "last_scan", b"last_scan", "scanned", b"scanned", "unfinished", b"unfinished"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchProjectFactsResponse: _TypeAlias = FetchProjectFactsResponse  # noqa: Y015

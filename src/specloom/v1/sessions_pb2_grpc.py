@@ -156,6 +156,16 @@ class SessionsServiceStub:
                 request_serializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.SerializeToString,
                 response_deserializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.FromString,
                 _registered_method=True)
+        self.RecordProjectScan = channel.unary_unary(
+                '/specloom.v1.SessionsService/RecordProjectScan',
+                request_serializer=specloom_dot_v1_dot_sessions__pb2.RecordProjectScanRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_sessions__pb2.RecordProjectScanResponse.FromString,
+                _registered_method=True)
+        self.FetchProjectFacts = channel.unary_unary(
+                '/specloom.v1.SessionsService/FetchProjectFacts',
+                request_serializer=specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsRequest.SerializeToString,
+                response_deserializer=specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsResponse.FromString,
+                _registered_method=True)
 
 
 class SessionsServiceServicer:
@@ -355,6 +365,21 @@ class SessionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordProjectScan(self, request, context):
+        """Records a scan: replaces the workspace's component facts with the
+        scan's (components the scan no longer finds are removed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchProjectFacts(self, request, context):
+        """A workspace's component facts with the sessions that touched each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -472,6 +497,16 @@ def add_SessionsServiceServicer_to_server(servicer, server):
                     servicer.QueryExecutors,
                     request_deserializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.FromString,
                     response_serializer=specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.SerializeToString,
+            ),
+            'RecordProjectScan': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordProjectScan,
+                    request_deserializer=specloom_dot_v1_dot_sessions__pb2.RecordProjectScanRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_sessions__pb2.RecordProjectScanResponse.SerializeToString,
+            ),
+            'FetchProjectFacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchProjectFacts,
+                    request_deserializer=specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsRequest.FromString,
+                    response_serializer=specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1102,6 +1137,60 @@ class SessionsService:
             '/specloom.v1.SessionsService/QueryExecutors',
             specloom_dot_v1_dot_sessions__pb2.QueryExecutorsRequest.SerializeToString,
             specloom_dot_v1_dot_sessions__pb2.QueryExecutorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProjectScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.SessionsService/RecordProjectScan',
+            specloom_dot_v1_dot_sessions__pb2.RecordProjectScanRequest.SerializeToString,
+            specloom_dot_v1_dot_sessions__pb2.RecordProjectScanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchProjectFacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/specloom.v1.SessionsService/FetchProjectFacts',
+            specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsRequest.SerializeToString,
+            specloom_dot_v1_dot_sessions__pb2.FetchProjectFactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -123,6 +123,12 @@ class SessionsServiceStub:
     """Removes an executor stream's presence (the stream ended)."""
     QueryExecutors: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.QueryExecutorsRequest, _sessions_pb2.QueryExecutorsResponse]
     """Lists the live executors of a project."""
+    RecordProjectScan: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.RecordProjectScanRequest, _sessions_pb2.RecordProjectScanResponse]
+    """Records a scan: replaces the workspace's component facts with the
+    scan's (components the scan no longer finds are removed).
+    """
+    FetchProjectFacts: _grpc.UnaryUnaryMultiCallable[_sessions_pb2.FetchProjectFactsRequest, _sessions_pb2.FetchProjectFactsResponse]
+    """A workspace's component facts with the sessions that touched each."""
 
 @_typing.type_check_only
 class SessionsServiceAsyncStub(SessionsServiceStub):
@@ -219,6 +225,12 @@ class SessionsServiceAsyncStub(SessionsServiceStub):
     """Removes an executor stream's presence (the stream ended)."""
     QueryExecutors: _aio.UnaryUnaryMultiCallable[_sessions_pb2.QueryExecutorsRequest, _sessions_pb2.QueryExecutorsResponse]  # type: ignore[assignment]
     """Lists the live executors of a project."""
+    RecordProjectScan: _aio.UnaryUnaryMultiCallable[_sessions_pb2.RecordProjectScanRequest, _sessions_pb2.RecordProjectScanResponse]  # type: ignore[assignment]
+    """Records a scan: replaces the workspace's component facts with the
+    scan's (components the scan no longer finds are removed).
+    """
+    FetchProjectFacts: _aio.UnaryUnaryMultiCallable[_sessions_pb2.FetchProjectFactsRequest, _sessions_pb2.FetchProjectFactsResponse]  # type: ignore[assignment]
+    """A workspace's component facts with the sessions that touched each."""
 
 class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
     """SessionsService owns persistence: sessions, their append-only
@@ -450,5 +462,23 @@ class SessionsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sessions_pb2.QueryExecutorsResponse, _abc.Awaitable[_sessions_pb2.QueryExecutorsResponse]]:
         """Lists the live executors of a project."""
+
+    @_abc_1.abstractmethod
+    def RecordProjectScan(
+        self,
+        request: _sessions_pb2.RecordProjectScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sessions_pb2.RecordProjectScanResponse, _abc.Awaitable[_sessions_pb2.RecordProjectScanResponse]]:
+        """Records a scan: replaces the workspace's component facts with the
+        scan's (components the scan no longer finds are removed).
+        """
+
+    @_abc_1.abstractmethod
+    def FetchProjectFacts(
+        self,
+        request: _sessions_pb2.FetchProjectFactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sessions_pb2.FetchProjectFactsResponse, _abc.Awaitable[_sessions_pb2.FetchProjectFactsResponse]]:
+        """A workspace's component facts with the sessions that touched each."""
 
 def add_SessionsServiceServicer_to_server(servicer: SessionsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
