@@ -23,8 +23,17 @@ from specloom_sessions.tables import metadata
 from tests.fixtures.sessions_server import SessionsUnderTest, start_sessions
 from tests.sessions.helpers import create, fetch, ok, pending, scope, step
 
-TABLES = ("sessions", "interactions", "outputs", "tokens", "session_dependencies", "executors")
-HEAD = "0006"
+TABLES = (
+    "sessions",
+    "interactions",
+    "outputs",
+    "tokens",
+    "session_dependencies",
+    "executors",
+    "project_scans",
+    "project_components",
+)
+HEAD = "0007"
 
 
 def _differences(url: str) -> list[object]:

@@ -25,7 +25,7 @@ from specloom_sessions.database import Database
 from specloom_sessions.metrics import count_usage
 from specloom_sessions.rows import bare
 from specloom_sessions.store import advance as steps
-from specloom_sessions.store import batch, leases, outputs, presence, retention
+from specloom_sessions.store import batch, leases, outputs, presence, projectmap, retention
 from specloom_sessions.store import sessions as store
 from specloom_sessions.watch import SessionWatch, work_signals
 
@@ -528,6 +528,29 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
         require_scope(request.scope)
         found = await presence.query_executors(self.db, request.scope)
         return spb.QueryExecutorsResponse(executors=found)
+
+    # -- project map ---------------------------------------------------------------
+
+    async def RecordProjectScan(
+        self, request: spb.RecordProjectScanRequest, context: Any
+    ) -> spb.RecordProjectScanResponse:
+        require_scope(request.scope)
+        require_workspace_id("workspace_id", request.workspace_id)
+        if not request.HasField("scan"):
+            raise InvalidArgument("scan is required")
+        check.project_scan("scan", request.scan, self.limits)
+        check.optional_id("session_id", request.session_id)
+        written = await projectmap.record_scan(
+            self.db, request.scope, request.workspace_id, request.scan, request.session_id
+        )
+        return spb.RecordProjectScanResponse(components_recorded=written)
+
+    async def FetchProjectFacts(
+        self, request: spb.FetchProjectFactsRequest, context: Any
+    ) -> spb.FetchProjectFactsResponse:
+        require_scope(request.scope)
+        require_workspace_id("workspace_id", request.workspace_id)
+        return await projectmap.fetch_facts(self.db, request.scope, request.workspace_id)
 
     # -- retention -----------------------------------------------------------------
 

@@ -310,3 +310,34 @@ executors = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Index("ix_executors_scope", "account_id", "project_id", "expires_at"),
 )
+
+# The project map (issue 18): the latest scan of each workspace, replaced
+# whole by each RecordProjectScan. Facts are proto bytes, like every other
+# message the service keeps; the requirements are judged from them when the
+# map is read, so a change of the declared requirements needs no migration.
+project_scans = Table(
+    "project_scans",
+    metadata,
+    Column("account_id", String(SCOPE_PART), primary_key=True),
+    Column("project_id", String(SCOPE_PART), primary_key=True),
+    Column("workspace_id", String(ID), primary_key=True),
+    # The scan's header: a ProjectScan without its components.
+    Column("scan", LargeBinary, nullable=False),
+    # The session whose Finalize the scan followed ('' for a person's scan).
+    Column("session_id", String(ID), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+project_components = Table(
+    "project_components",
+    metadata,
+    Column("account_id", String(SCOPE_PART), primary_key=True),
+    Column("project_id", String(SCOPE_PART), primary_key=True),
+    Column("workspace_id", String(ID), primary_key=True),
+    Column("module", String(NAME), primary_key=True),
+    # Its place in the scan (contexts first, then each context's components).
+    Column("position", Integer, nullable=False),
+    # The ComponentFacts, serialized.
+    Column("facts", LargeBinary, nullable=False),
+    Column("observed_at", UtcDateTime, nullable=False),
+)

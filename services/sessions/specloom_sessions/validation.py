@@ -18,6 +18,7 @@ from specloom.errors import InvalidArgument, ResourceExhausted
 from specloom.ids import MAX_ID_LENGTH
 from specloom.protoconv import MAX_STRUCT_DEPTH
 from specloom.v1 import common_pb2 as pb
+from specloom.v1 import projectmap_pb2 as mpb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.validate import (
     MAX_WORKSPACES,
@@ -41,6 +42,12 @@ MAX_LIST = 100
 """Entries of a filter list or a capability list."""
 MAX_RUNNING_COMMANDS = 1000
 """Commands one presence record lists (256 slots, and leases carried over a reconnect)."""
+MAX_COMPONENTS = 10_000
+"""Components one project scan may report."""
+MAX_PROBLEMS = 1000
+"""Problems one project scan may report."""
+MAX_PATH = 1000
+"""A repository-relative path, a branch or a revision."""
 MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
 
@@ -455,3 +462,66 @@ def presence(field: str, value: pb.ExecutorPresence) -> None:
             timestamp(f"{where}.since", command.since)
     require_id(f"{field}.gateway_id", value.gateway_id)
     name(f"{field}.agent_version", value.agent_version, required=False)
+
+
+def _file_fact(field: str, value: mpb.FileFact) -> None:
+    text(f"{field}.path", value.path, MAX_PATH)
+    if value.digest and (len(value.digest) > 128 or not value.digest.isalnum()):
+        raise InvalidArgument(f"{field}.digest must be a hex digest")
+
+
+def _texts(field: str, values: Sequence[str], limit: int) -> None:
+    count(field, values, limit)
+    for index, item in enumerate(values):
+        text(f"{field}[{index}]", item)
+
+
+def _evidence(field: str, value: mpb.TestEvidence) -> None:
+    in_range(f"{field}.passed", value.passed, 0, 10**9)
+    in_range(f"{field}.failed", value.failed, 0, 10**9)
+    _texts(f"{field}.failures", value.failures, MAX_LIST)
+    text(f"{field}.files_digest", value.files_digest, 128)
+    text(f"{field}.source", value.source, MAX_NAME)
+    if value.HasField("ran_at"):
+        timestamp(f"{field}.ran_at", value.ran_at)
+
+
+def component_facts(field: str, value: mpb.ComponentFacts) -> None:
+    """One component of a project scan: a module name, short names, bounded lists."""
+    name(f"{field}.module", value.module)
+    name(f"{field}.type", value.type, required=False)
+    name(f"{field}.context", value.context, required=False)
+    count(f"{field}.dependencies", value.dependencies, MAX_LIST)
+    for index, dependency in enumerate(value.dependencies):
+        name(f"{field}.dependencies[{index}]", dependency)
+    _texts(f"{field}.design_errors", value.design_errors, MAX_LIST)
+    text(f"{field}.description", value.description)
+    for part in ("design", "test", "code", "review"):
+        if value.HasField(part):
+            _file_fact(f"{field}.{part}", getattr(value, part))
+    if value.HasField("tests"):
+        _evidence(f"{field}.tests", value.tests)
+
+
+def project_scan(field: str, value: mpb.ProjectScan, limits: Limits) -> mpb.ProjectScan:
+    """A scan to record: its profile, at most :data:`MAX_COMPONENTS` distinct modules."""
+    name(f"{field}.profile", value.profile)
+    text(f"{field}.branch", value.branch, MAX_PATH)
+    text(f"{field}.revision", value.revision, MAX_PATH)
+    count(f"{field}.components", value.components, MAX_COMPONENTS)
+    seen: set[str] = set()
+    for index, component in enumerate(value.components):
+        where = f"{field}.components[{index}]"
+        component_facts(where, component)
+        if component.module in seen:
+            raise InvalidArgument(f"{where}.module {component.module!r} appears twice")
+        seen.add(component.module)
+    in_range(f"{field}.files_seen", value.files_seen, 0, 2**31 - 1)
+    in_range(f"{field}.files_read", value.files_read, 0, 2**31 - 1)
+    if value.duration_ms < 0:
+        raise InvalidArgument(f"{field}.duration_ms must not be negative")
+    if value.HasField("scanned_at"):
+        timestamp(f"{field}.scanned_at", value.scanned_at)
+    _texts(f"{field}.problems", value.problems, MAX_PROBLEMS)
+    write_size(field, value, limits)
+    return value
