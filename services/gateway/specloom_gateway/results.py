@@ -31,6 +31,7 @@ from specloom_gateway.deps import Deps
 from specloom_gateway.hub import Executor, Held
 from specloom_gateway.metrics import ASSIGNMENTS_PUSHED, COMMANDS_TIMED_OUT, RESULTS_REFUSED
 from specloom_gateway.output import OutputBuffer
+from specloom_gateway.projectmap import record_later, without_scan
 
 log = logging.getLogger("specloom.gateway.results")
 
@@ -109,6 +110,9 @@ class ResultReporter:
         executor = self._executor
         interaction_id = message.interaction_id
         held: Held | None = None
+        # A Finalize's scan of the line goes to the project map, not into the
+        # session's history (the same for every resend, so a repeat stays exact).
+        result, scan = without_scan(message.result)
         with (
             log_context(message.session_id, interaction_id),
             span(
@@ -140,7 +144,7 @@ class ResultReporter:
                 else:
                     held = current
                 held.reporting = True
-                response = await self._advance(held, message.result)
+                response = await self._advance(held, result)
             except SpecloomError as exc:
                 self._refused(message, held, exc)
             else:
@@ -150,6 +154,8 @@ class ResultReporter:
                 self._recorded.append(interaction_id)
                 executor.push(ack(interaction_id))
                 self._chain(response)
+                if scan is not None and held.session is not None:
+                    record_later(self._deps.upstream, executor.scope, held.session, result, scan)
             if self._deps.draining and not executor.running:
                 executor.close()
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from specloom.projectmap import next_sessions, project_map
 from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
@@ -20,7 +21,7 @@ from specloom.v1 import gateway_pb2_grpc as gpb_grpc
 from specloom.v1 import orchestrator_pb2 as opb
 from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
-from specloom.validate import require_id, require_scope, require_workspace
+from specloom.validate import require_id, require_scope, require_workspace, require_workspace_id
 from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
@@ -30,6 +31,8 @@ T = TypeVar("T")
 
 MAX_REASON = 2000
 MAX_NAME = 128
+MAX_NEXT = 1000
+"""Most sessions NextSessions lists (0 asks for every one)."""
 
 
 def _reason(value: str) -> str:
@@ -425,6 +428,52 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
             self._sessions.QueryExecutors, spb.QueryExecutorsRequest(scope=caller.scope)
         )
         return gpb.ListExecutorsResponse(executors=response.executors)
+
+    # -- project map ------------------------------------------------------------------
+
+    async def _facts(self, caller: Caller, workspace_id: str) -> spb.FetchProjectFactsResponse:
+        """The workspace's facts in the caller's project (a never-scanned map elsewhere)."""
+        require_workspace_id("workspace_id", workspace_id)
+        response: spb.FetchProjectFactsResponse = await self._up.call(
+            self._sessions.FetchProjectFacts,
+            spb.FetchProjectFactsRequest(scope=caller.scope, workspace_id=workspace_id),
+        )
+        return response
+
+    async def ReportProjectScan(
+        self, request: gpb.ReportProjectScanRequest, context: Any
+    ) -> gpb.ReportProjectScanResponse:
+        caller = await self._auth.caller(context)
+        if not request.HasField("workspace"):
+            raise InvalidArgument("workspace is required")
+        workspace = require_workspace("workspace", request.workspace)
+        if not request.HasField("scan"):
+            raise InvalidArgument("scan is required")
+        response = await self._up.call(
+            self._sessions.RecordProjectScan,
+            spb.RecordProjectScanRequest(
+                scope=caller.scope, workspace_id=workspace.id, scan=request.scan
+            ),
+        )
+        return gpb.ReportProjectScanResponse(components_recorded=response.components_recorded)
+
+    async def GetProjectMap(
+        self, request: gpb.GetProjectMapRequest, context: Any
+    ) -> gpb.GetProjectMapResponse:
+        caller = await self._auth.caller(context)
+        facts = await self._facts(caller, request.workspace_id)
+        return gpb.GetProjectMapResponse(map=project_map(request.workspace_id, facts))
+
+    async def NextSessions(
+        self, request: gpb.NextSessionsRequest, context: Any
+    ) -> gpb.NextSessionsResponse:
+        caller = await self._auth.caller(context)
+        if not 0 <= request.limit <= MAX_NEXT:
+            raise InvalidArgument(f"limit must be between 0 and {MAX_NEXT}, got {request.limit}")
+        facts = await self._facts(caller, request.workspace_id)
+        the_map = project_map(request.workspace_id, facts)
+        found = next_sessions(the_map, list(facts.unfinished), None, request.limit)
+        return gpb.NextSessionsResponse(sessions=found, map=the_map)
 
     def Connect(
         self, request_iterator: AsyncIterator[gpb.ConnectRequest], context: Any

@@ -77,13 +77,15 @@ def _register_optional() -> None:
     # keeps `specloom --help` fast (they pull in git and agent backends lazily).
     import importlib
 
-    for module, name in (
-        ("specloom.cli._agent", "agent"),
-        ("specloom.cli._demo", "demo"),
-        ("specloom.cli._doctor", "doctor"),
+    for module, name, command in (
+        ("specloom.cli._agent", "agent", "agent"),
+        ("specloom.cli._demo", "demo", "demo"),
+        ("specloom.cli._doctor", "doctor", "doctor"),
+        ("specloom.cli._projectmap", "status", "status"),
+        ("specloom.cli._projectmap", "next_sessions", "next"),
     ):
         try:
-            app.command()(getattr(importlib.import_module(module), name))
+            app.command(command)(getattr(importlib.import_module(module), name))
         except ModuleNotFoundError:
             continue
 
@@ -123,13 +125,28 @@ def hoist_globals(args: list[str]) -> list[str]:
     return hoisted + rest
 
 
+def optional_count(args: list[str]) -> list[str]:
+    """``next --start`` alone as ``next --start=1``, so its count is optional.
+
+    Typer options always take a value; this keeps ``specloom next --start``
+    (the common case) and ``specloom next --start 3`` both working.
+    """
+    if "next" not in args:
+        return args
+    fixed: list[str] = []
+    for index, arg in enumerate(args):
+        following = args[index + 1] if index + 1 < len(args) else ""
+        fixed.append("--start=1" if arg == "--start" and not following.isdigit() else arg)
+    return fixed
+
+
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; one-line errors, tracebacks only under --debug."""
-    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    args = optional_count(hoist_globals(list(sys.argv[1:] if argv is None else argv)))
     _register_optional()
     try:
         result = app(args=args, standalone_mode=False)

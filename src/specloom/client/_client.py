@@ -17,6 +17,7 @@ from specloom.rpc.errors import error_of
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import orchestrator_pb2 as opb
+from specloom.v1 import projectmap_pb2 as mpb
 from specloom.v1 import tokens_pb2 as tpb
 from specloom.v1.gateway_pb2_grpc import GatewayServiceStub
 
@@ -321,6 +322,33 @@ class Client:
             self._stub.ListExecutors, gpb.ListExecutorsRequest()
         )
         return list(response.executors)
+
+    # -- project map ---------------------------------------------------------------
+
+    async def report_project_scan(self, workspace: pb.WorkspaceRef, scan: mpb.ProjectScan) -> int:
+        """Record a scan of ``workspace``'s checkout; returns the component records written."""
+        response: gpb.ReportProjectScanResponse = await self._call(
+            self._stub.ReportProjectScan,
+            gpb.ReportProjectScanRequest(workspace=workspace, scan=scan),
+        )
+        return response.components_recorded
+
+    async def project_map(self, workspace_id: str) -> mpb.ProjectMap:
+        """The workspace's map: each component and where its requirements stand."""
+        response: gpb.GetProjectMapResponse = await self._call(
+            self._stub.GetProjectMap, gpb.GetProjectMapRequest(workspace_id=workspace_id)
+        )
+        return response.map
+
+    async def next_sessions(
+        self, workspace_id: str, limit: int = 0
+    ) -> tuple[list[mpb.NextSession], mpb.ProjectMap]:
+        """The sessions to run next in the workspace (dependency order), and the map."""
+        response: gpb.NextSessionsResponse = await self._call(
+            self._stub.NextSessions,
+            gpb.NextSessionsRequest(workspace_id=workspace_id, limit=limit),
+        )
+        return list(response.sessions), response.map
 
     async def list_tokens(self, *, include_inactive: bool = False) -> list[tpb.TokenInfo]:
         """Admin: the tokens of the caller's account, oldest first (never secrets)."""
