@@ -12,8 +12,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from specloom_coding.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
-from specloom_coding.testruns._text import best_location, clip, clip_lines, decode_report
+from specloom.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
+from specloom.testruns._text import best_location, clip, clip_lines, decode_report
 
 MAX_MESSAGE = 2000
 MAX_DETAILS = 4000

@@ -27,8 +27,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from specloom_coding.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
-from specloom_coding.testruns._text import best_location, clip, decode_report
+from specloom.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
+from specloom.testruns._text import best_location, clip, decode_report
 
 MAX_MESSAGE = 2000
 MAX_DETAILS = 4000
