@@ -7,6 +7,8 @@ failing set for stuck detection.
 """
 
 from specloom.testruns._model import (
+    CaseOutcome,
+    CaseResult,
     FailureKind,
     ParsedReport,
     ReportError,
@@ -22,6 +24,8 @@ from specloom.testruns.junit import parse_junit
 __all__ = [
     "PARSERS",
     "SUMMARY_LIMIT",
+    "CaseOutcome",
+    "CaseResult",
     "FailureKind",
     "ParsedReport",
     "ReportError",

@@ -84,4 +84,5 @@ def read_test_run(
         failures=parsed.failures,
         duration_ms=parsed.duration_ms or duration_ms,
         report_format=report_format,
+        cases=parsed.cases,
     )
