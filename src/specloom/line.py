@@ -7,8 +7,11 @@ line's tip: landing a session moves the branch ref alone (no checkout
 holds the branch, so none looks dirty afterwards), and the worktree is
 brought to the new tip with ``git checkout --detach`` only while it is
 clean. A person may edit or delete files there; those changes stay, and
-the map shows them, until they are committed or undone. The person's own
-checkout is never touched.
+the map shows them, until they are committed or undone; a worktree a person
+put on a branch is left alone too. The person's own checkout is never
+touched. These are the executor's rules after a landing
+(:mod:`specloom.agent.linescan`), whose lock the CLI holds while it
+refreshes and scans.
 
 The CLI scans the line worktree (``specloom status``), and the executor
 does after landing; both keep the scanner's cache under the repository's
@@ -24,16 +27,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specloom.childenv import child_environment
-from specloom.workspaces import HOUSEKEEPING, exclude_housekeeping
+from specloom.naming import LINE_WORKTREE
+from specloom.workspaces import exclude_housekeeping
 
 LINE_PREFIX = "specloom/"
 """The default line is this and the checkout's current branch."""
-WORKTREE = Path(HOUSEKEEPING) / "worktrees" / "line"
-"""The line's worktree, relative to the workspace root."""
+WORKTREE = Path(LINE_WORKTREE)
+"""The line's worktree, relative to the workspace root (the executor's, after landing)."""
 CACHE = Path("specloom") / "scan-cache.json"
 """The scanner's cache, relative to the repository's common git directory."""
 
-__all__ = ["CACHE", "LINE_PREFIX", "WORKTREE", "Line", "LineError", "default_line", "ensure_line"]
+__all__ = [
+    "CACHE",
+    "LINE_PREFIX",
+    "WORKTREE",
+    "Line",
+    "LineError",
+    "common_dir",
+    "default_line",
+    "ensure_line",
+    "scan_cache_path",
+]
 
 
 class LineError(Exception):
@@ -70,12 +84,17 @@ def default_line(root: Path) -> str:
     return LINE_PREFIX + branch
 
 
-def scan_cache_path(root: Path) -> Path:
-    """Where the scanner keeps its cache for the repository at ``root``."""
+def common_dir(root: Path) -> Path:
+    """The repository's common git directory (shared by all its worktrees)."""
     common = Path(_git(root, "rev-parse", "--git-common-dir").stdout.strip())
     if not common.is_absolute():
         common = root / common
-    return Path(os.path.realpath(common)) / CACHE
+    return Path(os.path.realpath(common))
+
+
+def scan_cache_path(root: Path) -> Path:
+    """Where the scanner keeps its cache for the repository at ``root``."""
+    return common_dir(root) / CACHE
 
 
 @dataclass(frozen=True)
@@ -142,9 +161,23 @@ def ensure_line(root: Path, branch: str = "") -> Line:
         _git(root, "worktree", "add", "--detach", "-q", str(path), tip)
         return Line(branch, tip, path, tip, created=created)
     at = _commit_of(path, "HEAD")
-    dirty = bool(_git(path, "status", "--porcelain").stdout.strip())
+    # Untracked files do not count: a checkout keeps them (or refuses, below).
+    dirty = bool(_git(path, "status", "--porcelain", "--untracked-files=no").stdout.strip())
     if at == tip:
         return Line(branch, tip, path, at, created=created, dirty=dirty)
+    on = _git(path, "branch", "--show-current").stdout.strip()
+    if on:
+        return Line(
+            branch,
+            tip,
+            path,
+            at,
+            created=created,
+            dirty=dirty,
+            note=(
+                f"the line's worktree {WORKTREE} is on branch {on}, not detached; scanned as it is"
+            ),
+        )
     if dirty:
         return Line(
             branch,
@@ -160,7 +193,7 @@ def ensure_line(root: Path, branch: str = "") -> Line:
         )
     moved = _git(path, "checkout", "-q", "--detach", tip, check=False)
     if moved.returncode != 0:
-        # Most likely an executor refreshing it at the same moment: scan it as it is.
+        # Untracked files where the line now has files: left for a person.
         return Line(
             branch,
             tip,

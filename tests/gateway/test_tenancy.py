@@ -13,6 +13,7 @@ import pytest
 from specloom.orchestration.simulate import report
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
+from specloom.v1 import projectmap_pb2 as mpb
 from tests.gateway.conftest import Stack, bearer, eventually, make_repo
 
 Call = Callable[[Any, tuple[tuple[str, str], ...]], Awaitable[Any]]
@@ -188,6 +189,20 @@ async def test_no_token_or_a_bad_one_is_unauthenticated_everywhere(stack: Stack)
             "CreateToken": stub.CreateToken(gpb.CreateTokenRequest(), metadata=metadata),
             "RevokeToken": stub.RevokeToken(
                 gpb.RevokeTokenRequest(token_id="x"), metadata=metadata
+            ),
+            "ListExecutors": stub.ListExecutors(gpb.ListExecutorsRequest(), metadata=metadata),
+            "ReportProjectScan": stub.ReportProjectScan(
+                gpb.ReportProjectScanRequest(
+                    workspace=pb.WorkspaceRef(id="ws-0123456789ab"),
+                    scan=mpb.ProjectScan(profile="python"),
+                ),
+                metadata=metadata,
+            ),
+            "GetProjectMap": stub.GetProjectMap(
+                gpb.GetProjectMapRequest(workspace_id="ws-0123456789ab"), metadata=metadata
+            ),
+            "NextSessions": stub.NextSessions(
+                gpb.NextSessionsRequest(workspace_id="ws-0123456789ab"), metadata=metadata
             ),
         }
         for name, pending in others.items():

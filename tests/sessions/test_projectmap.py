@@ -6,11 +6,11 @@ import asyncio
 
 import grpc
 
+from specloom.projectmap import files_digest
 from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import projectmap_pb2 as mpb
 from specloom.v1 import sessions_pb2 as spb
-from specloom_sessions.store.projectmap import files_digest
 from tests.fixtures.sessions_server import SessionsUnderTest
 from tests.sessions.helpers import code_of, failure, ok, pending, scope, step
 
@@ -148,7 +148,11 @@ async def test_test_evidence_survives_a_scan_without_tests_while_the_files_are_t
     where = scope()
     coded = _component("ledger.accounts", code="a" * 64, test="b" * 64)
     coded.tests.CopyFrom(
-        mpb.TestEvidence(passed=4, files_digest=files_digest(coded), source="sess-1")
+        mpb.TestEvidence(
+            passed=4,
+            files_digest=files_digest(coded.code.digest, coded.test.digest),
+            source="sess-1",
+        )
     )
     await _record(sessions_service, where, _scan(coded), session_id="sess-1")
 

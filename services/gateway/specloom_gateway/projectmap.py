@@ -48,7 +48,7 @@ def _evidence(session: pb.Session, result: pb.Result, scan: mpb.ProjectScan) -> 
     if session.type not in CODING:
         return scan
     passed = result.status == pb.RESULT_STATUS_OK
-    return with_session_evidence(scan, session.type, session.name, passed, session.id)
+    return with_session_evidence(scan, session.type, session.name, passed, session_id=session.id)
 
 
 async def _record(

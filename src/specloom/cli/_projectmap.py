@@ -18,12 +18,13 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from specloom.agent.linescan import line_lock
 from specloom.cli._context import Options
 from specloom.cli._errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
 from specloom.cli._render import as_dict, console, errors, print_json, session_line
 from specloom.client import Client
 from specloom.errors import InvalidArgument
-from specloom.line import Line, LineError, ensure_line, scan_cache_path
+from specloom.line import Line, LineError, common_dir, ensure_line, scan_cache_path
 from specloom.profiles import get_profile
 from specloom.projectmap import ProjectFile, load_project, scan_checkout
 from specloom.protoconv import JsonValue, struct_to_dict
@@ -89,20 +90,22 @@ def observe(repository: Path, line: str, *, run_tests: bool) -> Observed:
         workspace = identify(root)
         project = load_project(root)
         branch = line or (project.line if project is not None else "")
-        made = ensure_line(root, branch)
+        profile = get_profile((project.profile if project is not None else "") or None)
+        contexts = [c.module for c in project.contexts] if project is not None else []
+        # The executor's lock: a landing's refresh and scan never interleave with ours.
+        with line_lock(common_dir(root)):
+            made = ensure_line(root, branch)
+            scan = scan_checkout(
+                made.worktree,
+                profile,
+                cache_path=scan_cache_path(root),
+                run_tests=run_tests,
+                contexts=contexts,
+            )
     except (NotARepository, LineError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    except InvalidArgument as exc:  # the project file
+    except InvalidArgument as exc:  # the project file, the profile
         raise CliError(exc.message, EXIT_USAGE) from None
-    profile = get_profile((project.profile if project is not None else "") or None)
-    contexts = [c.module for c in project.contexts] if project is not None else []
-    scan = scan_checkout(
-        made.worktree,
-        profile,
-        cache_path=scan_cache_path(root),
-        run_tests=run_tests,
-        contexts=contexts,
-    )
     # The worktree is detached: the map is the line's, so it says so.
     scan.branch = made.branch
     if made.note:

@@ -15,7 +15,6 @@ module, read when the facts are, so they are never out of date.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from specloom.projectmap import files_digest
 from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import projectmap_pb2 as mpb
@@ -62,20 +62,13 @@ def _header(scan: mpb.ProjectScan) -> bytes:
     return head.SerializeToString()
 
 
-def files_digest(facts: mpb.ComponentFacts) -> str:
-    """sha256 over the component's code and test files' digests (``TestEvidence.files_digest``).
-
-    An absent file counts as an empty digest, so adding or removing one changes it.
-    """
-    joined = f"{facts.code.digest}\n{facts.test.digest}"
-    return hashlib.sha256(joined.encode()).hexdigest()
-
-
 def _kept_evidence(new: mpb.ComponentFacts, old: mpb.ComponentFacts | None) -> None:
     """Give ``new`` the last known test run of ``old`` when it is of the same files."""
     if new.HasField("tests") or old is None or not old.HasField("tests"):
         return
-    if old.tests.files_digest and old.tests.files_digest == files_digest(new):
+    if old.tests.files_digest and old.tests.files_digest == files_digest(
+        new.code.digest, new.test.digest
+    ):
         new.tests.CopyFrom(old.tests)
 
 
