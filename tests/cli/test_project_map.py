@@ -9,16 +9,18 @@ executor and runs ``specloom next --start`` until the project is done.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
+from specloom.client import Client
 from specloom.demo.run import create_project
 from specloom.demo.sample import COMPONENTS
 from specloom.demo.script import (
@@ -30,6 +32,8 @@ from specloom.demo.script import (
     entries,
 )
 from specloom.line import WORKTREE
+from specloom.v1 import projectmap_pb2 as mpb
+from specloom.workspaces import identify
 from tests.cli.conftest import SPECLOOM, Stack, stop
 
 PROJECT_FILE = 'profile = "python"\n\n[[contexts]]\nmodule = "inventory"\n'
@@ -188,6 +192,17 @@ def test_a_new_project_starts_with_its_context_design(stack: Stack, tmp_path: Pa
     assert "not a valid branch name" in bad.stderr
 
 
+def map_as_recorded(stack: Stack, project: Path) -> mpb.ProjectMap:
+    """The workspace's map as the gateway has it, read without scanning anything."""
+    token = (stack.data_dir / "admin.token").read_text().strip()
+
+    async def read() -> mpb.ProjectMap:
+        async with Client(stack.address, token) as client:
+            return await client.project_map(identify(project).id)
+
+    return asyncio.run(read())
+
+
 def script_file(path: Path) -> Path:
     """The demo's recorded edits, and the context review ``next`` also asks for."""
     found = entries()
@@ -202,10 +217,9 @@ def script_file(path: Path) -> Path:
     return path
 
 
-def start_agent(stack: Stack, tmp_path: Path, project: Path) -> subprocess.Popen[str]:
+def start_agent(stack: Stack, tmp_path: Path, project: Path, log: IO[str]) -> subprocess.Popen[str]:
     token_file = tmp_path / "agent.token"
     token_file.write_text((stack.data_dir / "admin.token").read_text())
-    log = (tmp_path / "agent.log").open("w")
     return subprocess.Popen(
         [
             SPECLOOM, "--gateway", stack.address, "agent", "--token-file", str(token_file),
@@ -225,7 +239,8 @@ def test_next_start_repeated_drives_the_demo_from_nothing_to_coded(
 ) -> None:
     project = demo_project(tmp_path, finished=False)
     main = git(project, "rev-parse", "main")
-    agent = start_agent(stack, tmp_path, project)
+    log = (tmp_path / "agent.log").open("w")
+    agent = start_agent(stack, tmp_path, project, log)
     ran: list[str] = []
     try:
         for _ in range(10):
@@ -242,10 +257,20 @@ def test_next_start_repeated_drives_the_demo_from_nothing_to_coded(
                 assert watched.returncode == 0, (
                     watched.stdout[-3000:] + (tmp_path / "agent.log").read_text()[-3000:]
                 )
+            if "ContextCoding" in ran:
+                # The map as the executor's scan after the landing left it (no
+                # scan here): the line's tip, every requirement met, the tests'
+                # passing vouched for by the coding session itself.
+                recorded = map_as_recorded(stack, project)
+                line_tip = git(project, "rev-parse", "specloom/main")
+                assert recorded.revision == line_tip
+                assert all(c.done for c in recorded.components), recorded
         else:
             pytest.fail(f"not done after 10 rounds; ran {ran}")
     finally:
-        assert stop(agent) == 0, (tmp_path / "agent.log").read_text()[-3000:]
+        code = stop(agent)
+        log.close()
+    assert code == 0, (tmp_path / "agent.log").read_text()[-3000:]
 
     assert ran[0] == "ContextDesign"
     assert "ContextCoding" in ran
@@ -265,4 +290,10 @@ def test_next_start_repeated_drives_the_demo_from_nothing_to_coded(
         for c in final["map"]["components"]
     }
     assert "ContextDesign" in touched["inventory"]
+    listed = run_json(stack, project, "session", "list", "--limit", "100")
+    print(
+        "DEBUG",
+        ran,
+        [(x["type"], x["name"], x.get("workspace", {}).get("id"), x["status"]) for x in listed],
+    )
     assert "ComponentCoding" in touched["inventory.stock"]

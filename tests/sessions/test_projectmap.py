@@ -85,6 +85,7 @@ async def _session(
     *,
     session_type: str = "ComponentCoding",
     workspace: pb.WorkspaceRef = API,
+    module: str = "",
 ) -> pb.Session:
     response = await service.stub.CreateSession(
         spb.CreateSessionRequest(
@@ -92,6 +93,7 @@ async def _session(
             type=session_type,
             execution_mode=pb.EXECUTION_MODE_AGENTIC,
             name=name,
+            component=pb.Component(name=name, module_name=module) if module else None,
             definition_version=1,
             first=pending("Initialize"),
             workspace=workspace,
@@ -183,7 +185,9 @@ async def test_touches_are_the_workspaces_sessions_on_each_subject_newest_first(
     await step(
         sessions_service, where, context_design, ok(), finish=(pb.SESSION_STATUS_COMPLETE, "")
     )
-    made = [await _session(sessions_service, where, "ledger.accounts") for _ in range(12)]
+    made = [await _session(sessions_service, where, "ledger.accounts") for _ in range(11)]
+    # A child's name is the component's short one; its component names the module.
+    made.append(await _session(sessions_service, where, "accounts", module="ledger.accounts"))
     await _session(sessions_service, where, "ledger.accounts", workspace=WEB)
     await _session(sessions_service, scope(), "ledger.accounts")
     paused = await _session(sessions_service, where, "ledger.other")

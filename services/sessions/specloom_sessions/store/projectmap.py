@@ -8,8 +8,9 @@ files as they are now (its ``files_digest`` matches), so a coding
 session's passing run survives the next plain ``specloom status``.
 
 The sessions that touched a component are not stored here: they are the
-workspace's sessions whose subject (``sessions.name``) is the component's
-module, read when the facts are, so they are never out of date.
+workspace's sessions whose subject (their component's module, else their
+name) is the component's module, read when the facts are, so they are
+never out of date.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,8 +40,8 @@ TOUCHES = 10
 """Sessions listed per component, newest first."""
 MAX_UNFINISHED = 1000
 """Unfinished sessions listed per workspace, newest first."""
-IN_CHUNK = 500
-"""Modules per ``IN (...)`` list (SQLite caps a statement's parameters)."""
+MAX_SESSIONS_READ = 20_000
+"""The workspace's newest sessions read to find each component's (older ones are not listed)."""
 UNFINISHED = (pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED)
 """A session that may still do something: running, or paused by a person."""
 _STATUS_PREFIX = "SESSION_STATUS_"
@@ -133,13 +134,23 @@ def _status_name(status: int) -> str:
     return pb.SessionStatus.Name(status).removeprefix(_STATUS_PREFIX)  # type: ignore[arg-type]
 
 
+def subject_of(row: Row) -> str:
+    """What a session worked on: its component's module, else its name (a context's)."""
+    raw = row["component"]
+    if raw:
+        module = pb.Component.FromString(raw).module_name
+        if module:
+            return str(module)
+    return str(row["name"])
+
+
 def touch_of(row: Row) -> mpb.SessionTouch:
-    """A ``sessions`` row (id, type, status, name, updated_at) as a SessionTouch."""
+    """A ``sessions`` row (id, type, status, name, component, updated_at) as a SessionTouch."""
     touch = mpb.SessionTouch(
         session_id=row["id"],
         type=row["type"],
         status=_status_name(row["status"]),
-        subject=row["name"],
+        subject=subject_of(row),
     )
     stamp = to_timestamp(row["updated_at"])
     if stamp is not None:
@@ -153,34 +164,30 @@ _TOUCH_COLUMNS = (S.c.id, S.c.type, S.c.status, S.c.name, S.c.updated_at)
 async def _touches(
     conn: AsyncConnection, scope: pb.Scope, workspace_id: str, modules: Sequence[str]
 ) -> dict[str, list[mpb.SessionTouch]]:
-    """Lower-cased module → its sessions, newest first, at most :data:`TOUCHES` each.
+    """Case-folded module → its sessions, newest first, at most :data:`TOUCHES` each.
 
-    Subjects are matched without regard to case: a context is named
-    ``Inventory`` in its session's params and ``inventory`` as a module.
+    A session's subject is its component's module (a component session: a
+    child's display name is the short one, ``stock``), else its name (a
+    context session: the context as its params named it, ``Inventory``);
+    compared without regard to case. The workspace's newest
+    :data:`MAX_SESSIONS_READ` sessions are read: the component is proto
+    bytes, never queried inside.
     """
+    wanted = {m.casefold() for m in modules}
     found: dict[str, list[mpb.SessionTouch]] = {}
-    wanted = sorted({m.lower() for m in modules})
-    subject = func.lower(S.c.name)
-    for start in range(0, len(wanted), IN_CHUNK):
-        rank = (
-            func.row_number()
-            .over(partition_by=subject, order_by=(S.c.updated_at.desc(), S.c.id.desc()))
-            .label("rank")
-        )
-        ranked = (
-            select(*_TOUCH_COLUMNS, subject.label("subject"), rank)
-            .where(
-                in_scope(scope),
-                S.c.workspace_id == workspace_id,
-                subject.in_(wanted[start : start + IN_CHUNK]),
-            )
-            .subquery()
-        )
-        rows = await conn.execute(
-            select(ranked).where(ranked.c.rank <= TOUCHES).order_by(ranked.c.subject, ranked.c.rank)
-        )
-        for row in rows.mappings():
-            found.setdefault(row["subject"], []).append(touch_of(row))
+    rows = await conn.execute(
+        select(*_TOUCH_COLUMNS, S.c.component)
+        .where(in_scope(scope), S.c.workspace_id == workspace_id)
+        .order_by(S.c.updated_at.desc(), S.c.id.desc())
+        .limit(MAX_SESSIONS_READ)
+    )
+    for row in rows.mappings():
+        key = subject_of(row).casefold()
+        if key not in wanted:
+            continue
+        listed = found.setdefault(key, [])
+        if len(listed) < TOUCHES:
+            listed.append(touch_of(row))
     return found
 
 
@@ -188,7 +195,7 @@ async def _unfinished(
     conn: AsyncConnection, scope: pb.Scope, workspace_id: str
 ) -> list[mpb.SessionTouch]:
     rows = await conn.execute(
-        select(*_TOUCH_COLUMNS)
+        select(*_TOUCH_COLUMNS, S.c.component)
         .where(
             in_scope(scope),
             S.c.workspace_id == workspace_id,
@@ -227,5 +234,5 @@ async def fetch_facts(
         stamp = to_timestamp(when)
         if stamp is not None:
             stored.observed_at.CopyFrom(stamp)
-        stored.touched_by.extend(touches.get(facts.module.lower(), []))
+        stored.touched_by.extend(touches.get(facts.module.casefold(), []))
     return answer
