@@ -33,12 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specloom.childenv import child_environment
+from specloom.naming import LINE_WORKTREE
 from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.workspaces import HOUSEKEEPING
 
 WORKTREES = Path(HOUSEKEEPING) / "worktrees"
 """Where session worktrees live, relative to the workspace root."""
+LINE = Path(LINE_WORKTREE).name
+"""The line's own worktree among them: the project's, never a session's leftover."""
 FINISHED = frozenset({pb.SESSION_STATUS_COMPLETE, pb.SESSION_STATUS_CANCELLED})
 """Sessions whose leftovers may go (failed ones only when forced)."""
 RUNNING = frozenset({pb.SESSION_STATUS_ACTIVE, pb.SESSION_STATUS_PAUSED})
@@ -141,8 +144,8 @@ def find_leftovers(root: Path, sessions: Iterable[pb.Session]) -> list[Leftover]
     leftovers: dict[str, Leftover] = {}
     claimed: set[Path] = set()
     for path, head, branch in _worktrees(root):
-        if path.parent != home:
-            continue  # a person's own worktree: not ours
+        if path.parent != home or path.name == LINE:
+            continue  # a person's own worktree, or the line's: no session's
         claimed.add(path)
         leftover = Leftover(branch=branch, tip=head, worktree=path)
         if path.name in by_id:
@@ -150,7 +153,7 @@ def find_leftovers(root: Path, sessions: Iterable[pb.Session]) -> list[Leftover]
         leftovers[branch or str(path)] = leftover
     if home.is_dir():
         for path in sorted(Path(os.path.realpath(p)) for p in home.iterdir() if p.is_dir()):
-            if path not in claimed:
+            if path not in claimed and path.name != LINE:
                 orphan = Leftover(branch="", tip="", worktree=path, registered=False)
                 if path.name in by_id:
                     orphan.sessions.append(by_id[path.name])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from specloom.cleanup import Decision, decide, find_leftovers, remove
 from specloom.ids import new_id
+from specloom.line import WORKTREE, ensure_line
 from specloom.protoconv import dict_to_struct
 from specloom.v1 import common_pb2 as pb
 from specloom.workspaces import identify
@@ -141,3 +142,18 @@ def test_the_checkouts_own_branch_stays(tmp_path: Path) -> None:
     subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
     (decision,) = decide(repo, find_leftovers(repo, [done]))
     assert decision.remove, decision.reason  # no commits of its own: nothing to lose
+
+
+def test_the_line_and_its_worktree_are_never_leftovers(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "api").resolve()
+    line = ensure_line(repo)
+    done = session(COMPLETE, "")
+    tree = work(repo, done, "landed")
+    # The session's work landed on the line: its branch may go, the line stays.
+    git(repo, "update-ref", f"refs/heads/{line.branch}", git(tree, "rev-parse", "HEAD"))
+    decisions = decide(repo, find_leftovers(repo, [done]))
+    assert [d.leftover.worktree for d in decisions] == [tree]
+    assert decisions[0].remove, decisions[0].reason
+    assert remove(repo, decisions, lambda _: None) == []
+    assert line.branch in branches(repo)
+    assert (repo / WORKTREE / "README.md").is_file()
