@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specloom.profiles import PythonProfile
+from specloom.profiles.python import PythonProfile
+from specloom.v1 import projectmap_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class Project:
 
     def tests(self, parts: Sequence[Part], *, failing: Sequence[str] = ()) -> None:
         for part in parts:
-            self.write(self.profile.files(part.module).test, suite_source(part, part.module in failing))
+            self.write(
+                self.profile.files(part.module).test, suite_source(part, part.module in failing)
+            )
 
     def code(self, parts: Sequence[Part]) -> None:
         for part in parts:
@@ -81,7 +85,9 @@ def new_project(root: Path) -> Project:
 
 
 def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 
@@ -188,3 +194,23 @@ def test_value_is_an_int():
 
 def code_source(part: Part) -> str:
     return "def value():\n    return 1\n"
+
+
+def recorded(
+    scan: pb.ProjectScan,
+    *,
+    unfinished: Sequence[pb.SessionTouch] = (),
+) -> spb.FetchProjectFactsResponse:
+    """The facts the Sessions service would hand back after recording ``scan``."""
+    header = pb.ProjectScan()
+    header.CopyFrom(scan)
+    del header.components[:]
+    return spb.FetchProjectFactsResponse(
+        scanned=True,
+        last_scan=header,
+        components=[
+            spb.StoredComponent(facts=facts, observed_at=scan.scanned_at)
+            for facts in scan.components
+        ],
+        unfinished=unfinished,
+    )

@@ -391,8 +391,14 @@ def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: lis
         return
     ran_at = Timestamp()
     ran_at.GetCurrentTime()
+    unrun: list[str] = []
     for facts in testable:
         result = suite.by_file[facts.test.path]
+        if not result.cases:
+            # The runner stopped before it (pytest stops at a file that does not
+            # load): no evidence either way, so whatever was known stays.
+            unrun.append(facts.test.path)
+            continue
         facts.tests.CopyFrom(
             pb.TestEvidence(
                 passed=result.passed,
@@ -402,6 +408,12 @@ def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: lis
                 source=SCAN_SOURCE,
                 ran_at=ran_at,
             )
+        )
+    if unrun:
+        shown = ", ".join(unrun[:3]) + (f" and {len(unrun) - 3} more" if len(unrun) > 3 else "")
+        problems.append(
+            f"the test run reported nothing for {len(unrun)} test files ({shown}); "
+            f"the run: {suite.run.counts()}"
         )
 
 
