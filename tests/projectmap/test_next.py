@@ -126,6 +126,7 @@ def test_a_designed_context_plans_from_where_it_stands(project: Project) -> None
         ("ContextCoding", "ledger", [1]),
     ]
     assert "accounts: implemented" not in [s for e in entries for s in e.satisfies]
+    assert "accounts not done yet but no session is due there" in entries[2].reason
 
 
 def test_one_component_short_gets_a_component_session(project: Project) -> None:
@@ -220,3 +221,18 @@ def test_the_project_file_is_checked_with_clear_errors(project: Project) -> None
     project.delete("specloom.toml")
     assert load_project(project.root) is None
     assert ProjectFile().context("x") is None
+
+
+def test_a_running_context_session_covers_its_components_work(project: Project) -> None:
+    project.context("accounts", ACCOUNTS)
+    project.designs(ACCOUNTS)
+    project.write("docs/review/accounts/context_design.md", "## Summary\n" + "Fine. " * 40)
+    running = pb.SessionTouch(
+        session_id="s-tests", type="ContextTesting", status="WAITING", subject="accounts"
+    )
+    entries = _plan(project, [running])[:2]
+    assert _shown(entries) == [
+        ("ContextTesting", "accounts", []),
+        ("ContextCoding", "accounts", [0]),
+    ]
+    assert entries[0].running_session_id == "s-tests"

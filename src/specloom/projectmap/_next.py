@@ -85,6 +85,7 @@ def next_sessions(
         if status.facts.type != CONTEXT:
             members.setdefault(status.facts.context.casefold(), []).append(status)
     running = {(t.type, t.subject.casefold()): t.session_id for t in unfinished}
+    done = {c.facts.module.casefold(): c.done for c in contexts}
     plan = _Plan()
     for context in _in_dependency_order(contexts, project):
         _plan_context(
@@ -94,6 +95,7 @@ def next_sessions(
             _depends_on(context, project),
             running,
             project,
+            done,
         )
     entries = plan.entries
     if limit > 0 and len(entries) > limit:
@@ -148,6 +150,7 @@ def _plan_context(
     depends_on: Sequence[str],
     running: Mapping[tuple[str, str], str],
     project: ProjectFile | None,
+    done: Mapping[str, bool],
 ) -> None:
     module = context.facts.module
     base: JsonObject = {"context": module}
@@ -224,6 +227,18 @@ def _plan_context(
             designed_whole=designed_unmet,
         )
         plan.coding[module.casefold()] = coded[0]
+        unplanned = [
+            d
+            for d in depends_on
+            if d.casefold() not in plan.coding and not done.get(d.casefold(), False)
+        ]
+        if unplanned:
+            # No session of this list codes them (their tests have not run on the
+            # files as they are): say so rather than wait for nothing.
+            plan.entries[coded[0]].reason += (
+                f"; {', '.join(unplanned)} not done yet but no session is due there "
+                "(`specloom status --tests` runs their tests)"
+            )
 
 
 def _component_or_context(
