@@ -62,6 +62,7 @@ class FileReader:
         self._started_ns = started_ns
         self.files_seen = 0
         self.files_read = 0
+        self._changed = False
         self.problems: list[str] = []
         """Files that exist but could not be read."""
 
@@ -79,6 +80,7 @@ class FileReader:
             return None
         summaries: dict[str, JsonValue] = entry.setdefault("parsed", {})
         if kind not in summaries:
+            self._changed = True
             try:
                 content = self._read(path, entry)
             except OSError as exc:
@@ -90,6 +92,11 @@ class FileReader:
     def cache(self) -> dict[str, Any]:
         """The cache to keep for the next scan: the files this scan saw, nothing else."""
         return {"version": CACHE_VERSION, "files": self._new}
+
+    @property
+    def changed(self) -> bool:
+        """Whether the cache to keep differs from the one read (else writing it is waste)."""
+        return self._changed or self._new.keys() != self._old.keys()
 
     def _entry(self, path: str) -> dict[str, Any] | None:
         if path in self._new:
@@ -141,6 +148,7 @@ class FileReader:
         content = (self._root / path).read_bytes()
         self._content[path] = content
         self.files_read += 1
+        self._changed = True
         return content
 
 
@@ -163,8 +171,10 @@ def save_cache(path: Path, cache: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".scan-cache.", dir=path.parent)
     try:
+        # dumps, not dump: only the one-shot encoder is the C one (several times faster).
+        text = json.dumps(cache, separators=(",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(cache, out, separators=(",", ":"))
+            out.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

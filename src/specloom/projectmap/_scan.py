@@ -128,7 +128,7 @@ def scan_checkout(
     scan.problems.extend([*reader.problems, *problems])
     scan.files_seen = reader.files_seen
     scan.files_read = reader.files_read
-    if cache_path is not None:
+    if cache_path is not None and (reader.changed or not cache_path.exists()):
         save_cache(cache_path, reader.cache())
     scan.duration_ms = round((time.monotonic() - started) * 1000)
     return scan
