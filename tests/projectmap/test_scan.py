@@ -12,7 +12,7 @@ from specloom.errors import InvalidArgument
 from specloom.profiles import get_profile
 from specloom.projectmap import scan_checkout
 from specloom.v1 import projectmap_pb2 as pb
-from tests.projectmap.world import Part, Project, new_project
+from tests.projectmap.world import Part, Project, git, new_project
 
 PROFILE = get_profile("python")
 LEDGER = [
@@ -191,3 +191,10 @@ def test_a_test_file_that_does_not_load_counts_as_failing(
 def test_a_missing_checkout_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="not a directory"):
         scan_checkout(tmp_path / "nowhere", PROFILE, cache_path=None)
+
+
+def test_a_detached_checkout_has_no_branch_but_its_commit(project: Project) -> None:
+    head = git(project.root, "rev-parse", "HEAD")
+    git(project.root, "checkout", "-q", "--detach")
+    scan = scan_checkout(project.root, PROFILE, cache_path=None)
+    assert (scan.branch, scan.revision) == ("", head)

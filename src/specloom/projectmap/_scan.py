@@ -418,10 +418,18 @@ def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: lis
 
 
 def _git_head(root: Path) -> tuple[str, str]:
-    def git(*args: str) -> str:
+    """The checkout's branch ("" when detached) and commit, in one git call when there is one."""
+
+    def git(*args: str) -> list[str] | None:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
         )
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.split() if done.returncode == 0 else None
 
-    return git("symbolic-ref", "--short", "-q", "HEAD"), git("rev-parse", "-q", "--verify", "HEAD")
+    found = git("rev-parse", "HEAD", "--symbolic-full-name", "HEAD")
+    if found is not None and len(found) == 2:
+        revision, ref = found
+        return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else "", revision
+    # No commit yet (or not a repository): the branch HEAD names, if any.
+    branch = git("symbolic-ref", "--short", "-q", "HEAD")
+    return (branch[0] if branch else ""), ""
