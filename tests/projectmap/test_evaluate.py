@@ -174,3 +174,30 @@ def test_a_context_waits_for_the_contexts_it_depends_on(tmp_path: Path) -> None:
     assert ledger.requirements[5].detail == "waits for accounts to be done"
     assert _states(ledger)["implemented"] == BLOCKED
     assert "dependencies" in ledger.requirements[4].detail
+
+
+def test_scaffolded_skeletons_are_not_tests_nor_code(project: Project) -> None:
+    project.designs(PARTS)
+    marker = "# specloom:scaffold\n"
+    project.write("tests/shop/cart_test.py", '"""Tests of shop.cart."""\n\n' + marker)
+    project.write("src/shop/cart.py", '"""shop.cart; not implemented yet."""\n\n' + marker)
+    scan = scan_checkout(project.root, PROFILE, cache_path=None)
+    facts = next(c for c in scan.components if c.module == "shop.cart")
+    assert facts.test.present
+    assert facts.test.skeleton
+    assert facts.code.skeleton
+    cart = _status(project_map("ws-1", recorded(scan)), "shop.cart")
+    assert _states(cart) == {
+        "design": MET,
+        "tests": MISSING,
+        "implementation": BLOCKED,
+        "tests_pass": BLOCKED,
+    }
+    assert cart.requirements[1].detail == (
+        "tests/shop/cart_test.py is a skeleton: scaffolded, not written yet"
+    )
+    # A coding session's pass says nothing of skeleton files.
+    assert with_session_evidence(scan, "ComponentCoding", "shop.cart", True) == scan
+    project.tests([PARTS[0]])  # written over the skeleton
+    scan = scan_checkout(project.root, PROFILE, cache_path=None)
+    assert not next(c for c in scan.components if c.module == "shop.cart").test.skeleton

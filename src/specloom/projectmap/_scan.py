@@ -53,6 +53,10 @@ from specloom.v1 import projectmap_pb2 as pb
 MAX_DESIGN_ERRORS = 10
 """Design errors kept per component, as ``ComponentFacts.design_errors`` allows."""
 
+SKELETON_MARKER = b"specloom:scaffold"
+"""What ContextDesign's Scaffold step writes into every skeleton file (``SCAFFOLD_MARKER`` of
+the profiles' scaffolding): a file that still holds it was not written by anyone yet."""
+
 REVIEW_FILE = "context_design.md"
 """The file ContextDesignReview writes under ``docs/review/<context path>/``."""
 
@@ -365,9 +369,20 @@ def _component_facts(
         )
         if isinstance(errors, list):
             facts.design_errors.extend(str(e) for e in errors[:MAX_DESIGN_ERRORS])
-    facts.test.CopyFrom(_fact(reader.see(files.test)))
-    facts.code.CopyFrom(_fact(reader.see(files.code)))
+    facts.test.CopyFrom(_source_fact(reader, files.test))
+    facts.code.CopyFrom(_source_fact(reader, files.code))
     return facts
+
+
+def _source_fact(reader: FileReader, path: str) -> pb.FileFact:
+    fact = _fact(reader.see(path))
+    if fact.present:
+        fact.skeleton = reader.parsed(path, "skeleton", _is_skeleton) is True
+    return fact
+
+
+def _is_skeleton(content: bytes) -> JsonValue:
+    return SKELETON_MARKER in content
 
 
 def _design_parser(component_type: str) -> Any:
@@ -382,7 +397,9 @@ def _fact(seen: Seen) -> pb.FileFact:
 
 
 def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: list[str]) -> None:
-    testable = [c for c in scan.components if c.type != CONTEXT and c.test.present]
+    testable = [
+        c for c in scan.components if c.type != CONTEXT and c.test.present and not c.test.skeleton
+    ]
     if not testable:
         return
     suite = run_suite(root, profile, [c.test.path for c in testable])
