@@ -15,6 +15,7 @@ from specloom.projectmap import (
     next_sessions,
     project_map,
     scan_checkout,
+    with_project_params,
 )
 from specloom.protoconv import struct_to_dict
 from specloom.v1 import projectmap_pb2 as pb
@@ -236,3 +237,21 @@ def test_a_running_context_session_covers_its_components_work(project: Project) 
         ("ContextCoding", "accounts", [0]),
     ]
     assert entries[0].running_session_id == "s-tests"
+
+
+def test_planned_without_the_project_file_then_completed_from_it(project: Project) -> None:
+    config = load_project(project.root)
+    assert config is not None
+    # The scan carries the file's contexts and depends_on; the gateway plans without the file.
+    scan = scan_checkout(project.root, PROFILE, cache_path=None, project=config)
+    assert list(next(c for c in scan.components if c.module == "ledger").dependencies) == [
+        "accounts"
+    ]
+    bare = next_sessions(project_map("ws-1", recorded(scan)), [], None, 0)
+    assert _shown(bare)[9] == ("ContextCoding", "ledger", [4, 8])
+    assert struct_to_dict(bare[5].params) == {"context": "ledger"}
+    completed = with_project_params(bare, config)
+    assert [struct_to_dict(e.params) for e in completed] == [
+        struct_to_dict(e.params) for e in _plan(project)
+    ]
+    assert struct_to_dict(bare[5].params) == {"context": "ledger"}  # copies, not changed in place

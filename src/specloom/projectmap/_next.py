@@ -28,7 +28,7 @@ from specloom.projectmap._requirements import (
     CONTEXT_DESIGN_REVIEW,
     CONTEXT_SESSION_OF,
 )
-from specloom.protoconv import JsonObject, JsonValue, dict_to_struct
+from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
 from specloom.v1 import projectmap_pb2 as pb
 
 Running = Callable[[str, str], str]
@@ -304,3 +304,34 @@ def _component_or_context(
 
 def _context_key(key: str) -> str:
     return "components_designed" if key == "design" else key
+
+
+STORY_SESSIONS = frozenset({CONTEXT_DESIGN, CONTEXT_DESIGN_REVIEW})
+"""Session types that take the context's ``user_stories``."""
+
+
+def with_project_params(
+    entries: Sequence[pb.NextSession], project: ProjectFile | None
+) -> list[pb.NextSession]:
+    """Copies of ``entries`` with what only the project file knows added to their params.
+
+    The gateway plans without the project file (it is on the user's machine):
+    before starting an entry, the CLI adds the context's user stories (design
+    and review sessions) and the profile, where the entry does not have them.
+    """
+    result: list[pb.NextSession] = []
+    for entry in entries:
+        copy = pb.NextSession()
+        copy.CopyFrom(entry)
+        result.append(copy)
+        if project is None:
+            continue
+        params = struct_to_dict(copy.params)
+        if project.profile and "profile" not in params:
+            params["profile"] = project.profile
+        context = params.get("context")
+        declared = project.context(context) if isinstance(context, str) else None
+        if copy.type in STORY_SESSIONS and declared and declared.stories:
+            params.setdefault("user_stories", list(declared.stories))
+        copy.params.CopyFrom(dict_to_struct(params))
+    return result

@@ -46,6 +46,7 @@ from specloom.documents import (
 from specloom.errors import InvalidArgument
 from specloom.profiles import Profile
 from specloom.projectmap._files import FileReader, Seen, load_cache, save_cache
+from specloom.projectmap._project import ProjectFile
 from specloom.projectmap._testrun import SCAN_SOURCE, files_digest, run_suite
 from specloom.protoconv import JsonValue
 from specloom.v1 import projectmap_pb2 as pb
@@ -98,13 +99,17 @@ def scan_checkout(
     cache_path: Path | None,
     run_tests: bool = False,
     contexts: Sequence[str] = (),
+    project: ProjectFile | None = None,
 ) -> pb.ProjectScan:
     """What the checkout at ``root`` holds, per context and component.
 
     ``cache_path`` keeps digests and parsed summaries between scans (``None``:
     read everything); ``contexts`` are module names (from the project file)
-    that count as contexts even before they have a design; ``run_tests`` runs
-    the test files present and fills each component's ``tests``.
+    that count as contexts even before they have a design; ``project`` (the
+    project file) adds its contexts the same way, and its ``depends_on`` to
+    each context's dependencies, so the map knows them without the file;
+    ``run_tests`` runs the test files present and fills each component's
+    ``tests``.
     """
     started = time.monotonic()
     scanned_at = Timestamp()
@@ -113,7 +118,10 @@ def scan_checkout(
         raise InvalidArgument(f"{root} is not a directory: nothing to scan")
     reader = FileReader(root, load_cache(cache_path), time.time_ns())
     problems: list[str] = []
-    found = _contexts(root, profile, reader, contexts, problems)
+    named = list(
+        dict.fromkeys([*contexts, *(c.module for c in project.contexts)] if project else contexts)
+    )
+    found = _contexts(root, profile, reader, named, problems)
     scan = pb.ProjectScan(profile=profile.name, scanned_at=scanned_at, ran_tests=run_tests)
     scan.branch, scan.revision = _git_head(root)
     known = {c.module.casefold(): c.module for c in found}
@@ -122,7 +130,18 @@ def scan_checkout(
     }
     listed: list[pb.ComponentFacts] = []
     for context in found:
-        listed.append(_context_facts(context, profile, reader, known, namespaces, problems))
+        declared = project.context(context.module) if project else None
+        listed.append(
+            _context_facts(
+                context,
+                profile,
+                reader,
+                known,
+                namespaces,
+                problems,
+                declared.depends_on if declared else (),
+            )
+        )
     for context in found:
         for component in context.components:
             listed.append(_component_facts(component, context.module, profile, reader))
@@ -316,9 +335,14 @@ def _context_facts(
     known: dict[str, str],
     namespaces: dict[str, str],
     problems: list[str],
+    declared: Sequence[str],
 ) -> pb.ComponentFacts:
     depends: list[str] = []
-    names = [*context.dependencies, *(d for c in context.components for d in c.dependencies)]
+    names = [
+        *declared,
+        *context.dependencies,
+        *(d for c in context.components for d in c.dependencies),
+    ]
     for name in names:
         owner = _owner(name, context.module, known, namespaces)
         if owner and owner not in depends:
