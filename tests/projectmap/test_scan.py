@@ -198,3 +198,13 @@ def test_a_detached_checkout_has_no_branch_but_its_commit(project: Project) -> N
     git(project.root, "checkout", "-q", "--detach")
     scan = scan_checkout(project.root, PROFILE, cache_path=None)
     assert (scan.branch, scan.revision) == ("", head)
+
+
+def test_a_symbolic_link_is_not_followed(project: Project, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.py"
+    secret.write_text("TOKEN = 'x'\n")
+    project.delete("src/ledger/post.py")
+    (project.root / "src/ledger/post.py").symlink_to(secret)
+    scan = scan_checkout(project.root, PROFILE, cache_path=None)
+    assert not _facts(scan, "ledger.post").code.present
+    assert "src/ledger/post.py: a symbolic link; only regular files are read" in scan.problems

@@ -102,10 +102,13 @@ class FileReader:
         if path in self._new:
             return self._new[path]
         try:
-            info = os.stat(self._root / path)
+            # lstat: a symlink is not followed (it could point anywhere on the machine).
+            info = os.lstat(self._root / path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISREG(info.st_mode):
+            if stat.S_ISLNK(info.st_mode):
+                self.problems.append(f"{path}: a symbolic link; only regular files are read")
             return None
         self.files_seen += 1
         old = self._old.get(path)

@@ -185,7 +185,7 @@ def _contexts(
     # even when it has a Components section of its own.
     claimed = {profile.design_path(c.module) for ctx in contexts for c in ctx.components}
     contexts = [c for c in contexts if c.design.path not in claimed or c.design.path in by_path]
-    present = {profile.design_path(c.module) for c in contexts}
+    present = {c.design.path for c in contexts}
     for path, name in by_path.items():
         if path not in present:
             contexts.append(_Context(name, Seen(path, False), (), (), ()))
