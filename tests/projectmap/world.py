@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specloom.profiles import PythonProfile
+from specloom.profiles.python import PythonProfile
+from specloom.v1 import projectmap_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
 
 
 @dataclass(frozen=True)
@@ -192,3 +194,23 @@ def test_value_is_an_int():
 
 def code_source(part: Part) -> str:
     return "def value():\n    return 1\n"
+
+
+def recorded(
+    scan: pb.ProjectScan,
+    *,
+    unfinished: Sequence[pb.SessionTouch] = (),
+) -> spb.FetchProjectFactsResponse:
+    """The facts the Sessions service would hand back after recording ``scan``."""
+    header = pb.ProjectScan()
+    header.CopyFrom(scan)
+    del header.components[:]
+    return spb.FetchProjectFactsResponse(
+        scanned=True,
+        last_scan=header,
+        components=[
+            spb.StoredComponent(facts=facts, observed_at=scan.scanned_at)
+            for facts in scan.components
+        ],
+        unfinished=unfinished,
+    )

@@ -19,14 +19,15 @@ Three steps, each pure or nearly so:
   meet them, in dependency order, each naming the entries it waits for.
 
 :func:`with_session_evidence` adds what a finished coding session proves
-(its tests passed on the files it delivered), and :func:`load_project`
-reads the optional project file ``specloom.toml``. The data model is the
+(its tests passed on the files it delivered), :func:`load_project` reads
+the optional project file ``specloom.toml``, and :func:`with_project_params`
+adds what only that file knows (user stories) to entries planned without it. The data model is the
 generated protos in :mod:`specloom.v1.projectmap_pb2`.
 """
 
 from specloom.projectmap._evaluate import judge_component, judge_context, project_map
 from specloom.projectmap._evidence import with_session_evidence
-from specloom.projectmap._next import next_sessions
+from specloom.projectmap._next import next_sessions, with_project_params
 from specloom.projectmap._project import PROJECT_FILE, ContextEntry, ProjectFile, load_project
 from specloom.projectmap._requirements import (
     COMPONENT_REQUIREMENTS,
@@ -59,5 +60,6 @@ __all__ = [
     "requirements_of",
     "review_path",
     "scan_checkout",
+    "with_project_params",
     "with_session_evidence",
 ]

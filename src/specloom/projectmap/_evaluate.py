@@ -140,6 +140,8 @@ def design_verdict(facts: pb.ComponentFacts) -> _Verdict:
 
 
 def _file_verdict(fact: pb.FileFact, what: str) -> _Verdict:
+    if fact.present and fact.skeleton:
+        return MISSING, f"{fact.path} is a skeleton: scaffolded, not written yet"
     if fact.present:
         return MET, f"{fact.path} is there"
     return MISSING, f"{fact.path or what} is absent"
@@ -147,9 +149,11 @@ def _file_verdict(fact: pb.FileFact, what: str) -> _Verdict:
 
 def tests_pass_verdict(facts: pb.ComponentFacts) -> _Verdict:
     """The last known test run, if it ran on the files as they are now."""
-    if not facts.test.present or not facts.code.present:
-        missing = facts.test.path if not facts.test.present else facts.code.path
-        return MISSING, f"nothing to run: {missing} is absent"
+    for fact in (facts.test, facts.code):
+        if not fact.present:
+            return MISSING, f"nothing to run: {fact.path} is absent"
+        if fact.skeleton:
+            return MISSING, f"nothing to run: {fact.path} is a skeleton"
     if not facts.HasField("tests"):
         return STALE, "no test run is known for these files (`specloom status --tests` runs them)"
     run = facts.tests

@@ -53,6 +53,8 @@ def with_session_evidence(
         )
         if not mine or not facts.code.present or not facts.test.present:
             continue
+        if facts.code.skeleton or facts.test.skeleton:
+            continue
         facts.tests.CopyFrom(
             # No counts: the session says its tests passed, not how many there were.
             pb.TestEvidence(

@@ -62,6 +62,7 @@ class FileReader:
         self._started_ns = started_ns
         self.files_seen = 0
         self.files_read = 0
+        self._changed = False
         self.problems: list[str] = []
         """Files that exist but could not be read."""
 
@@ -79,6 +80,7 @@ class FileReader:
             return None
         summaries: dict[str, JsonValue] = entry.setdefault("parsed", {})
         if kind not in summaries:
+            self._changed = True
             try:
                 content = self._read(path, entry)
             except OSError as exc:
@@ -91,14 +93,22 @@ class FileReader:
         """The cache to keep for the next scan: the files this scan saw, nothing else."""
         return {"version": CACHE_VERSION, "files": self._new}
 
+    @property
+    def changed(self) -> bool:
+        """Whether the cache to keep differs from the one read (else writing it is waste)."""
+        return self._changed or self._new.keys() != self._old.keys()
+
     def _entry(self, path: str) -> dict[str, Any] | None:
         if path in self._new:
             return self._new[path]
         try:
-            info = os.stat(self._root / path)
+            # lstat: a symlink is not followed (it could point anywhere on the machine).
+            info = os.lstat(self._root / path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISREG(info.st_mode):
+            if stat.S_ISLNK(info.st_mode):
+                self.problems.append(f"{path}: a symbolic link; only regular files are read")
             return None
         self.files_seen += 1
         old = self._old.get(path)
@@ -141,6 +151,7 @@ class FileReader:
         content = (self._root / path).read_bytes()
         self._content[path] = content
         self.files_read += 1
+        self._changed = True
         return content
 
 
@@ -163,8 +174,10 @@ def save_cache(path: Path, cache: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".scan-cache.", dir=path.parent)
     try:
+        # dumps, not dump: only the one-shot encoder is the C one (several times faster).
+        text = json.dumps(cache, separators=(",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(cache, out, separators=(",", ":"))
+            out.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

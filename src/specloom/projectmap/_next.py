@@ -28,7 +28,7 @@ from specloom.projectmap._requirements import (
     CONTEXT_DESIGN_REVIEW,
     CONTEXT_SESSION_OF,
 )
-from specloom.protoconv import JsonObject, JsonValue, dict_to_struct
+from specloom.protoconv import JsonObject, JsonValue, dict_to_struct, struct_to_dict
 from specloom.v1 import projectmap_pb2 as pb
 
 Running = Callable[[str, str], str]
@@ -85,6 +85,7 @@ def next_sessions(
         if status.facts.type != CONTEXT:
             members.setdefault(status.facts.context.casefold(), []).append(status)
     running = {(t.type, t.subject.casefold()): t.session_id for t in unfinished}
+    done = {c.facts.module.casefold(): c.done for c in contexts}
     plan = _Plan()
     for context in _in_dependency_order(contexts, project):
         _plan_context(
@@ -94,6 +95,7 @@ def next_sessions(
             _depends_on(context, project),
             running,
             project,
+            done,
         )
     entries = plan.entries
     if limit > 0 and len(entries) > limit:
@@ -148,6 +150,7 @@ def _plan_context(
     depends_on: Sequence[str],
     running: Mapping[tuple[str, str], str],
     project: ProjectFile | None,
+    done: Mapping[str, bool],
 ) -> None:
     module = context.facts.module
     base: JsonObject = {"context": module}
@@ -224,6 +227,18 @@ def _plan_context(
             designed_whole=designed_unmet,
         )
         plan.coding[module.casefold()] = coded[0]
+        unplanned = [
+            d
+            for d in depends_on
+            if d.casefold() not in plan.coding and not done.get(d.casefold(), False)
+        ]
+        if unplanned:
+            # No session of this list codes them (their tests have not run on the
+            # files as they are): say so rather than wait for nothing.
+            plan.entries[coded[0]].reason += (
+                f"; {', '.join(unplanned)} not done yet but no session is due there "
+                "(`specloom status --tests` runs their tests)"
+            )
 
 
 def _component_or_context(
@@ -289,3 +304,34 @@ def _component_or_context(
 
 def _context_key(key: str) -> str:
     return "components_designed" if key == "design" else key
+
+
+STORY_SESSIONS = frozenset({CONTEXT_DESIGN, CONTEXT_DESIGN_REVIEW})
+"""Session types that take the context's ``user_stories``."""
+
+
+def with_project_params(
+    entries: Sequence[pb.NextSession], project: ProjectFile | None
+) -> list[pb.NextSession]:
+    """Copies of ``entries`` with what only the project file knows added to their params.
+
+    The gateway plans without the project file (it is on the user's machine):
+    before starting an entry, the CLI adds the context's user stories (design
+    and review sessions) and the profile, where the entry does not have them.
+    """
+    result: list[pb.NextSession] = []
+    for entry in entries:
+        copy = pb.NextSession()
+        copy.CopyFrom(entry)
+        result.append(copy)
+        if project is None:
+            continue
+        params = struct_to_dict(copy.params)
+        if project.profile and "profile" not in params:
+            params["profile"] = project.profile
+        context = params.get("context")
+        declared = project.context(context) if isinstance(context, str) else None
+        if copy.type in STORY_SESSIONS and declared and declared.stories:
+            params.setdefault("user_stories", list(declared.stories))
+        copy.params.CopyFrom(dict_to_struct(params))
+    return result

@@ -91,7 +91,7 @@ COMPONENT_REQUIREMENTS: tuple[Requirement, ...] = (
         "tests_pass", "tests passing", COMPONENT_CODING, "component", needs=("implementation",)
     ),
 )
-"""Every other type's requirements (a schema's ``tests`` is judged not needed)."""
+"""Every other type's requirements (a schema needs neither ``tests`` nor ``tests_pass``)."""
 
 REQUIREMENTS: Mapping[str, tuple[Requirement, ...]] = {CONTEXT: CONTEXT_REQUIREMENTS}
 """Requirements by component type; a type not listed has :data:`COMPONENT_REQUIREMENTS`."""

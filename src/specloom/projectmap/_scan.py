@@ -46,12 +46,17 @@ from specloom.documents import (
 from specloom.errors import InvalidArgument
 from specloom.profiles import Profile
 from specloom.projectmap._files import FileReader, Seen, load_cache, save_cache
+from specloom.projectmap._project import ProjectFile
 from specloom.projectmap._testrun import SCAN_SOURCE, files_digest, run_suite
 from specloom.protoconv import JsonValue
 from specloom.v1 import projectmap_pb2 as pb
 
 MAX_DESIGN_ERRORS = 10
 """Design errors kept per component, as ``ComponentFacts.design_errors`` allows."""
+
+SKELETON_MARKER = b"specloom:scaffold"
+"""What ContextDesign's Scaffold step writes into every skeleton file (``SCAFFOLD_MARKER`` of
+the profiles' scaffolding): a file that still holds it was not written by anyone yet."""
 
 REVIEW_FILE = "context_design.md"
 """The file ContextDesignReview writes under ``docs/review/<context path>/``."""
@@ -94,13 +99,17 @@ def scan_checkout(
     cache_path: Path | None,
     run_tests: bool = False,
     contexts: Sequence[str] = (),
+    project: ProjectFile | None = None,
 ) -> pb.ProjectScan:
     """What the checkout at ``root`` holds, per context and component.
 
     ``cache_path`` keeps digests and parsed summaries between scans (``None``:
     read everything); ``contexts`` are module names (from the project file)
-    that count as contexts even before they have a design; ``run_tests`` runs
-    the test files present and fills each component's ``tests``.
+    that count as contexts even before they have a design; ``project`` (the
+    project file) adds its contexts the same way, and its ``depends_on`` to
+    each context's dependencies, so the map knows them without the file;
+    ``run_tests`` runs the test files present and fills each component's
+    ``tests``.
     """
     started = time.monotonic()
     scanned_at = Timestamp()
@@ -109,7 +118,10 @@ def scan_checkout(
         raise InvalidArgument(f"{root} is not a directory: nothing to scan")
     reader = FileReader(root, load_cache(cache_path), time.time_ns())
     problems: list[str] = []
-    found = _contexts(root, profile, reader, contexts, problems)
+    named = list(
+        dict.fromkeys([*contexts, *(c.module for c in project.contexts)] if project else contexts)
+    )
+    found = _contexts(root, profile, reader, named, problems)
     scan = pb.ProjectScan(profile=profile.name, scanned_at=scanned_at, ran_tests=run_tests)
     scan.branch, scan.revision = _git_head(root)
     known = {c.module.casefold(): c.module for c in found}
@@ -118,7 +130,18 @@ def scan_checkout(
     }
     listed: list[pb.ComponentFacts] = []
     for context in found:
-        listed.append(_context_facts(context, profile, reader, known, namespaces, problems))
+        declared = project.context(context.module) if project else None
+        listed.append(
+            _context_facts(
+                context,
+                profile,
+                reader,
+                known,
+                namespaces,
+                problems,
+                declared.depends_on if declared else (),
+            )
+        )
     for context in found:
         for component in context.components:
             listed.append(_component_facts(component, context.module, profile, reader))
@@ -128,7 +151,7 @@ def scan_checkout(
     scan.problems.extend([*reader.problems, *problems])
     scan.files_seen = reader.files_seen
     scan.files_read = reader.files_read
-    if cache_path is not None:
+    if cache_path is not None and (reader.changed or not cache_path.exists()):
         save_cache(cache_path, reader.cache())
     scan.duration_ms = round((time.monotonic() - started) * 1000)
     return scan
@@ -162,7 +185,7 @@ def _contexts(
     # even when it has a Components section of its own.
     claimed = {profile.design_path(c.module) for ctx in contexts for c in ctx.components}
     contexts = [c for c in contexts if c.design.path not in claimed or c.design.path in by_path]
-    present = {profile.design_path(c.module) for c in contexts}
+    present = {c.design.path for c in contexts}
     for path, name in by_path.items():
         if path not in present:
             contexts.append(_Context(name, Seen(path, False), (), (), ()))
@@ -312,9 +335,14 @@ def _context_facts(
     known: dict[str, str],
     namespaces: dict[str, str],
     problems: list[str],
+    declared: Sequence[str],
 ) -> pb.ComponentFacts:
     depends: list[str] = []
-    names = [*context.dependencies, *(d for c in context.components for d in c.dependencies)]
+    names = [
+        *declared,
+        *context.dependencies,
+        *(d for c in context.components for d in c.dependencies),
+    ]
     for name in names:
         owner = _owner(name, context.module, known, namespaces)
         if owner and owner not in depends:
@@ -365,9 +393,20 @@ def _component_facts(
         )
         if isinstance(errors, list):
             facts.design_errors.extend(str(e) for e in errors[:MAX_DESIGN_ERRORS])
-    facts.test.CopyFrom(_fact(reader.see(files.test)))
-    facts.code.CopyFrom(_fact(reader.see(files.code)))
+    facts.test.CopyFrom(_source_fact(reader, files.test))
+    facts.code.CopyFrom(_source_fact(reader, files.code))
     return facts
+
+
+def _source_fact(reader: FileReader, path: str) -> pb.FileFact:
+    fact = _fact(reader.see(path))
+    if fact.present:
+        fact.skeleton = reader.parsed(path, "skeleton", _is_skeleton) is True
+    return fact
+
+
+def _is_skeleton(content: bytes) -> JsonValue:
+    return SKELETON_MARKER in content
 
 
 def _design_parser(component_type: str) -> Any:
@@ -382,7 +421,9 @@ def _fact(seen: Seen) -> pb.FileFact:
 
 
 def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: list[str]) -> None:
-    testable = [c for c in scan.components if c.type != CONTEXT and c.test.present]
+    testable = [
+        c for c in scan.components if c.type != CONTEXT and c.test.present and not c.test.skeleton
+    ]
     if not testable:
         return
     suite = run_suite(root, profile, [c.test.path for c in testable])
@@ -391,8 +432,14 @@ def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: lis
         return
     ran_at = Timestamp()
     ran_at.GetCurrentTime()
+    unrun: list[str] = []
     for facts in testable:
         result = suite.by_file[facts.test.path]
+        if not result.cases:
+            # The runner stopped before it (pytest stops at a file that does not
+            # load): no evidence either way, so whatever was known stays.
+            unrun.append(facts.test.path)
+            continue
         facts.tests.CopyFrom(
             pb.TestEvidence(
                 passed=result.passed,
@@ -403,13 +450,27 @@ def _run_tests(root: Path, profile: Profile, scan: pb.ProjectScan, problems: lis
                 ran_at=ran_at,
             )
         )
+    if unrun:
+        shown = ", ".join(unrun[:3]) + (f" and {len(unrun) - 3} more" if len(unrun) > 3 else "")
+        problems.append(
+            f"the test run reported nothing for {len(unrun)} test files ({shown}); "
+            f"the run: {suite.run.counts()}"
+        )
 
 
 def _git_head(root: Path) -> tuple[str, str]:
-    def git(*args: str) -> str:
+    """The checkout's branch ("" when detached) and commit, in one git call when there is one."""
+
+    def git(*args: str) -> list[str] | None:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
         )
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.split() if done.returncode == 0 else None
 
-    return git("symbolic-ref", "--short", "-q", "HEAD"), git("rev-parse", "-q", "--verify", "HEAD")
+    found = git("rev-parse", "HEAD", "--symbolic-full-name", "HEAD")
+    if found is not None and len(found) == 2:
+        revision, ref = found
+        return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else "", revision
+    # No commit yet (or not a repository): the branch HEAD names, if any.
+    branch = git("symbolic-ref", "--short", "-q", "HEAD")
+    return (branch[0] if branch else ""), ""

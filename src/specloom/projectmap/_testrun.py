@@ -37,6 +37,8 @@ class FileResult:
     passed: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    cases: int = 0
+    """Cases the report has from the file, skipped ones included (0: it did not run)."""
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,12 @@ def attribute(run: TestRun, test_paths: Sequence[str]) -> dict[str, FileResult]:
     results: dict[str, FileResult] = {path: FileResult() for path in test_paths}
     for case in run.cases:
         path = _file_of(case, test_paths, dotted)
-        if path is None or case.outcome == "skipped":
+        if path is None:
             continue
         result = results[path]
+        result.cases += 1
+        if case.outcome == "skipped":
+            continue
         if case.outcome == "passed":
             result.passed += 1
             continue
