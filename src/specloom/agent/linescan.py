@@ -124,11 +124,23 @@ def _refresh(main: _Git, path: Path, tip: str, settings: GitSettings, emit: Emit
 
 
 def _scan(tree: _Git, git_dir: Path, profile: str) -> pm.ProjectScan:
-    # The kernel's scanner reads the files: imported here, so an executor
-    # that never lands never loads it.
-    from specloom.projectmap import scan_checkout
+    """The kernel's scan of the worktree, laid out as the line's project file says.
 
-    return scan_checkout(tree.top, get_profile(profile or None), cache_path=git_dir / SCAN_CACHE)
+    The project file's profile comes first, as for ``specloom status``: the
+    map is the project's, and one read with another layout would flip it;
+    without one, the landing session's profile.
+    """
+    # Imported here, so an executor that never lands never loads the scanner.
+    from specloom.projectmap import load_project, scan_checkout
+
+    project = load_project(tree.top)
+    name = (project.profile if project is not None else "") or profile
+    return scan_checkout(
+        tree.top,
+        get_profile(name or None),
+        cache_path=git_dir / SCAN_CACHE,
+        contexts=[c.module for c in project.contexts] if project is not None else (),
+    )
 
 
 def _reason(exc: Exception) -> str:
