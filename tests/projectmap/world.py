@@ -46,7 +46,9 @@ class Project:
 
     def tests(self, parts: Sequence[Part], *, failing: Sequence[str] = ()) -> None:
         for part in parts:
-            self.write(self.profile.files(part.module).test, suite_source(part, part.module in failing))
+            self.write(
+                self.profile.files(part.module).test, suite_source(part, part.module in failing)
+            )
 
     def code(self, parts: Sequence[Part]) -> None:
         for part in parts:
@@ -81,7 +83,9 @@ def new_project(root: Path) -> Project:
 
 
 def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    )
     return done.stdout.strip()
 
 
