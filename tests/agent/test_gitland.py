@@ -243,6 +243,14 @@ def test_landings_at_the_same_time_all_end_on_the_line(workspace: Workspace, lin
         thread.join()
     root = workspace.root
     for name in names:
-        assert outcomes[name].status == pb.RESULT_STATUS_OK, outcomes[name].error_message
+        outcome = outcomes[name]
+        assert outcome.status == pb.RESULT_STATUS_OK, outcome.error_message
         assert git(root, "merge-base", "--is-ancestor", name, LINE) == ""
         assert git(root, "show", f"{LINE}:ledger/{name}.py") == "X = 1\n"
+        # Each scanned the line's worktree after its own landing (one at a
+        # time, under the line's lock): the tip it saw holds its own work.
+        scan = outcome.project_scan
+        assert scan is not None
+        assert git(root, "merge-base", "--is-ancestor", name, scan.revision) == ""
+    line_tree = root / ".specloom" / "worktrees" / "line"
+    assert git(line_tree, "rev-parse", "HEAD").strip() == tip(root, LINE)

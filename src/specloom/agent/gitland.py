@@ -32,7 +32,7 @@ from specloom.protoconv import JsonObject
 
 __all__ = ["MAX_ATTEMPTS", "land"]
 
-MAX_ATTEMPTS = 10
+MAX_ATTEMPTS = 20
 """Merges computed at most before giving up on a line that keeps moving."""
 
 MAX_NAMED = 50

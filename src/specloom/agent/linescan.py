@@ -16,7 +16,9 @@ scans it with the kernel scanner, and the result carries the scan
   the repository's git directory; a landing that waits for it then scans the
   line as the last landing left it, which includes its own work.
 - Scanning never fails the commit: a failure is reported as a line of the
-  step's output, and the result carries no scan.
+  step's output, and the result carries no scan (:func:`scan_line`).
+  :func:`refresh_and_scan` is the same refresh and scan raising its failure,
+  for callers that want it (``specloom status`` on the person's machine).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from specloom.naming import LINE_WORKTREE
 from specloom.profiles import get_profile
 from specloom.v1 import projectmap_pb2 as pm
 
-__all__ = ["LOCK_FILE", "SCAN_CACHE", "line_lock", "scan_line"]
+__all__ = ["LOCK_FILE", "SCAN_CACHE", "common_dir", "line_lock", "refresh_and_scan", "scan_line"]
 
 LOCK_FILE = "specloom/line.lock"
 """The lock held while the line's worktree is refreshed and scanned, relative
@@ -70,17 +72,7 @@ def scan_line(
 ) -> pm.ProjectScan | None:
     """The line's scan after refreshing its worktree, or None (said in ``emit``) on failure."""
     try:
-        main = _open(workspace.root, workspace, settings)
-        git_dir = common_dir(main)
-        with line_lock(git_dir):
-            tip = main.resolve_commit(f"refs/heads/{line}")
-            tree = _refresh(main, workspace.root / LINE_WORKTREE, tip, settings, emit)
-            scan = _scan(tree, git_dir, profile)
-            at = tree.head()
-            if at == tip:
-                # Detached at the line's tip: the scan is the line's.
-                scan.branch = scan.branch or line
-            scan.revision = scan.revision or at
+        scan = refresh_and_scan(workspace, line, profile, settings, emit)
     except Exception as exc:  # any failure of the scan leaves the commit as it is
         emit(f"project map: the line {line} was not scanned: {_reason(exc)}")
         return None
@@ -89,6 +81,35 @@ def scan_line(
         f"{len(scan.components)} component(s), {scan.files_read} of {scan.files_seen} "
         "file(s) read"
     )
+    return scan
+
+
+def refresh_and_scan(
+    workspace: Workspace,
+    line: str,
+    profile: str,
+    settings: GitSettings,
+    emit: Emit,
+    *,
+    run_tests: bool = False,
+) -> pm.ProjectScan:
+    """Refresh the line's worktree (see the module docstring) and scan it, under the lock.
+
+    Raises on failure (``GitFailure``, the scanner's errors): :func:`scan_line`
+    is the landing's forgiving form. ``profile`` is used when the line has no
+    project file naming one.
+    """
+    main = _open(workspace.root, workspace, settings)
+    git_dir = common_dir(main)
+    with line_lock(git_dir):
+        tip = main.resolve_commit(f"refs/heads/{line}")
+        tree = _refresh(main, workspace.root / LINE_WORKTREE, tip, settings, emit)
+        scan = _scan(tree, git_dir, profile, run_tests=run_tests)
+        at = tree.head()
+        if at == tip:
+            # Detached at the line's tip: the scan is the line's.
+            scan.branch = scan.branch or line
+        scan.revision = scan.revision or at
     return scan
 
 
@@ -123,12 +144,25 @@ def _refresh(main: _Git, path: Path, tip: str, settings: GitSettings, emit: Emit
     return tree
 
 
-def _scan(tree: _Git, git_dir: Path, profile: str) -> pm.ProjectScan:
-    # The kernel's scanner reads the files: imported here, so an executor
-    # that never lands never loads it.
-    from specloom.projectmap import scan_checkout
+def _scan(tree: _Git, git_dir: Path, profile: str, *, run_tests: bool) -> pm.ProjectScan:
+    """The kernel's scan of the worktree, laid out as the line's project file says.
 
-    return scan_checkout(tree.top, get_profile(profile or None), cache_path=git_dir / SCAN_CACHE)
+    The project file's profile comes first, as for ``specloom status``: the
+    map is the project's, and one read with another layout would flip it;
+    without one, the landing session's profile.
+    """
+    # Imported here, so an executor that never lands never loads the scanner.
+    from specloom.projectmap import load_project, scan_checkout
+
+    project = load_project(tree.top)
+    name = (project.profile if project is not None else "") or profile
+    return scan_checkout(
+        tree.top,
+        get_profile(name or None),
+        cache_path=git_dir / SCAN_CACHE,
+        run_tests=run_tests,
+        contexts=[c.module for c in project.contexts] if project is not None else (),
+    )
 
 
 def _reason(exc: Exception) -> str:
