@@ -186,7 +186,7 @@ class _Executor:
         await asyncio.gather(self.reader, return_exceptions=True)
 
 
-async def test_a_results_scan_goes_to_the_map_not_into_the_history(stack: Stack) -> None:
+async def test_a_results_scan_goes_to_the_map_on_the_side(stack: Stack) -> None:
     token = await stack.token()
     client = stack.client(token)
     stub = stack.stub()
@@ -221,7 +221,7 @@ async def test_a_results_scan_goes_to_the_map_not_into_the_history(stack: Stack)
         session = await client.get_session(started.session.id)
         compiled = session.interactions[0]
         assert compiled.result.stdout == "compiled"
-        assert not compiled.result.HasField("project_scan")
+        assert compiled.result.project_scan.revision == "after-compile"  # stored as reported
         assert session.interactions[-1].step == "Test"
 
         # A scan Sessions refuses is logged and dropped: the result still counts.

@@ -2,12 +2,12 @@
 
 A client (``specloom status``) reports a scan of a workspace's line; an
 executor attaches one to the result of a session's Finalize (after it
-landed the session's work on the line). The result's scan is recorded on
-the side: taken out of the result before it is stored (the step's judge
-never reads it, and a 500-component scan in every Finalize's history would
-only weigh on reads), and written after the result is acknowledged, so a
-map that cannot be recorded never fails nor delays a session's step: it is
-logged, and the next scan puts the map right.
+landed the session's work on the line). The result is stored as reported
+(its scan stays in the session's history: what the line looked like when
+the session finished), and the scan is recorded on the map on the side,
+after the result is acknowledged: a map that cannot be recorded never
+fails nor delays a session's step; it is logged, and the next scan puts the
+map right.
 """
 
 from __future__ import annotations
@@ -32,19 +32,8 @@ _recording: set[asyncio.Task[None]] = set()
 """Scans being recorded (held here: the loop keeps only weak references to tasks)."""
 
 
-def without_scan(result: pb.Result) -> tuple[pb.Result, mpb.ProjectScan | None]:
-    """``result`` without its project scan, and the scan (None when it carries none)."""
-    if not result.HasField("project_scan"):
-        return result, None
-    scan = mpb.ProjectScan()
-    scan.CopyFrom(result.project_scan)
-    bare = pb.Result()
-    bare.CopyFrom(result)
-    bare.ClearField("project_scan")
-    return bare, scan
-
-
-def _evidence(session: pb.Session, result: pb.Result, scan: mpb.ProjectScan) -> mpb.ProjectScan:
+def _evidence(session: pb.Session, result: pb.Result) -> mpb.ProjectScan:
+    scan = result.project_scan
     if session.type not in CODING:
         return scan
     passed = result.status == pb.RESULT_STATUS_OK
@@ -56,7 +45,6 @@ async def _record(
     scope: pb.Scope,
     session: pb.Session,
     result: pb.Result,
-    scan: mpb.ProjectScan,
 ) -> None:
     with log_context(session.id, ""):
         workspace_id = session.workspace.id
@@ -64,7 +52,7 @@ async def _record(
             log.info("a project scan came with a session of no workspace; not recorded")
             return
         try:
-            recorded = _evidence(session, result, scan)
+            recorded = _evidence(session, result)
             answer = await upstream.call(
                 upstream.sessions.RecordProjectScan,
                 spb.RecordProjectScanRequest(
@@ -89,10 +77,9 @@ def record_later(
     scope: pb.Scope,
     session: pb.Session,
     result: pb.Result,
-    scan: mpb.ProjectScan,
 ) -> asyncio.Task[None]:
-    """Record ``scan`` (from ``session``'s ``result``) in the background; errors are logged."""
-    task = asyncio.create_task(_record(upstream, scope, session, result, scan))
+    """Record the scan ``session``'s ``result`` carries, in the background; errors are logged."""
+    task = asyncio.create_task(_record(upstream, scope, session, result))
     _recording.add(task)
     task.add_done_callback(_recording.discard)
     return task

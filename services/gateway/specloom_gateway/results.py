@@ -31,7 +31,7 @@ from specloom_gateway.deps import Deps
 from specloom_gateway.hub import Executor, Held
 from specloom_gateway.metrics import ASSIGNMENTS_PUSHED, COMMANDS_TIMED_OUT, RESULTS_REFUSED
 from specloom_gateway.output import OutputBuffer
-from specloom_gateway.projectmap import record_later, without_scan
+from specloom_gateway.projectmap import record_later
 
 log = logging.getLogger("specloom.gateway.results")
 
@@ -110,9 +110,6 @@ class ResultReporter:
         executor = self._executor
         interaction_id = message.interaction_id
         held: Held | None = None
-        # A Finalize's scan of the line goes to the project map, not into the
-        # session's history (the same for every resend, so a repeat stays exact).
-        result, scan = without_scan(message.result)
         with (
             log_context(message.session_id, interaction_id),
             span(
@@ -144,7 +141,7 @@ class ResultReporter:
                 else:
                     held = current
                 held.reporting = True
-                response = await self._advance(held, result)
+                response = await self._advance(held, message.result)
             except SpecloomError as exc:
                 self._refused(message, held, exc)
             else:
@@ -154,8 +151,9 @@ class ResultReporter:
                 self._recorded.append(interaction_id)
                 executor.push(ack(interaction_id))
                 self._chain(response)
-                if scan is not None and held.session is not None:
-                    record_later(self._deps.upstream, executor.scope, held.session, result, scan)
+                if message.result.HasField("project_scan") and held.session is not None:
+                    # A Finalize's scan of the line: on the map too, on the side.
+                    record_later(self._deps.upstream, executor.scope, held.session, message.result)
             if self._deps.draining and not executor.running:
                 executor.close()
 

@@ -10,7 +10,7 @@ the line, so each one's work lands there when it finishes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from specloom.client import Client
 from specloom.errors import InvalidArgument
 from specloom.line import Line, LineError, common_dir, ensure_line, scan_cache_path
 from specloom.profiles import get_profile
-from specloom.projectmap import ProjectFile, load_project, scan_checkout
+from specloom.projectmap import ProjectFile, load_project, scan_checkout, with_project_params
 from specloom.protoconv import JsonValue, struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import projectmap_pb2 as mpb
@@ -88,19 +88,21 @@ def observe(repository: Path, line: str, *, run_tests: bool) -> Observed:
     try:
         root = repository_root(repository)
         workspace = identify(root)
-        project = load_project(root)
-        branch = line or (project.line if project is not None else "")
-        profile = get_profile((project.profile if project is not None else "") or None)
-        contexts = [c.module for c in project.contexts] if project is not None else []
+        mine = load_project(root)
+        branch = line or (mine.line if mine is not None else "")
         # The executor's lock: a landing's refresh and scan never interleave with ours.
         with line_lock(common_dir(root)):
             made = ensure_line(root, branch)
+            # The line's own project file, as the executor's scan after a
+            # landing reads it: the map does not change with who scanned.
+            project = load_project(made.worktree)
+            profile = get_profile((project.profile if project is not None else "") or None)
             scan = scan_checkout(
                 made.worktree,
                 profile,
                 cache_path=scan_cache_path(root),
                 run_tests=run_tests,
-                contexts=contexts,
+                project=project,
             )
     except (NotARepository, LineError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
@@ -273,33 +275,11 @@ def startable(entries: Sequence[mpb.NextSession]) -> list[int]:
     return [i for i, e in enumerate(entries) if not e.after and not e.running_session_id]
 
 
-def start_params(
-    entry: mpb.NextSession,
-    line: str,
-    project: ProjectFile | None,
-    accepted: Mapping[str, object],
-) -> dict[str, JsonValue]:
-    """The entry's params, on the line, with what only the project file knows.
-
-    The gateway judges the map without the project file (it lives in the
-    repository): stories and the profile come from it here, for workflows
-    that take them.
-    """
+def start_params(entry: mpb.NextSession, line: str) -> dict[str, JsonValue]:
+    """The entry's params, on the line: it starts from it and lands on it."""
     params: dict[str, JsonValue] = dict(struct_to_dict(entry.params))
     params["base"] = line
     params["land_on"] = line
-    if project is not None:
-        if project.profile and "profile" in accepted and "profile" not in params:
-            params["profile"] = project.profile
-        context = params.get("context")
-        listed = project.context(context) if isinstance(context, str) else None
-        if (
-            listed is not None
-            and listed.stories
-            and "user_stories" in accepted
-            and "user_stories" not in params
-        ):
-            params["user_stories"] = list(listed.stories)
     return params
 
 
@@ -345,16 +325,15 @@ def next_sessions(
         client: Client,
     ) -> tuple[list[mpb.NextSession], mpb.ProjectMap, list[pb.Session], list[str]]:
         await _report(client, observed)
-        entries, the_map = await client.next_sessions(observed.workspace.id)
+        planned, the_map = await client.next_sessions(observed.workspace.id)
+        # The gateway plans without the project file: its stories and profile here.
+        entries = with_project_params(planned, observed.project)
         started: list[pb.Session] = []
         refused: list[str] = []
         if start:
-            workflows = {w.type: dict(w.params) for w in await client.describe()}
             for index in startable(entries)[:start]:
                 entry = entries[index]
-                params = start_params(
-                    entry, observed.line.branch, observed.project, workflows.get(entry.type, {})
-                )
+                params = start_params(entry, observed.line.branch)
                 try:
                     response = await client.start_session(
                         entry.type, params, workspace=observed.workspace
