@@ -26,31 +26,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspecloom/v1/projectmap.proto\x12\x0bspecloom.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x08\x46ileFact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07present\x18\x02 \x01(\x08\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\x92\x01\n\x0cTestEvidence\x12\x0e\n\x06passed\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x12\x10\n\x08\x66\x61ilures\x18\x03 \x03(\t\x12\x14\n\x0c\x66iles_digest\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12*\n\x06ran_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x02\n\x0e\x43omponentFacts\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x04 \x03(\t\x12%\n\x06\x64\x65sign\x18\x05 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12\x15\n\rdesign_errors\x18\x06 \x03(\t\x12#\n\x04test\x18\x07 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12#\n\x04\x63ode\x18\x08 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12%\n\x06review\x18\t \x01(\x0b\x32\x15.specloom.v1.FileFact\x12(\n\x05tests\x18\n \x01(\x0b\x32\x19.specloom.v1.TestEvidence\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\"\x83\x02\n\x0bProjectScan\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12/\n\ncomponents\x18\x04 \x03(\x0b\x32\x1b.specloom.v1.ComponentFacts\x12\x12\n\nfiles_seen\x18\x05 \x01(\x05\x12\x12\n\nfiles_read\x18\x06 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x03\x12.\n\nscanned_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08problems\x18\t \x03(\t\x12\x11\n\tran_tests\x18\n \x01(\x08\"\x83\x01\n\x11RequirementStatus\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.specloom.v1.RequirementState\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0csatisfied_by\x18\x05 \x01(\t\"\x81\x01\n\x0cSessionTouch\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x05 \x01(\t\"\xe1\x01\n\x0f\x43omponentStatus\x12*\n\x05\x66\x61\x63ts\x18\x01 \x01(\x0b\x32\x1b.specloom.v1.ComponentFacts\x12\x34\n\x0crequirements\x18\x02 \x03(\x0b\x32\x1e.specloom.v1.RequirementStatus\x12-\n\ntouched_by\x18\x03 \x03(\x0b\x32\x19.specloom.v1.SessionTouch\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\xb8\x01\n\nProjectMap\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12.\n\nscanned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\ncomponents\x18\x05 \x03(\x0b\x32\x1c.specloom.v1.ComponentStatus\x12\x10\n\x08problems\x18\x06 \x03(\t\"\x92\x01\n\x0bNextSession\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tsatisfies\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x05 \x03(\x05\x12\x1a\n\x12running_session_id\x18\x06 \x01(\t*\xec\x01\n\x10RequirementState\x12!\n\x1dREQUIREMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUIREMENT_STATE_MET\x10\x01\x12\x1d\n\x19REQUIREMENT_STATE_MISSING\x10\x02\x12\x1d\n\x19REQUIREMENT_STATE_FAILING\x10\x03\x12\x1b\n\x17REQUIREMENT_STATE_STALE\x10\x04\x12\x1d\n\x19REQUIREMENT_STATE_BLOCKED\x10\x05\x12 \n\x1cREQUIREMENT_STATE_NOT_NEEDED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cspecloom/v1/projectmap.proto\x12\x0bspecloom.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x08\x46ileFact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07present\x18\x02 \x01(\x08\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x10\n\x08skeleton\x18\x04 \x01(\x08\"\x92\x01\n\x0cTestEvidence\x12\x0e\n\x06passed\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x12\x10\n\x08\x66\x61ilures\x18\x03 \x03(\t\x12\x14\n\x0c\x66iles_digest\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12*\n\x06ran_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x02\n\x0e\x43omponentFacts\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x04 \x03(\t\x12%\n\x06\x64\x65sign\x18\x05 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12\x15\n\rdesign_errors\x18\x06 \x03(\t\x12#\n\x04test\x18\x07 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12#\n\x04\x63ode\x18\x08 \x01(\x0b\x32\x15.specloom.v1.FileFact\x12%\n\x06review\x18\t \x01(\x0b\x32\x15.specloom.v1.FileFact\x12(\n\x05tests\x18\n \x01(\x0b\x32\x19.specloom.v1.TestEvidence\x12\x13\n\x0b\x64\x65scription\x18\x0b \x01(\t\"\x83\x02\n\x0bProjectScan\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12/\n\ncomponents\x18\x04 \x03(\x0b\x32\x1b.specloom.v1.ComponentFacts\x12\x12\n\nfiles_seen\x18\x05 \x01(\x05\x12\x12\n\nfiles_read\x18\x06 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x03\x12.\n\nscanned_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08problems\x18\t \x03(\t\x12\x11\n\tran_tests\x18\n \x01(\x08\"\x83\x01\n\x11RequirementStatus\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.specloom.v1.RequirementState\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0csatisfied_by\x18\x05 \x01(\t\"\x81\x01\n\x0cSessionTouch\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x05 \x01(\t\"\xe1\x01\n\x0f\x43omponentStatus\x12*\n\x05\x66\x61\x63ts\x18\x01 \x01(\x0b\x32\x1b.specloom.v1.ComponentFacts\x12\x34\n\x0crequirements\x18\x02 \x03(\x0b\x32\x1e.specloom.v1.RequirementStatus\x12-\n\ntouched_by\x18\x03 \x03(\x0b\x32\x19.specloom.v1.SessionTouch\x12/\n\x0bobserved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\xb8\x01\n\nProjectMap\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\t\x12.\n\nscanned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\ncomponents\x18\x05 \x03(\x0b\x32\x1c.specloom.v1.ComponentStatus\x12\x10\n\x08problems\x18\x06 \x03(\t\"\x92\x01\n\x0bNextSession\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x06params\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tsatisfies\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x05 \x03(\x05\x12\x1a\n\x12running_session_id\x18\x06 \x01(\t*\xec\x01\n\x10RequirementState\x12!\n\x1dREQUIREMENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUIREMENT_STATE_MET\x10\x01\x12\x1d\n\x19REQUIREMENT_STATE_MISSING\x10\x02\x12\x1d\n\x19REQUIREMENT_STATE_FAILING\x10\x03\x12\x1b\n\x17REQUIREMENT_STATE_STALE\x10\x04\x12\x1d\n\x19REQUIREMENT_STATE_BLOCKED\x10\x05\x12 \n\x1cREQUIREMENT_STATE_NOT_NEEDED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'specloom.v1.projectmap_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REQUIREMENTSTATE']._serialized_start=1735
-  _globals['_REQUIREMENTSTATE']._serialized_end=1971
+  _globals['_REQUIREMENTSTATE']._serialized_start=1753
+  _globals['_REQUIREMENTSTATE']._serialized_end=1989
   _globals['_FILEFACT']._serialized_start=108
-  _globals['_FILEFACT']._serialized_end=165
-  _globals['_TESTEVIDENCE']._serialized_start=168
-  _globals['_TESTEVIDENCE']._serialized_end=314
-  _globals['_COMPONENTFACTS']._serialized_start=317
-  _globals['_COMPONENTFACTS']._serialized_end=640
-  _globals['_PROJECTSCAN']._serialized_start=643
-  _globals['_PROJECTSCAN']._serialized_end=902
-  _globals['_REQUIREMENTSTATUS']._serialized_start=905
-  _globals['_REQUIREMENTSTATUS']._serialized_end=1036
-  _globals['_SESSIONTOUCH']._serialized_start=1039
-  _globals['_SESSIONTOUCH']._serialized_end=1168
-  _globals['_COMPONENTSTATUS']._serialized_start=1171
-  _globals['_COMPONENTSTATUS']._serialized_end=1396
-  _globals['_PROJECTMAP']._serialized_start=1399
-  _globals['_PROJECTMAP']._serialized_end=1583
-  _globals['_NEXTSESSION']._serialized_start=1586
-  _globals['_NEXTSESSION']._serialized_end=1732
+  _globals['_FILEFACT']._serialized_end=183
+  _globals['_TESTEVIDENCE']._serialized_start=186
+  _globals['_TESTEVIDENCE']._serialized_end=332
+  _globals['_COMPONENTFACTS']._serialized_start=335
+  _globals['_COMPONENTFACTS']._serialized_end=658
+  _globals['_PROJECTSCAN']._serialized_start=661
+  _globals['_PROJECTSCAN']._serialized_end=920
+  _globals['_REQUIREMENTSTATUS']._serialized_start=923
+  _globals['_REQUIREMENTSTATUS']._serialized_end=1054
+  _globals['_SESSIONTOUCH']._serialized_start=1057
+  _globals['_SESSIONTOUCH']._serialized_end=1186
+  _globals['_COMPONENTSTATUS']._serialized_start=1189
+  _globals['_COMPONENTSTATUS']._serialized_end=1414
+  _globals['_PROJECTMAP']._serialized_start=1417
+  _globals['_PROJECTMAP']._serialized_end=1601
+  _globals['_NEXTSESSION']._serialized_start=1604
+  _globals['_NEXTSESSION']._serialized_end=1750
 # @@protoc_insertion_point(module_scope)

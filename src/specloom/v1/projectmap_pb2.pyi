@@ -83,22 +83,29 @@ class FileFact(_message.Message):
     PATH_FIELD_NUMBER: _builtins.int
     PRESENT_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
+    SKELETON_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Path relative to the repository root, as the profile lays it out."""
     present: _builtins.bool
     """True when the file exists."""
     digest: _builtins.str
     """sha256 of the content (hex), empty when absent."""
+    skeleton: _builtins.bool
+    """True when the file is a skeleton specloom scaffolded and nobody wrote
+    yet (it still holds the "specloom:scaffold" marker): there, but not
+    the tests or the code a requirement asks for.
+    """
     def __init__(
         self,
         *,
         path: _builtins.str = ...,
         present: _builtins.bool = ...,
         digest: _builtins.str = ...,
+        skeleton: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "path", b"path", "present", b"present"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "path", b"path", "present", b"present", "skeleton", b"skeleton"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

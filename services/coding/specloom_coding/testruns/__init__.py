@@ -1,23 +1,26 @@
-"""Test runs: one model from any runner's report, or from a run that wrote none.
+"""Test runs, as the coding family reads them: the kernel's :mod:`specloom.testruns`.
 
-``read_test_run`` joins a finished command (argv, exit code, output) with
-its report (JUnit XML or ExUnit JSON) into a :class:`TestRun`;
-``failure_summary`` is what a fix prompt is told; ``fingerprint`` names the
-failing set for stuck detection.
+The parsers moved into the kernel so the project map's scanner can read a
+test report without importing a service; this package keeps the coding
+family's imports as they were.
 """
 
-from specloom_coding.testruns._model import (
+from specloom.testruns import (
+    PARSERS,
+    SUMMARY_LIMIT,
     FailureKind,
     ParsedReport,
     ReportError,
     RunOutcome,
     TestFailure,
     TestRun,
+    failure_summary,
+    fingerprint,
+    output_tail,
+    parse_exunit_json,
+    parse_junit,
+    read_test_run,
 )
-from specloom_coding.testruns._read import PARSERS, output_tail, read_test_run
-from specloom_coding.testruns._summary import SUMMARY_LIMIT, failure_summary, fingerprint
-from specloom_coding.testruns.exunit_json import parse_exunit_json
-from specloom_coding.testruns.junit import parse_junit
 
 __all__ = [
     "PARSERS",

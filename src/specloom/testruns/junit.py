@@ -12,8 +12,15 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from specloom_coding.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
-from specloom_coding.testruns._text import best_location, clip, clip_lines, decode_report
+from specloom.testruns._model import (
+    CaseOutcome,
+    CaseResult,
+    FailureKind,
+    ParsedReport,
+    ReportError,
+    TestFailure,
+)
+from specloom.testruns._text import best_location, clip, clip_lines, decode_report
 
 MAX_MESSAGE = 2000
 MAX_DETAILS = 4000
@@ -122,22 +129,30 @@ def parse_junit(content: bytes) -> ParsedReport:
     cases = [element for element in root.iter() if _tag(element) == "testcase"]
     passed = failed = errors = skipped = load_errors = 0
     failures: list[TestFailure] = []
+    results: list[CaseResult] = []
     for case in cases:
         outcomes = {_tag(child): child for child in case}
+        outcome: CaseOutcome
         if "failure" in outcomes:
             failed += 1
+            outcome = "failed"
             failures.append(_failure(case, outcomes["failure"], "failure"))
         elif "error" in outcomes:
             failure = _failure(case, outcomes["error"], "error")
             if failure.kind == "load":
                 load_errors += 1
+                outcome = "load"
             else:
                 errors += 1
+                outcome = "error"
             failures.append(failure)
         elif "skipped" in outcomes:
             skipped += 1
+            outcome = "skipped"
         else:
             passed += 1
+            outcome = "passed"
+        results.append(_case(case, outcome))
     return ParsedReport(
         passed=passed,
         failed=failed,
@@ -146,4 +161,18 @@ def parse_junit(content: bytes) -> ParsedReport:
         load_errors=load_errors,
         failures=tuple(failures),
         duration_ms=_duration_ms(root, cases),
+        cases=tuple(results),
+    )
+
+
+def _case(case: Element, outcome: CaseOutcome) -> CaseResult:
+    classname = (case.get("classname") or "").strip()
+    if outcome == "load" and not classname:
+        # pytest names the module that did not load in the pseudo case's name.
+        classname = (case.get("name") or "").strip()
+    return CaseResult(
+        title=_title(case),
+        outcome=outcome,
+        file=(case.get("file") or "").strip(),
+        classname=classname,
     )

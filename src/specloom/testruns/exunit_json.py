@@ -27,8 +27,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from specloom_coding.testruns._model import FailureKind, ParsedReport, ReportError, TestFailure
-from specloom_coding.testruns._text import best_location, clip, decode_report
+from specloom.testruns._model import (
+    CaseOutcome,
+    CaseResult,
+    FailureKind,
+    ParsedReport,
+    ReportError,
+    TestFailure,
+)
+from specloom.testruns._text import best_location, clip, decode_report
 
 MAX_MESSAGE = 2000
 MAX_DETAILS = 4000
@@ -107,6 +114,12 @@ def _from_lists(
 ) -> ParsedReport:
     parsed = tuple(_failure(test) for test in failures)
     errors = sum(1 for failure in parsed if failure.kind == "error")
+    cases = [_case(test, "passed") for test in passes]
+    cases += [
+        _case(test, "error" if failure.kind == "error" else "failed")
+        for test, failure in zip(failures, parsed, strict=True)
+    ]
+    cases += [_case(test, "skipped") for test in pending]
     return ParsedReport(
         passed=len(passes),
         failed=len(parsed) - errors,
@@ -114,7 +127,13 @@ def _from_lists(
         skipped=len(pending),
         failures=parsed,
         duration_ms=_duration_ms(stats),
+        cases=tuple(cases),
     )
+
+
+def _case(test: Mapping[str, Any], outcome: CaseOutcome) -> CaseResult:
+    title = _str(test.get("fullTitle")) or _str(test.get("title"))
+    return CaseResult(title=title, outcome=outcome, file=_str(test.get("file")))
 
 
 def _document(data: object) -> ParsedReport:

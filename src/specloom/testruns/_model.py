@@ -69,6 +69,26 @@ class TestFailure:
         return data
 
 
+CaseOutcome = Literal["passed", "failed", "error", "load", "skipped"]
+"""How one test case ended (``load``: its file did not load)."""
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One test case of a report, with what says which test file it came from.
+
+    The project map attributes a whole-suite run to components by test file:
+    ``file`` when the runner names it (ExUnit, JUnit with ``file``), else
+    ``classname`` (pytest's dotted path of the test module, e.g.
+    ``tests.inventory.stock_test`` or ``tests.inventory.stock_test.TestAdd``).
+    """
+
+    title: str
+    outcome: CaseOutcome
+    file: str = ""
+    classname: str = ""
+
+
 @dataclass(frozen=True)
 class ParsedReport:
     """What a runner's report says, before it is joined with the process facts."""
@@ -83,6 +103,8 @@ class ParsedReport:
     failures: tuple[TestFailure, ...] = ()
     """Every failure, error and load error, in report order."""
     duration_ms: int = 0
+    cases: tuple[CaseResult, ...] = ()
+    """Every test case in report order (load errors included), for attribution by file."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,8 @@ class TestRun:
     output_tail: str = ""
     """The end of the command's output, kept when there is no usable report."""
     report_format: str = ""
+    cases: tuple[CaseResult, ...] = ()
+    """Every test case of the report (left out of the plain form: the map reads them)."""
 
     @property
     def reported(self) -> bool:

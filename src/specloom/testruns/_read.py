@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from specloom_coding.testruns._model import ParsedReport, ReportError, RunOutcome, TestRun
-from specloom_coding.testruns._text import tail
-from specloom_coding.testruns.exunit_json import parse_exunit_json
-from specloom_coding.testruns.junit import parse_junit
+from specloom.testruns._model import ParsedReport, ReportError, RunOutcome, TestRun
+from specloom.testruns._text import tail
+from specloom.testruns.exunit_json import parse_exunit_json
+from specloom.testruns.junit import parse_junit
 
 PARSERS: Mapping[str, Callable[[bytes], ParsedReport]] = {
     "junit": parse_junit,
@@ -84,4 +84,5 @@ def read_test_run(
         failures=parsed.failures,
         duration_ms=parsed.duration_ms or duration_ms,
         report_format=report_format,
+        cases=parsed.cases,
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from specloom_coding.testruns._model import TestFailure, TestRun
-from specloom_coding.testruns._text import clip, clip_lines, normalize
+from specloom.testruns._model import TestFailure, TestRun
+from specloom.testruns._text import clip, clip_lines, normalize
 
 SUMMARY_LIMIT = 4000
 """Default cap on a failure summary, in characters."""
