@@ -43,6 +43,43 @@ WORKTREES = ".specloom/worktrees"
 """Where sessions' worktrees live, relative to the workspace root (executor
 housekeeping, excluded from git)."""
 
+LINE_WORKTREE = f"{WORKTREES}/line"
+"""The line's own worktree, relative to the workspace root: kept detached at
+the tip of the project's line (the branch sessions land on), so moving the
+branch never makes a checkout look dirty; the project map is scanned there."""
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def branch_name_problem(name: str) -> str | None:
+    """Why git would refuse ``name`` as a branch name, or None when it is one.
+
+    The rules of ``git check-ref-format --branch``, checked without git (the
+    server has none): no control characters, spaces or any of ``~^:?*[\\``;
+    no ``..``, ``@{``, ``//``; no component that starts with ``.`` or ends
+    with ``.lock``; not starting with ``-`` or ``/``, not ending with ``/`` or
+    ``.``; not ``@`` or ``HEAD``; and at most :data:`MAX_BRANCH` characters.
+    """
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_BRANCH:
+        return f"it is longer than {MAX_BRANCH} characters"
+    bad = _REF_FORBIDDEN.search(name)
+    if bad:
+        return f"it contains {bad.group()!r}"
+    for pattern in ("..", "@{", "//"):
+        if pattern in name:
+            return f"it contains {pattern!r}"
+    if name.startswith(("-", "/")) or name.endswith(("/", ".")):
+        return "it starts with '-' or '/', or ends with '/' or '.'"
+    if name in ("@", "HEAD"):
+        return f"{name!r} is reserved"
+    for part in name.split("/"):
+        if part.startswith(".") or part.endswith(".lock"):
+            return f"its component {part!r} starts with '.' or ends with '.lock'"
+    return None
+
+
 SESSION_SUFFIX = 8
 """Characters of the session id that end a session's branch name."""
 

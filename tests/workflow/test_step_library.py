@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import pytest
 
+from specloom.errors import InvalidArgument
 from specloom.orchestration.simulate import Call, Script, Simulation, report
 from specloom.protoconv import JsonObject, dict_to_struct, struct_to_dict
 from specloom.rules import UNIT_CODER, persona
@@ -179,6 +180,48 @@ async def test_a_pull_request_is_opened_only_when_asked_for() -> None:
             )
 
 
+async def test_land_on_makes_the_root_s_final_commit_land_and_no_child_s() -> None:
+    sim = Simulation(REGISTRY, executor)
+    sim.start("Whole", {"land_on": "specloom/main", "profile": "elixir"})
+    await sim.run()
+    assert sim.status() == "complete"
+    finalize = sim.history()[-1].command
+    assert finalize.git.operations[0].commit.land_on == "specloom/main"
+    # The executor scans the line after landing, with the session's profile.
+    assert struct_to_dict(finalize.metadata)["profile"] == "elixir"
+    for key in PARTS:
+        assert "land_on" not in struct_to_dict(sim.session(key).params)
+        child_finalize = sim.history(key)[-1].command
+        assert child_finalize.git.operations[0].commit.land_on == ""
+        assert "profile" not in struct_to_dict(child_finalize.metadata)
+    # Without the param nothing lands, and the command is as before.
+    plain = Simulation(REGISTRY, executor)
+    plain.start("Part", {"part": "x"})
+    await plain.run()
+    commit = plain.history()[-1].command
+    assert commit.git.operations[0].commit.land_on == ""
+    assert "profile" not in struct_to_dict(commit.metadata)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("spec loom", "contains ' '"),
+        ("-line", "starts with '-'"),
+        ("a..b", "contains '..'"),
+        ("line.lock", "ends with '.lock'"),
+        ("x~1", "contains '~'"),
+    ],
+)
+def test_a_land_on_that_is_no_branch_name_is_refused_at_start(name: str, problem: str) -> None:
+    sim = Simulation(REGISTRY, executor)
+    with pytest.raises(InvalidArgument) as refused:
+        sim.start("Part", {"part": "x", "land_on": name})
+    message = str(refused.value)
+    assert f"parameter 'land_on' of Part is {name!r}" in message
+    assert problem in message
+
+
 def test_one_list_of_params_passes_to_children_and_user_stories_only_as_shown() -> None:
     stories: list[object] = [{"title": f"story {n}", "description": "x" * 900} for n in range(400)]
     ctx = StepContext(
@@ -197,6 +240,7 @@ def test_one_list_of_params_passes_to_children_and_user_stories_only_as_shown() 
             "base": "main",
             "pull_request": True,
             "branch_prefix": "mine",
+            "land_on": "specloom/main",
             "user_stories": stories,  # type: ignore[dict-item]
         },
         state={},

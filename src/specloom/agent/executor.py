@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.struct_pb2 import Struct
+
 from specloom.agent.backends.base import AgentBackend, AgentOutcome, AgentRequest
 from specloom.agent.collect import CollectLimits, check_patterns, collect_files
 from specloom.agent.gitops import GitSettings, run_git_command
@@ -68,6 +70,12 @@ class _Place:
 
     workspace: Workspace
     workdir: Path
+
+
+def _text(metadata: Struct, key: str) -> str:
+    """A string value of a command's metadata ("" when absent or not a string)."""
+    value = metadata.fields.get(key)
+    return value.string_value if value is not None else ""
 
 
 def _tail(text: str, limit: int) -> str:
@@ -284,6 +292,7 @@ class Executor:
                 settings=self.options.git,
                 emit=emit,
                 run_pr=run_pr,
+                scan_profile=_text(command.metadata, "profile"),
             )
         finally:
             # The thread's last emit() is scheduled before to_thread returns,
@@ -293,6 +302,8 @@ class Executor:
         result.status = outcome.status
         result.error_message = outcome.error_message
         dict_to_struct(outcome.data, result.data)
+        if outcome.project_scan is not None:
+            result.project_scan.CopyFrom(outcome.project_scan)
 
     async def _agent(
         self,

@@ -32,6 +32,7 @@ from specloom.agent.workspace import OutsideWorkspace, Workspace, confine
 from specloom.childenv import child_environment
 from specloom.protoconv import JsonObject, JsonValue
 from specloom.v1 import common_pb2 as pb
+from specloom.v1 import projectmap_pb2 as pm
 
 Emit = Callable[[str], None]
 """Receives one progress line (thread-safe on the caller's side)."""
@@ -52,6 +53,10 @@ class GitFailure(Exception):
         super().__init__(message)
         self.data: JsonObject = dict(data or {})
         """Facts for ``Result.data`` beside the error (a merge's conflicted files)."""
+
+
+class _GitTimeout(GitFailure):
+    """A git process outlived its time limit (and was killed)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class GitOutcome:
     status: pb.ResultStatus.ValueType = pb.RESULT_STATUS_OK
     error_message: str = ""
     data: JsonObject = field(default_factory=dict)
+    project_scan: pm.ProjectScan | None = None
+    """The line's scan after a commit landed on it (None when it did not, or
+    when the scan failed)."""
 
 
 class _Git:
@@ -99,10 +107,11 @@ class _Git:
             }
         )
 
-    def __call__(self, *args: str, timeout: float | None = None, check: bool = True) -> str:
+    def run(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+        """One git process, whatever its exit code (for commands whose code is an answer)."""
         config: list[str] = [] if self.settings.run_hooks else ["-c", "core.hooksPath=/dev/null"]
         try:
-            done = subprocess.run(
+            return subprocess.run(
                 ["git", *config, *args],
                 cwd=self.top,
                 env=self._env,
@@ -112,11 +121,17 @@ class _Git:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            if not check:
-                return ""
-            raise GitFailure(f"git {args[0]} did not finish within {timeout:g} s") from None
+            raise _GitTimeout(f"git {args[0]} did not finish within {timeout:g} s") from None
         except OSError as exc:
             raise GitFailure(f"cannot run git: {exc}") from None
+
+    def __call__(self, *args: str, timeout: float | None = None, check: bool = True) -> str:
+        try:
+            done = self.run(*args, timeout=timeout)
+        except _GitTimeout:
+            if not check:
+                return ""
+            raise
         if done.returncode != 0:
             if not check:
                 return ""
@@ -408,11 +423,14 @@ def run_git_command(
     settings: GitSettings,
     emit: Emit,
     run_pr: Callable[[list[str], Path], tuple[int, str, str]] | None = None,
+    scan_profile: str = "",
 ) -> GitOutcome:
     """Run the operations in order; stop at the first failure.
 
     ``run_pr(argv, cwd) -> (exit code, stdout, stderr)`` runs a configured
     pull-request command (the executor passes its process runner).
+    ``scan_profile`` names the profile the line is scanned with after a
+    commit lands (default: the default profile).
     """
     outcome = GitOutcome()
     try:
@@ -427,6 +445,10 @@ def run_git_command(
                 data = add_worktree(main, workspace, operation.add_worktree, emit, settings)
             elif kind == "commit":
                 data = commit(repo, workdir, operation.commit, emit)
+                if operation.commit.land_on:
+                    outcome.project_scan = _land(
+                        repo, workspace, operation.commit, data, settings, emit, scan_profile
+                    )
             elif kind == "push":
                 status, message, data = push(repo, operation.push, emit)
                 if status != pb.RESULT_STATUS_OK:
@@ -451,6 +473,24 @@ def run_git_command(
         outcome.error_message = str(exc)
         outcome.data.update(exc.data)
     return outcome
+
+
+def _land(
+    repo: _Git,
+    workspace: Workspace,
+    op: pb.Commit,
+    data: JsonObject,
+    settings: GitSettings,
+    emit: Emit,
+    profile: str,
+) -> pm.ProjectScan | None:
+    """Land the committed branch on ``op.land_on`` (adding to ``data``), then scan the line."""
+    # Imported here: both build on this module's runner (a cycle otherwise).
+    from specloom.agent.gitland import land
+    from specloom.agent.linescan import scan_line
+
+    data.update(land(repo, op.land_on, op.message, dict(data), emit))
+    return scan_line(workspace, op.land_on, profile, settings, emit)
 
 
 def _pull_request(

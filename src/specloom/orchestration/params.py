@@ -40,6 +40,12 @@ def validate_params(workflow: Workflow, params: Mapping[str, JsonValue]) -> None
             raise InvalidArgument(f"parameter {name!r} of {workflow.type} must be {wanted}")
         if spec.kind is str and spec.required and not str(value).strip():
             raise InvalidArgument(f"parameter {name!r} of {workflow.type} must not be empty")
+        if spec.problem is not None and isinstance(value, str) and value.strip():
+            problem = spec.problem(value.strip())
+            if problem is not None:
+                raise InvalidArgument(
+                    f"parameter {name!r} of {workflow.type} is {value!r}: {problem}"
+                )
         if spec.choices and value not in spec.choices:
             # Refused at start, not by the first step that reads it.
             raise InvalidArgument(

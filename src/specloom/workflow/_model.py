@@ -113,6 +113,9 @@ class ParamSpec:
     """Expected Python type after Struct conversion: str, int, bool, list or dict."""
     choices: tuple[str, ...] = ()
     """The values a string parameter may take; empty: any."""
+    problem: Callable[[str], str | None] | None = None
+    """For a string parameter: why a given value is unusable (None when it is
+    fine), so a bad value is refused at start, not by the step that uses it."""
 
 
 COMMON_PARAMS: Mapping[str, ParamSpec] = {

@@ -144,12 +144,14 @@ def commit(
     allow_empty: bool = False,
     squash_onto: str = "",
     expect_branch: str = "",
+    land_on: str = "",
 ) -> pb.GitOperation:
     """Commit exactly ``paths`` (after taking ``gather`` from other branches).
 
     ``allow_empty``: unchanged paths are success (a retried commit that landed);
     ``squash_onto``: one commit on that base replacing the branch's commits since it;
-    ``expect_branch``: refuse unless the workdir is a worktree on that branch.
+    ``expect_branch``: refuse unless the workdir is a worktree on that branch;
+    ``land_on``: then merge the branch into that one (the project's line).
     """
     return pb.GitOperation(
         commit=pb.Commit(
@@ -159,6 +161,7 @@ def commit(
             allow_empty=allow_empty,
             squash_onto=squash_onto,
             expect_branch=expect_branch,
+            land_on=land_on,
         )
     )
 

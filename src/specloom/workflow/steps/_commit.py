@@ -7,7 +7,10 @@ branch, and a path that does not exist is an ERROR naming it. Unchanged
 paths are success (a Finalize retried after its commit landed). A
 top-level session pushes when its definition says so or a pull request is
 asked for, and opens a pull request only when ``pull_request`` is true; a
-child never pushes (its parent delivers).
+child never pushes (its parent delivers). Every family's Finalize is this
+step, so the ``land_on`` param of a top-level session makes its final commit
+land the branch on the project's line (``Commit.land_on``); a child never
+lands.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from specloom.workflow import commands
 from specloom.workflow._context import CommandPlan, Judgement, ReportedResult, StepContext
 from specloom.workflow._model import CommandKind, Outcome
 from specloom.workflow.steps._initialize import step_metadata
-from specloom.workflow.steps._params import pull_request_wanted, text_param
+from specloom.workflow.steps._params import (
+    land_on_of,
+    profile_of,
+    pull_request_wanted,
+    text_param,
+)
 from specloom.workflow.steps._state import PullRequestRef, SessionState
 from specloom.workflow.steps._verdicts import git_failed
 
@@ -68,6 +76,7 @@ class Commit:
         headline, body = self.headline(ctx, state), self.body(ctx, state)
         trailer = f"specloom {ctx.session_type} session {ctx.session_id}"
         message = "\n\n".join(part for part in (headline, body, trailer) if part)
+        land_on = land_on_of(ctx)
         operations = [
             commands.commit(
                 self.paths(ctx, state),
@@ -76,6 +85,7 @@ class Commit:
                 allow_empty=True,
                 squash_onto=self.squash_onto(ctx, state),
                 expect_branch=state.branch,
+                land_on=land_on,
             )
         ]
         top_level = not ctx.parent_id
@@ -91,9 +101,12 @@ class Commit:
                     headline, text, head=state.branch, base=text_param(ctx, "base")
                 )
             )
-        command = commands.git(
-            ctx.step, operations, metadata=step_metadata(ctx), workdir=state.workdir
-        )
+        metadata = step_metadata(ctx)
+        if land_on:
+            # The executor scans the line after landing, laid out as this
+            # session's profile says.
+            metadata["profile"] = profile_of(ctx).name
+        command = commands.git(ctx.step, operations, metadata=metadata, workdir=state.workdir)
         return CommandPlan(command)
 
     def judge(self, ctx: StepContext, result: ReportedResult) -> Judgement:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from specloom.naming import branch_name_problem
 from specloom.profiles import Profile, get_profile
 from specloom.protoconv import JsonObject, JsonValue
 from specloom.workflow._context import StepContext
@@ -26,6 +27,7 @@ __all__ = [
     "agent_options",
     "child_params",
     "context_of",
+    "land_on_of",
     "loop_cap",
     "profile_of",
     "pull_request_wanted",
@@ -36,6 +38,12 @@ __all__ = [
 
 AGENT_TIMEOUT_SECONDS = 30 * 60
 """Time limit of one agent step; the executor's watchdog stops a hung agent."""
+
+
+def _branch_problem(value: str) -> str | None:
+    problem = branch_name_problem(value)
+    return None if problem is None else f"not a branch name git accepts ({problem})"
+
 
 STEP_PARAMS: Mapping[str, ParamSpec] = {
     "base": ParamSpec(
@@ -48,6 +56,13 @@ STEP_PARAMS: Mapping[str, ParamSpec] = {
     ),
     "max_turns": ParamSpec(
         "Upper bound on agent turns per agent step (backend default).", kind=int
+    ),
+    "land_on": ParamSpec(
+        "Branch to land the session's work on after its final commit (the project's line, "
+        "e.g. specloom/main; it must exist): merged without checking anything out, then the "
+        "line is scanned for the project map. Top-level sessions only.",
+        kind=str,
+        problem=_branch_problem,
     ),
 }
 """Params every definition built on the step library accepts (beside the common ones)."""
@@ -64,7 +79,8 @@ CHILD_PARAMS: tuple[str, ...] = (
 
 Not ``rules`` (children inherit the parsed rules in their state), not
 ``base``/``branch_prefix``/``pull_request`` (a child starts from its
-parent's branch and never pushes). ``user_stories`` passes as
+parent's branch and never pushes), not ``land_on`` (a child never lands:
+its parent's final commit holds its work and lands it). ``user_stories`` passes as
 :func:`story_lines`: what a prompt shows, never the whole list, so a wide
 fan-out does not copy a large backlog into every child (issue 16).
 """
@@ -107,6 +123,12 @@ def subject_of(ctx: StepContext) -> str:
 def loop_cap(ctx: StepContext) -> int:
     """The fix/revise round cap in force (the kernel applies it; prompts quote it)."""
     return max_rounds_of(ctx.params)
+
+
+def land_on_of(ctx: StepContext) -> str:
+    """The branch a session's final commit lands on: ``land_on``, for a top-level
+    session only ("" for none, and always for a child)."""
+    return "" if ctx.parent_id else text_param(ctx, "land_on")
 
 
 def pull_request_wanted(ctx: StepContext) -> bool:
