@@ -167,7 +167,7 @@ class ValidateDesign:
 
 
 class CommitDesign(Commit):
-    """Commit the validated document on the session's branch."""
+    """Commit the validated document (and the context's scaffolding) on the session's branch."""
 
     summary: ClassVar[str] = "Commit the design document on the session's branch"
 
@@ -176,7 +176,9 @@ class CommitDesign(Commit):
         self.design = design
 
     def paths(self, ctx: StepContext, state: SessionState) -> list[str]:
-        return [subject_of(ctx, self.design).path]
+        # The scaffolding (ContextDesign's Scaffold step) is committed with the design.
+        scaffolded = DesignState.read(ctx.state).scaffolded
+        return [subject_of(ctx, self.design).path, *scaffolded]
 
     def headline(self, ctx: StepContext, state: SessionState) -> str:
         return f"Design {subject_of(ctx, self.design).module}"

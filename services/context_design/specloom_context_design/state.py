@@ -3,7 +3,8 @@
 :class:`DesignState` is the step library's :class:`SessionState` (branch,
 worktree, rules, components, files, children, commit, ...) plus what the
 design steps keep: the validation errors a revise works from, the validated
-document, the designs a review reads, and the review's problems.
+document, the designs a review reads, the review's problems, and the
+scaffolding's errors and files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ REVIEW_KEY = "review"
 
 VALIDATE = "ValidateDesign"
 """The step whose ERROR rounds a revise belongs to."""
+
+SCAFFOLD = "Scaffold"
+"""The step whose ERROR rounds FixScaffold belongs to."""
 
 USER_STORIES = ParamSpec(
     "User stories the design must serve: strings or {title, description}.", kind=list
@@ -58,3 +62,7 @@ class DesignState(SessionState):
     """Why the last review document was not accepted."""
     review_path: str = ""
     """The accepted review document."""
+    scaffold_errors: tuple[str, ...] = ()
+    """The last Scaffold's conflicts and failures, in the tools' words: FixScaffold's input."""
+    scaffolded: tuple[str, ...] = ()
+    """The files the scaffolding created or found already scaffolded (Finalize commits them)."""
