@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from specloom.profiles import ScaffoldComponent, ScaffoldReport
+from specloom.documents import FIELD_COLUMNS, parse
+from specloom.documents._markdown import plain
+from specloom.profiles import ScaffoldComponent, ScaffoldReport, SchemaField
 from specloom.rules import UNIT_CODER
 from specloom.workflow import (
     CommandKind,
@@ -55,6 +57,39 @@ def scaffold_components(state: DesignState) -> list[ScaffoldComponent]:
         ScaffoldComponent(module_name=c.module_name, type=c.type, description=c.description)
         for c in state.components
     ]
+
+
+def schema_fields(design: str) -> tuple[SchemaField, ...]:
+    """The fields of a schema design's Fields table (empty when it has none).
+
+    The table is the one the document rules require (Field, Type and
+    Required columns); rows without a name are left out, as validation
+    reports them.
+    """
+    for section in parse(design).find("fields")[:1]:
+        tables = [
+            *section.body.tables,
+            *(t for sub in section.subsections for t in sub.body.tables),
+        ]
+        for table in tables:
+            header = [plain(cell).lower() for cell in table.rows[0]] if table.rows else []
+            if not all(column in header for column in FIELD_COLUMNS):
+                continue
+            at = {column: header.index(column) for column in FIELD_COLUMNS}
+            rows = [
+                {c: plain(row[i]) if i < len(row) else "" for c, i in at.items()}
+                for row in table.rows[1:]
+            ]
+            return tuple(
+                SchemaField(
+                    name=row["field"],
+                    type=row["type"],
+                    required=row["required"].lower().startswith("y"),
+                )
+                for row in rows
+                if row["field"]
+            )
+    return ()
 
 
 class Scaffold:
