@@ -13,6 +13,7 @@ on a ``mix new`` project with a scaffolded module.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import replace
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from specloom.errors import InvalidArgument
+from specloom.orchestration.simulate import Call, Simulation, report
 from specloom.profiles import (
     PlannedCommand,
     ScaffoldComponent,
@@ -31,9 +33,12 @@ from specloom.profiles import (
 )
 from specloom.profiles._scaffold import MAX_PLAN_BYTES
 from specloom.profiles.elixir import ecto_type, table_name
+from specloom.v1 import common_pb2 as pb
 from specloom_context_design.scaffold import schema_fields
+from specloom_context_design.workflows import REGISTRY
 from tests.context_design.test_review_end_to_end import git
-from tests.documents.samples import VALID_SCHEMA
+from tests.context_design.world import script
+from tests.documents.samples import VALID_CONTEXT, VALID_SCHEMA
 
 PYTHON = get_profile("python")
 ELIXIR = get_profile("elixir")
@@ -287,3 +292,42 @@ def test_mix_compile_runs_for_real_on_a_mix_new_project(tmp_path: Path) -> None:
     assert failed.failed is not None
     assert failed.failed.argv == ("mix", "compile")
     assert "lib/shop/inventory.ex" in failed.failed.output
+
+
+async def test_an_elixir_context_design_scaffolds_with_its_schema_designs_fields() -> None:
+    """Through the engine: ValidateDesign collects the schema designs already in the
+    worktree, and Scaffold's generator argv carries their fields."""
+
+    def validated(call: Call) -> pb.Result:
+        context_path, designs = call.command.collect_files
+        assert designs == "docs/design/inventory/**/*.md"
+        return report(
+            "ok",
+            files={context_path: VALID_CONTEXT, "docs/design/inventory/stock.md": VALID_SCHEMA},
+        )
+
+    sim = Simulation(REGISTRY, script({("", "ValidateDesign"): [validated]}))
+    sim.start("ContextDesign", {"context": "Inventory", "profile": "elixir"})
+    await sim.run()
+    assert sim.status() == "complete", sim.session().status_reason
+    (scaffold,) = [i for i in sim.history() if i.step == "Scaffold"]
+    plan = json.loads(scaffold.command.shell.argv[-1])
+    assert plan["generators"] == [
+        {
+            "argv": [
+                "mix",
+                "phx.gen.context",
+                "Inventory",
+                "Stock",
+                "stocks",
+                "product_id:integer",
+                "quantity:integer",
+            ],
+            "creates": "lib/inventory/stock.ex",
+        }
+    ]
+    assert plan["checks"] == [["mix", "compile"]]
+    assert [f["path"] for f in plan["files"]] == [
+        "lib/inventory/warehouses.ex",
+        "test/inventory/warehouses_test.exs",
+    ]

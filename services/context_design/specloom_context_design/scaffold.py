@@ -53,8 +53,14 @@ RUNNER_EXIT_CODES = (0, 1)
 
 def scaffold_components(state: DesignState) -> list[ScaffoldComponent]:
     """The validated design's components, as the profile plans them."""
+    fields = {schema.module: schema.fields for schema in state.schemas}
     return [
-        ScaffoldComponent(module_name=c.module_name, type=c.type, description=c.description)
+        ScaffoldComponent(
+            module_name=c.module_name,
+            type=c.type,
+            description=c.description,
+            fields=fields.get(c.module_name, ()),
+        )
         for c in state.components
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from specloom.profiles import SchemaField
 from specloom.workflow import ParamSpec
 from specloom.workflow.steps import SessionState
 
@@ -49,6 +50,14 @@ class DesignRef:
 
 
 @dataclass(frozen=True)
+class SchemaDesign:
+    """A schema component's fields, as its design (already in the worktree) lists them."""
+
+    module: str
+    fields: tuple[SchemaField, ...] = ()
+
+
+@dataclass(frozen=True)
 class DesignState(SessionState):
     """A design-family session's state."""
 
@@ -64,5 +73,7 @@ class DesignState(SessionState):
     """The accepted review document."""
     scaffold_errors: tuple[str, ...] = ()
     """The last Scaffold's conflicts and failures, in the tools' words: FixScaffold's input."""
+    schemas: tuple[SchemaDesign, ...] = ()
+    """Fields of the context's schemas whose designs exist: the generators' attributes."""
     scaffolded: tuple[str, ...] = ()
     """The files the scaffolding created or found already scaffolded (Finalize commits them)."""
