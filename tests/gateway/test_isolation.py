@@ -83,7 +83,7 @@ async def test_four_root_sessions_started_together_each_commit_only_their_own_fi
         assert git(repo, "rev-parse", f"{branch}~1").strip() == main
         committed = git(repo, "show", "--name-only", "--format=", branch).split()
         assert committed[0] == f"docs/design/{name.lower()}.md"
-        assert committed[1:] == list(state["scaffolded"])
+        assert committed[1:] == state["scaffolded"]
         assert {path.split("/")[1] for path in committed[1:]} == {name.lower()}
         assert state["commit"] == git(repo, "rev-parse", branch).strip()
         assert f"# {name}" in git(repo, "show", f"{branch}:docs/design/{name.lower()}.md")
