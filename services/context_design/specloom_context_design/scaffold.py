@@ -35,7 +35,6 @@ from specloom.workflow import (
 )
 from specloom.workflow.steps import (
     AgentStep,
-    Found,
     clip,
     context_of,
     fingerprint,
@@ -99,7 +98,14 @@ def schema_fields(design: str) -> tuple[SchemaField, ...]:
 
 
 class Scaffold:
-    """Create the components' scaffolding through the profile and check that it builds."""
+    """Create the components' scaffolding through the profile and check that it builds.
+
+    One shell command runs the profile's plan with the runner (see the module
+    docstring); OK records what it created or found already scaffolded in
+    ``scaffolded`` (and ``files``) for Finalize to commit; a conflict or a
+    failing generator or check is an ERROR whose reason, and whose
+    ``scaffold_errors`` for FixScaffold, are the tools' own words.
+    """
 
     kind: ClassVar[CommandKind] = CommandKind.SHELL
     summary: ClassVar[str] = (
@@ -171,9 +177,6 @@ class FixScaffold(AgentStep):
     def required(self, ctx: StepContext) -> list[str]:
         # Resolving a conflict may mean moving a file away: nothing must exist afterwards.
         return []
-
-    def check(self, ctx: StepContext, found: Found) -> Judgement | None:
-        return None
 
     def prompt(self, ctx: StepContext) -> str:
         state = DesignState.of(ctx)
