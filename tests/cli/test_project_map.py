@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import pytest
 
+from specloom.cli import optional_count
 from specloom.client import Client
 from specloom.demo.run import create_project
 from specloom.demo.sample import COMPONENTS
@@ -378,3 +379,16 @@ def test_next_start_drives_a_twelve_component_context_from_nothing(
     )
     assert balances["facts"]["dependencies"] == ["ledger.postings"]
     assert balances["facts"]["tests"]["passed"] == 2
+
+
+def test_start_takes_an_optional_count() -> None:
+    assert optional_count(["next", "--start"]) == ["next", "--start=1"]
+    assert optional_count(["next", "--start", "--json"]) == ["next", "--start=1", "--json"]
+    assert optional_count(["next", "--start", "3"]) == ["next", "--start", "3"]
+    assert optional_count(["--gateway", "g", "next", "--start=2"]) == [
+        "--gateway",
+        "g",
+        "next",
+        "--start=2",
+    ]
+    assert optional_count(["session", "start", "--start"]) == ["session", "start", "--start"]
