@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from specloom.childenv import child_environment
+from specloom.gitcli import run_git
 from specloom.naming import LINE_WORKTREE
 from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
@@ -54,17 +55,7 @@ class GitError(Exception):
 
 
 def _git(root: Path, *args: str, check: bool = True) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=child_environment({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}),
-        stdin=subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip()}")
-    return done.stdout
+    return run_git(root, *args, error=GitError if check else None).stdout
 
 
 @dataclass

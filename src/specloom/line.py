@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from specloom.childenv import child_environment
+from specloom.gitcli import run_git
 from specloom.naming import LINE_WORKTREE
 from specloom.workspaces import exclude_housekeeping
 
@@ -55,17 +55,7 @@ class LineError(Exception):
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["git", "-C", str(cwd), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=child_environment({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}),
-        stdin=subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise LineError(f"git {' '.join(args[:2])} failed: {done.stderr.strip()}")
-    return done
+    return run_git(cwd, *args, error=LineError if check else None)
 
 
 def _commit_of(root: Path, ref: str) -> str:

@@ -22,12 +22,11 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from specloom.childenv import child_environment
+from specloom.gitcli import run_git
 from specloom.v1 import common_pb2 as pb
 
 HOUSEKEEPING = ".specloom"
@@ -71,16 +70,7 @@ def label(workspace: pb.WorkspaceRef) -> str:
 
 
 def _git(root: Path, *args: str) -> tuple[int, str]:
-    # The scrubbed environment: git runs hooks and helpers, and neither may
-    # see a token the caller holds in SPECLOOM_*.
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=child_environment({"GIT_TERMINAL_PROMPT": "0"}),
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_git(root, *args)
     return done.returncode, done.stdout.strip()
 
 

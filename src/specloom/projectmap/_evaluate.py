@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from specloom.documents import CONTEXT
+from specloom.projectmap._order import dependencies_first
 from specloom.projectmap._requirements import Requirement, not_needed, requirements_of
 from specloom.projectmap._testrun import SCAN_SOURCE, files_digest
 from specloom.v1 import projectmap_pb2 as pb
@@ -50,8 +51,8 @@ def project_map(workspace_id: str, facts: spb.FetchProjectFactsResponse) -> pb.P
             statuses[item.facts.module] = _status(item, judge_component(item.facts))
     contexts = {i.facts.module.casefold(): i for i in stored if i.facts.type == CONTEXT}
     done: dict[str, bool] = {}
-    for key in _dependency_order(contexts):
-        item = contexts[key]
+    for item in dependencies_first(contexts, lambda c: c.facts.dependencies):
+        key = item.facts.module.casefold()
         mine = children.get(key, [])
         judged = judge_context(
             item.facts,
@@ -77,26 +78,6 @@ def _status(
     if item.HasField("observed_at"):
         status.observed_at.CopyFrom(item.observed_at)
     return status
-
-
-def _dependency_order(contexts: Mapping[str, spb.StoredComponent]) -> list[str]:
-    """Contexts each after those it depends on (a cycle's members keep their listed order)."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(key: str) -> None:
-        if key in order or key in visiting:
-            return
-        visiting.add(key)
-        for name in contexts[key].facts.dependencies:
-            if name.casefold() in contexts:
-                visit(name.casefold())
-        visiting.discard(key)
-        order.append(key)
-
-    for key in contexts:
-        visit(key)
-    return order
 
 
 def judge_component(facts: pb.ComponentFacts) -> list[pb.RequirementStatus]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from specloom.documents import CONTEXT, folded_name
+from specloom.projectmap._order import dependencies_first
 from specloom.projectmap._project import ProjectFile
 from specloom.projectmap._requirements import (
     COMPONENT_CODING,
@@ -115,23 +116,7 @@ def _in_dependency_order(
     contexts: Sequence[pb.ComponentStatus], project: ProjectFile | None
 ) -> list[pb.ComponentStatus]:
     by_key = {c.facts.module.casefold(): c for c in contexts}
-    order: list[pb.ComponentStatus] = []
-    visiting: set[str] = set()
-
-    def visit(key: str) -> None:
-        status = by_key[key]
-        if status in order or key in visiting:
-            return
-        visiting.add(key)
-        for name in _depends_on(status, project):
-            if name.casefold() in by_key:
-                visit(name.casefold())
-        visiting.discard(key)
-        order.append(status)
-
-    for key in by_key:
-        visit(key)
-    return order
+    return dependencies_first(by_key, lambda status: _depends_on(status, project))
 
 
 def _state(status: pb.ComponentStatus, key: str) -> pb.RequirementStatus:
