@@ -88,6 +88,7 @@ def test_start_watch_show_with_a_scripted_agent(stack: Stack, tmp_path: Path) ->
             "ValidateDesign",
             "ReviseDesign",
             "ValidateDesign",
+            "Scaffold",
             "Finalize",
         ]
         scripted = [

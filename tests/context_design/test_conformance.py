@@ -6,6 +6,8 @@ capped loop, and a failure is a design with a different problem each time.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from specloom.orchestration.conformance import (
@@ -29,6 +31,9 @@ def _ok(interaction: pb.Interaction, session: pb.Session) -> pb.Result:
         # An agent that wrote the document it was asked for (v2 checks it exists).
         written = {path: VALID_CONTEXT for path in command.collect_files}
         return report("ok", data={"conversation_id": f"conv-{interaction.seq}"}, files=written)
+    if kind == "shell":
+        # The Scaffold runner's report: nothing to create, nothing wrong.
+        return report("ok", stdout=json.dumps({"created": [], "failed": None}))
     return report("ok", stdout=f"{interaction.step} done", data={"commit": "c0ffee"})
 
 

@@ -20,7 +20,15 @@ from specloom.protoconv import struct_to_dict
 from specloom.v1 import common_pb2 as pb
 from specloom_context_design.state import DesignState
 from specloom_context_design.workflows import REGISTRY
-from tests.context_design.world import GOOD_REVIEW, agent_ok, collected, initialized, script
+from tests.context_design.world import (
+    GOOD_REVIEW,
+    Answer,
+    agent_ok,
+    collected,
+    initialized,
+    scaffolded,
+    script,
+)
 from tests.documents.samples import (
     VALID_COMPONENT,
     VALID_CONTEXT,
@@ -58,7 +66,13 @@ async def test_context_design_happy_path_in_its_own_worktree() -> None:
     await sim.run()
     assert sim.status() == "complete"
     assert sim.session().definition_version == 2
-    assert steps(sim) == ["Initialize", "GenerateContextDesign", "ValidateDesign", "Finalize"]
+    assert steps(sim) == [
+        "Initialize",
+        "GenerateContextDesign",
+        "ValidateDesign",
+        "Scaffold",
+        "Finalize",
+    ]
     state = state_of(sim)
     assert [c.module_name for c in state.components] == ["Inventory.Stock", "Inventory.Warehouses"]
     assert state.design_path == "docs/design/inventory.md"
@@ -70,7 +84,15 @@ async def test_context_design_happy_path_in_its_own_worktree() -> None:
     finalize = history[-1].command.git.operations
     assert [op.WhichOneof("op") for op in finalize] == ["commit"]
     assert finalize[0].commit.expect_branch == state.branch
-    assert list(finalize[0].commit.paths) == ["docs/design/inventory.md"]
+    # The scaffolding is committed with the design.
+    assert list(finalize[0].commit.paths) == [
+        "docs/design/inventory.md",
+        "src/inventory/__init__.py",
+        "src/inventory/stock.py",
+        "src/inventory/warehouses.py",
+        "tests/inventory/warehouses_test.py",
+    ]
+    assert state.scaffolded == tuple(list(finalize[0].commit.paths)[1:])
     assert_golden(sim.trace, GOLDENS / "context_design_happy.json")
 
 
@@ -88,6 +110,7 @@ async def test_context_design_validation_failure_then_revise_then_pass() -> None
         "ValidateDesign",
         "ReviseDesign",
         "ValidateDesign",
+        "Scaffold",
         "Finalize",
     ]
     (revise,) = [i for i in sim.history() if i.step == "ReviseDesign"]
@@ -99,6 +122,50 @@ async def test_context_design_validation_failure_then_revise_then_pass() -> None
     assert "(revise round 1 of at most 3)" in revise.command.agent.prompt
     assert state_of(sim).validation_errors == ()
     assert_golden(sim.trace, GOLDENS / "context_design_revise_then_pass.json")
+
+
+async def test_context_design_scaffold_conflict_is_fixed_then_scaffolded_again() -> None:
+    conflict = scaffolded(conflicts=["src/inventory/stock.py"])
+    sim = Simulation(REGISTRY, script({("", "Scaffold"): [conflict, scaffolded()]}))
+    sim.start("ContextDesign", {"context": "Inventory"})
+    await sim.run()
+    assert sim.status() == "complete"
+    assert steps(sim)[3:] == ["Scaffold", "FixScaffold", "Scaffold", "Finalize"]
+    (fix,) = [i for i in sim.history() if i.step == "FixScaffold"]
+    # The fix names the conflicting file in the runner's words, and its round.
+    assert (
+        "- conflict: src/inventory/stock.py already exists with different content; "
+        "scaffolding never overwrites a file" in fix.command.agent.prompt
+    )
+    assert "(fix round 1 of at most 3)" in fix.command.agent.prompt
+    assert not fix.command.agent.resume_conversation_id
+    assert state_of(sim).scaffold_errors == ()
+    assert_golden(sim.trace, GOLDENS / "context_design_scaffold_conflict_fixed.json")
+
+
+async def test_context_design_scaffold_failing_past_the_cap_fails_the_session() -> None:
+    def broken(n: int) -> Answer:
+        return scaffolded(
+            failed={
+                "argv": ["python", "-c", "import inventory"],
+                "exit_code": 1,
+                "output": f"SyntaxError: invalid syntax (attempt {n})",
+                "check": True,
+            }
+        )
+
+    sim = Simulation(
+        REGISTRY,
+        script({("", "Scaffold"): [broken(n) for n in range(10)]}),
+    )
+    sim.start("ContextDesign", {"context": "Inventory", "max_rounds": 2})
+    await sim.run()
+    assert sim.status() == "failed"
+    assert steps(sim).count("FixScaffold") == 2
+    reason = sim.session().status_reason
+    assert reason.startswith("Scaffold still failing after 2 rounds (the cap): check ")
+    assert "SyntaxError: invalid syntax (attempt 2)" in reason
+    assert_golden(sim.trace, GOLDENS / "context_design_scaffold_cap_reached.json")
 
 
 async def test_context_design_cap_reached_fails_with_the_reason() -> None:

@@ -27,6 +27,7 @@ from tests.context_design.world import (
     agent_ok,
     collected,
     initialized,
+    scaffolded,
     script,
 )
 from tests.documents.samples import VALID_COMPONENT, VALID_CONTEXT, VALID_SCHEMA
@@ -84,7 +85,10 @@ async def test_every_design_agent_prompt_matches_its_golden() -> None:
     context = await run(
         "ContextDesign",
         {"context": "Inventory"},
-        {("", "ValidateDesign"): [collected(thin(VALID_CONTEXT)), collected(VALID_CONTEXT)]},
+        {
+            ("", "ValidateDesign"): [collected(thin(VALID_CONTEXT)), collected(VALID_CONTEXT)],
+            ("", "Scaffold"): [scaffolded(conflicts=["src/inventory/stock.py"]), scaffolded()],
+        },
     )
     rendered.update(agent_prompts(context, "ContextDesign"))
 
@@ -134,6 +138,7 @@ async def test_every_design_agent_prompt_matches_its_golden() -> None:
         "ComponentDesignReview-2-ExecuteReview.prompt.txt",
         "ContextDesign-1-GenerateContextDesign.prompt.txt",
         "ContextDesign-2-ReviseDesign.prompt.txt",
+        "ContextDesign-3-FixScaffold.prompt.txt",
         "ContextDesignReview-1-ExecuteReview.prompt.txt",
         "ContextDesignReview-2-ExecuteReview.prompt.txt",
     ]

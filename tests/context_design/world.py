@@ -8,6 +8,7 @@ override single (session key, step) pairs with :func:`Script` tables.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 from specloom.orchestration.simulate import Call, Script, report
@@ -103,9 +104,34 @@ def valid_design(call: Call) -> str:
     return VALID_COMPONENT
 
 
+def scaffolded(
+    conflicts: Sequence[str] = (), failed: Mapping[str, JsonValue] | None = None
+) -> Callable[[Call], pb.Result]:
+    """A Scaffold whose runner reported ``conflicts`` or a ``failed`` command, else every
+    planned file created (read from the plan the command carries)."""
+
+    def answer(call: Call) -> pb.Result:
+        plan = json.loads(call.command.shell.argv[-1])
+        ok = not conflicts and failed is None
+        created = [f["path"] for f in plan["files"]] if ok else []
+        body = {
+            "created": created,
+            "unchanged": [],
+            "conflicts": list(conflicts),
+            "generated": [],
+            "skipped": [],
+            "failed": dict(failed) if failed else None,
+        }
+        return report("ok", stdout=json.dumps(body) + "\n", exit_code=0 if ok else 1)
+
+    return answer
+
+
 def respond(call: Call) -> pb.Result:
     """The default: every command succeeds."""
     kind = call.command.WhichOneof("kind")
+    if kind == "shell" and call.step == "Scaffold":
+        return scaffolded()(call)
     if kind == "agent":
         return agent_ok(call)
     if kind == "noop":

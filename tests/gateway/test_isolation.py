@@ -79,11 +79,12 @@ async def test_four_root_sessions_started_together_each_commit_only_their_own_fi
         branch = f"context-design-session-for-{name.lower()}-{session.id[-8:]}"
         assert state["branch"] == branch
         branches.add(branch)
-        # Its own branch holds exactly its own document, on top of main.
+        # Its own branch holds exactly its own document and its scaffolding, on top of main.
         assert git(repo, "rev-parse", f"{branch}~1").strip() == main
-        assert git(repo, "show", "--name-only", "--format=", branch).split() == [
-            f"docs/design/{name.lower()}.md"
-        ]
+        committed = git(repo, "show", "--name-only", "--format=", branch).split()
+        assert committed[0] == f"docs/design/{name.lower()}.md"
+        assert committed[1:] == state["scaffolded"]
+        assert {path.split("/")[1] for path in committed[1:]} == {name.lower()}
         assert state["commit"] == git(repo, "rev-parse", branch).strip()
         assert f"# {name}" in git(repo, "show", f"{branch}:docs/design/{name.lower()}.md")
         # Every command after Initialize ran in its own worktree.

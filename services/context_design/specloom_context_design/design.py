@@ -35,7 +35,8 @@ from specloom.workflow.steps import (
 )
 from specloom_context_design import prompts
 from specloom_context_design.prompts import DesignSubject
-from specloom_context_design.state import VALIDATE, DesignState
+from specloom_context_design.scaffold import schema_fields
+from specloom_context_design.state import VALIDATE, DesignState, SchemaDesign
 
 
 def component_of(ctx: StepContext) -> ComponentView:
@@ -127,10 +128,14 @@ class ValidateDesign:
 
     def command(self, ctx: StepContext) -> CommandPlan:
         s = subject_of(ctx, self.design)
+        collect = [s.path]
+        if self.design == CONTEXT:
+            # The component designs already there: scaffolding reads its schemas' fields.
+            collect.append(f"{s.path.removesuffix('.md')}/**/*.md")
         command = commands.noop(
             ctx.step,
             workdir=DesignState.of(ctx).workdir,
-            collect=[s.path],
+            collect=collect,
             metadata=step_metadata(ctx),
         )
         return CommandPlan(command)
@@ -162,12 +167,18 @@ class ValidateDesign:
             )
         after = replace(state, validation_errors=(), design_path=s.path)
         if self.design == CONTEXT:
-            after = replace(after, components=report.components)
+            profile = profile_of(ctx)
+            schemas = []
+            for component in report.components:
+                found = result.file(profile.design_path(component.module_name))
+                if component.type == "schema" and found is not None and found.exists:
+                    schemas.append(SchemaDesign(component.module_name, schema_fields(found.text())))
+            after = replace(after, components=report.components, schemas=tuple(schemas))
         return Judgement.ok(state.to(after), components=len(report.components))
 
 
 class CommitDesign(Commit):
-    """Commit the validated document on the session's branch."""
+    """Commit the validated document (and the context's scaffolding) on the session's branch."""
 
     summary: ClassVar[str] = "Commit the design document on the session's branch"
 
@@ -176,7 +187,9 @@ class CommitDesign(Commit):
         self.design = design
 
     def paths(self, ctx: StepContext, state: SessionState) -> list[str]:
-        return [subject_of(ctx, self.design).path]
+        # The scaffolding (ContextDesign's Scaffold step) is committed with the design.
+        scaffolded = DesignState.read(ctx.state).scaffolded
+        return [subject_of(ctx, self.design).path, *scaffolded]
 
     def headline(self, ctx: StepContext, state: SessionState) -> str:
         return f"Design {subject_of(ctx, self.design).module}"

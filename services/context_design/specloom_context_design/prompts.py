@@ -10,10 +10,12 @@ a reviewer) is its persona, sent as the system prompt by the steps.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from specloom.documents import CONTEXT, document_spec, required_sections, review_spec, section_title
+from specloom.profiles import ScaffoldPlan
 from specloom.workflow import ComponentView, StepContext
 from specloom.workflow.steps import context_of, rules_text, story_lines
 from specloom_context_design.state import SESSION_KIND, DesignState
@@ -321,4 +323,50 @@ def context_review_prompt(ctx: StepContext, *, designs: Sequence[ReviewedDesign]
         "",
         *_review_output(path),
     ]
+    return "\n".join(lines)
+
+
+def fix_scaffold_prompt(
+    ctx: StepContext,
+    *,
+    design_path: str,
+    errors: Sequence[str],
+    plan: ScaffoldPlan,
+    round_: int,
+    cap: int,
+) -> str:
+    """The prompt that resolves what stopped the scaffolding of a context design."""
+    which = (
+        f"fix round {round_} of at most {cap}"
+        if round_
+        else f"a fix after the session was resumed; then up to {cap} more rounds"
+    )
+    listed = [f"- {error}" for error in errors] or ["- (the errors were not recorded)"]
+    planned = [f"- `{f.path}`" for f in plan.files] or ["- (none; the generators write them)"]
+    generators = [f"- `{shlex.join(g.argv)}`" for g in plan.generators]
+    checks = [f"- `{shlex.join(c)}`" for c in plan.checks if "\n" not in " ".join(c)]
+    lines = [
+        f"Scaffolding the components of the context `{context_of(ctx)}` designed in "
+        f"`{design_path}` failed ({which}). Resolve exactly these problems:",
+        "",
+        *listed,
+        "",
+        "Scaffolding never overwrites a file. A conflict is a file standing where a "
+        "component's scaffold goes with other content: if it belongs to something else, "
+        "move it where it belongs (and update what refers to it); if it is stale, delete it. "
+        "A failed generator or check is fixed in the files its message names. Do not edit "
+        "the design document.",
+        "",
+        "## The scaffolding",
+        "",
+        "Files it creates:",
+        "",
+        *planned,
+        "",
+    ]
+    if generators:
+        lines += ["Generators it runs, in order:", "", *generators, ""]
+    if checks:
+        lines += ["Then it checks with:", "", *checks, ""]
+    lines.append("When you are done the scaffolding runs again.")
     return "\n".join(lines)

@@ -3,13 +3,15 @@
 :class:`DesignState` is the step library's :class:`SessionState` (branch,
 worktree, rules, components, files, children, commit, ...) plus what the
 design steps keep: the validation errors a revise works from, the validated
-document, the designs a review reads, and the review's problems.
+document, the designs a review reads, the review's problems, and the
+scaffolding's errors and files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from specloom.profiles import SchemaField
 from specloom.workflow import ParamSpec
 from specloom.workflow.steps import SessionState
 
@@ -28,6 +30,9 @@ REVIEW_KEY = "review"
 VALIDATE = "ValidateDesign"
 """The step whose ERROR rounds a revise belongs to."""
 
+SCAFFOLD = "Scaffold"
+"""The step whose ERROR rounds FixScaffold belongs to."""
+
 USER_STORIES = ParamSpec(
     "User stories the design must serve: strings or {title, description}.", kind=list
 )
@@ -45,6 +50,14 @@ class DesignRef:
 
 
 @dataclass(frozen=True)
+class SchemaDesign:
+    """A schema component's fields, as its design (already in the worktree) lists them."""
+
+    module: str
+    fields: tuple[SchemaField, ...] = ()
+
+
+@dataclass(frozen=True)
 class DesignState(SessionState):
     """A design-family session's state."""
 
@@ -58,3 +71,9 @@ class DesignState(SessionState):
     """Why the last review document was not accepted."""
     review_path: str = ""
     """The accepted review document."""
+    scaffold_errors: tuple[str, ...] = ()
+    """The last Scaffold's conflicts and failures, in the tools' words: FixScaffold's input."""
+    schemas: tuple[SchemaDesign, ...] = ()
+    """Fields of the context's schemas whose designs exist: the generators' attributes."""
+    scaffolded: tuple[str, ...] = ()
+    """The files the scaffolding created or found already scaffolded (Finalize commits them)."""

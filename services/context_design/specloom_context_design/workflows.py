@@ -1,7 +1,7 @@
 """The design family, declared as data (DESIGN.md section 4).
 
 - ContextDesign: Initialize → GenerateContextDesign → ValidateDesign ⇄ ReviseDesign
-  → Finalize
+  → Scaffold ⇄ FixScaffold → Finalize
 - ComponentDesign: Initialize → GenerateComponentDesign → ValidateDesign ⇄
   ReviseDesign → Finalize
 - ContextComponentsDesign: Initialize → SpawnComponentDesignSessions →
@@ -15,7 +15,10 @@ produce a document and finds none is an error. ContextDesignReview gained
 an Initialize that reads the context design and its components and loads
 the project's rules; its reviewer fixes the designs, as the original's did,
 each design is validated again, and Finalize commits them with the review.
-A pull request is opened only when ``pull_request`` is true. The v1
+A pull request is opened only when ``pull_request`` is true. ContextDesign
+scaffolds its components once the design validates (the seed's Component
+Creation, :mod:`specloom_context_design.scaffold`) and commits the
+scaffolding with the design. The v1
 definitions (``specloom_context_design.v1``, frozen) stay registered so
 sessions started under them finish under them.
 
@@ -45,6 +48,7 @@ from specloom_context_design.design import (
 from specloom_context_design.initialize import InitializeReview
 from specloom_context_design.review import COMPONENT_DESIGNS, CommitReview, ExecuteReview
 from specloom_context_design.review import CONTEXT_DESIGN as REVIEW_OF_CONTEXT
+from specloom_context_design.scaffold import FixScaffold, Scaffold
 from specloom_context_design.state import (
     COMPONENT_DESIGN,
     COMPONENT_DESIGN_REVIEW,
@@ -77,7 +81,10 @@ _PARAMS = {"user_stories": USER_STORIES, **STEP_PARAMS}
 CONTEXT_DESIGN_V2 = Workflow(
     type=CONTEXT_DESIGN,
     version=2,
-    summary="Design a context: write, validate and revise its design document.",
+    summary=(
+        "Design a context: write, validate and revise its design document, scaffold its "
+        "components and check they build."
+    ),
     steps=(
         StepDef(
             "Initialize",
@@ -86,9 +93,11 @@ CONTEXT_DESIGN_V2 = Workflow(
         ),
         StepDef("GenerateContextDesign", GenerateDesign(CONTEXT), on_ok="ValidateDesign"),
         StepDef(
-            "ValidateDesign", ValidateDesign(CONTEXT), on_ok="Finalize", on_error="ReviseDesign"
+            "ValidateDesign", ValidateDesign(CONTEXT), on_ok="Scaffold", on_error="ReviseDesign"
         ),
         StepDef("ReviseDesign", ReviseDesign(CONTEXT), on_ok="ValidateDesign"),
+        StepDef("Scaffold", Scaffold(), on_ok="Finalize", on_error="FixScaffold"),
+        StepDef("FixScaffold", FixScaffold(), on_ok="Scaffold"),
         StepDef("Finalize", CommitDesign(CONTEXT), on_ok=DONE),
     ),
     params={"context": CONTEXT_PARAM, **_PARAMS},

@@ -127,7 +127,9 @@ def summarize(command: pb.Command) -> dict[str, Any]:
     if command.workdir:
         summary["workdir"] = command.workdir
     if kind == "shell":
-        summary["argv"] = list(command.shell.argv)
+        # An inline program (the scaffolding runner's source) is the program's own
+        # business, not the step's behaviour: traces show a placeholder.
+        summary["argv"] = ["<inline program>" if "\n" in arg else arg for arg in command.shell.argv]
     elif kind == "agent":
         summary["outputs"] = list(command.agent.output_paths)
         if command.agent.resume_conversation_id:

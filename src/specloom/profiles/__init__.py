@@ -17,6 +17,16 @@ from specloom.profiles._base import (
     module_segments,
     underscore,
 )
+from specloom.profiles._scaffold import (
+    SCAFFOLD_MARKER,
+    Failure,
+    PlannedCommand,
+    PlannedFile,
+    ScaffoldComponent,
+    ScaffoldPlan,
+    ScaffoldReport,
+    SchemaField,
+)
 from specloom.profiles.elixir import ElixirProfile
 from specloom.profiles.python import PythonProfile
 
@@ -40,9 +50,17 @@ def get_profile(name: str | None) -> Profile:
 __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
+    "SCAFFOLD_MARKER",
     "ComponentFiles",
+    "Failure",
+    "PlannedCommand",
+    "PlannedFile",
     "Profile",
     "ReportFormat",
+    "ScaffoldComponent",
+    "ScaffoldPlan",
+    "ScaffoldReport",
+    "SchemaField",
     "TestInvocation",
     "get_profile",
     "module_segments",

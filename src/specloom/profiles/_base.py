@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from specloom.errors import InvalidArgument
+from specloom.profiles._scaffold import ScaffoldComponent, ScaffoldPlan
 
 ReportFormat = Literal["junit", "exunit-json"]
 
@@ -112,4 +113,12 @@ class Profile(Protocol):
 
     def test_invocation(self, test_paths: Sequence[str], report_path: str) -> TestInvocation:
         """The command that runs ``test_paths`` and writes a report to ``report_path``."""
+        ...
+
+    def scaffold(self, context: str, components: Sequence[ScaffoldComponent]) -> ScaffoldPlan:
+        """The scaffolding of a validated context design: files to create, the
+        project's generators to run, and the checks that the result builds.
+
+        Raises ``InvalidArgument`` for a module name that is not one.
+        """
         ...

@@ -5,6 +5,15 @@
 ``tests/inventory/stock_test.py`` (pytest collects ``*_test.py`` by default),
 fixtures in ``tests/inventory/stock_fixtures.py``. CamelCase segments are
 underscored (``MyApp.Inventory`` -> ``my_app/inventory``).
+
+Scaffolding a context creates every package level with an ``__init__.py``
+(the context's own module is its package), one module per component
+(a nested context is a package), a test skeleton per component that gets
+tests (a schema's are its context's, as in the original system), and checks
+that every module imports (``PYTHONPATH=src``, no bytecode written) and every
+test skeleton compiles. An existing ``__init__.py`` or test file is kept as
+it is (a package needs only the file; tests written first are the
+component's tests); an existing module with other content is a conflict.
 """
 
 from __future__ import annotations
@@ -19,6 +28,34 @@ from specloom.profiles._base import (
     module_segments,
     underscore,
 )
+from specloom.profiles._scaffold import (
+    SCAFFOLD_MARKER,
+    PlannedFile,
+    ScaffoldComponent,
+    ScaffoldPlan,
+)
+
+_CHECK_TESTS = (
+    "import sys\n"
+    "for path in sys.argv[1:]:\n"
+    "    with open(path, encoding='utf-8') as handle:\n"
+    "        compile(handle.read(), path, 'exec')\n"
+)
+"""Compiles the test skeletons without writing bytecode next to them."""
+
+UNTESTED_TYPES = frozenset({"schema", "context"})
+"""Component types with no test file of their own (a schema is tested through its
+context; a nested context through its components)."""
+
+
+def _docstring(text: str) -> str:
+    # Descriptions are written by agents: no quote or backslash may end the docstring.
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _first_line(description: str) -> str:
+    line = description.strip().splitlines()[0].strip() if description.strip() else ""
+    return f": {line}" if line else ""
 
 
 class PythonProfile:
@@ -69,4 +106,48 @@ class PythonProfile:
             # 1: some tests failed; 5: none collected. Both are verdicts for
             # the judge, not executor failures.
             ok_exit_codes=(0, 1, 5),
+        )
+
+    def scaffold(self, context: str, components: Sequence[ScaffoldComponent]) -> ScaffoldPlan:
+        files: dict[str, str] = {}
+        keep: set[str] = set()
+        modules: list[str] = []
+        packages = {self.module_path(context)}
+        for component in components:
+            stem = self.module_path(component.module_name)
+            parts = stem.split("/")
+            packages.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            if component.type == "context":
+                packages.add(stem)
+        for package in sorted(packages):
+            dotted = package.replace("/", ".")
+            keep.add(f"src/{package}/__init__.py")
+            files[f"src/{package}/__init__.py"] = (
+                f'"""{_docstring(dotted)} (package)."""\n\n# {SCAFFOLD_MARKER}\n'
+            )
+            modules.append(dotted)
+        for component in components:
+            stem = self.module_path(component.module_name)
+            dotted = stem.replace("/", ".")
+            about = _docstring(f"{component.module_name}{_first_line(component.description)}")
+            if stem not in packages:
+                files[f"src/{stem}.py"] = (
+                    f'"""{about}\n\nDesigned in {self.design_path(component.module_name)}; '
+                    f'not implemented yet."""\n\n# {SCAFFOLD_MARKER}\n'
+                )
+                modules.append(dotted)
+            if component.type not in UNTESTED_TYPES:
+                keep.add(self.files(component.module_name).test)
+                files[self.files(component.module_name).test] = (
+                    f'"""Tests of {_docstring(dotted)}, written from its design\'s Test '
+                    f'Assertions."""\n\n# {SCAFFOLD_MARKER}\n'
+                )
+        tests = sorted(path for path in files if path.startswith("tests/"))
+        checks: list[tuple[str, ...]] = [("python", "-c", f"import {', '.join(sorted(modules))}")]
+        if tests:
+            checks.append(("python", "-c", _CHECK_TESTS, *tests))
+        return ScaffoldPlan(
+            files=tuple(PlannedFile(path, files[path], path in keep) for path in sorted(files)),
+            checks=tuple(checks),
+            env={"PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"},
         )

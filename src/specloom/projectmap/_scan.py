@@ -44,7 +44,7 @@ from specloom.documents import (
     validate_review,
 )
 from specloom.errors import InvalidArgument
-from specloom.profiles import Profile
+from specloom.profiles import SCAFFOLD_MARKER, Profile
 from specloom.projectmap._files import FileReader, Seen, load_cache, save_cache
 from specloom.projectmap._project import ProjectFile
 from specloom.projectmap._testrun import SCAN_SOURCE, files_digest, run_suite
@@ -54,9 +54,9 @@ from specloom.v1 import projectmap_pb2 as pb
 MAX_DESIGN_ERRORS = 10
 """Design errors kept per component, as ``ComponentFacts.design_errors`` allows."""
 
-SKELETON_MARKER = b"specloom:scaffold"
-"""What ContextDesign's Scaffold step writes into every skeleton file (``SCAFFOLD_MARKER`` of
-the profiles' scaffolding): a file that still holds it was not written by anyone yet."""
+SKELETON_MARKER = SCAFFOLD_MARKER.encode()
+"""What ContextDesign's Scaffold step writes into every skeleton file: a file that still
+holds it was not written by anyone yet."""
 
 REVIEW_FILE = "context_design.md"
 """The file ContextDesignReview writes under ``docs/review/<context path>/``."""
