@@ -143,12 +143,9 @@ class ContextView:
         return self.context.module if self.context is not None else ""
 
     @property
-    def rows(self) -> tuple[ComponentView, ...]:
-        return ((self.context,) if self.context is not None else ()) + self.components
-
-    @property
     def done(self) -> int:
-        return sum(c.done for c in self.rows)
+        """Its components done (the context's own state is on its row)."""
+        return sum(c.done for c in self.components)
 
 
 @dataclass(frozen=True)
