@@ -35,7 +35,9 @@ from pathlib import Path
 
 from bench.measure import percentile
 from specloom.profiles import get_profile
-from specloom.projectmap import scan_checkout
+from specloom.projectmap import next_sessions, project_map, scan_checkout
+from specloom.v1 import projectmap_pb2 as pb
+from specloom.v1 import sessions_pb2 as spb
 
 SIZES = (10, 15, 20, 25)
 """Components per context, cycled."""
@@ -203,7 +205,25 @@ def measure(workspace: Workspace, runs: int, cache: Path) -> tuple[Figures, Figu
     return cold, warm
 
 
-def render(workspace: Workspace, figures: Sequence[Figures], cache_bytes: int) -> str:
+def judge_and_plan(scan: pb.ProjectScan, runs: int) -> tuple[float, ...]:
+    """What the gateway adds to a map read: judging every requirement and planning next."""
+    facts = spb.FetchProjectFactsResponse(
+        scanned=True,
+        last_scan=scan,
+        components=[spb.StoredComponent(facts=component) for component in scan.components],
+    )
+    took: list[float] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        judged = project_map("ws-000000000000", facts)
+        next_sessions(judged, [], None, 0)
+        took.append((time.perf_counter() - started) * 1000)
+    return tuple(took)
+
+
+def render(
+    workspace: Workspace, figures: Sequence[Figures], cache_bytes: int, judged_ms: Sequence[float]
+) -> str:
     """The figures as a markdown table."""
     lines = [
         f"{workspace.components} components in {workspace.contexts} contexts; "
@@ -217,6 +237,10 @@ def render(workspace: Workspace, figures: Sequence[Figures], cache_bytes: int) -
             f"| {item.label} | {item.mean_ms:.1f} | {item.p50_ms:.1f} | "
             f"{item.files_seen} | {item.files_read} |"
         )
+    lines.append(
+        f"| judge + plan of the recorded facts (the gateway's share of a map read) | "
+        f"{statistics.fmean(judged_ms):.1f} | {percentile(judged_ms, 50):.1f} | — | — |"
+    )
     return "\n".join(lines)
 
 
@@ -226,7 +250,8 @@ def run(components: int, runs: int) -> tuple[Workspace, tuple[Figures, Figures],
         workspace = generate(Path(scratch) / "workspace", components)
         cache = Path(scratch) / "scan-cache.json"
         figures = measure(workspace, runs, cache)
-        return workspace, figures, render(workspace, figures, cache.stat().st_size)
+        judged = judge_and_plan(scan_checkout(workspace.root, PROFILE, cache_path=cache), runs)
+        return workspace, figures, render(workspace, figures, cache.stat().st_size, judged)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,7 +36,9 @@ def _evidence(session: pb.Session, result: pb.Result) -> mpb.ProjectScan:
     scan = result.project_scan
     if session.type not in CODING:
         return scan
-    passed = result.status == pb.RESULT_STATUS_OK
+    # A warning is a Finalize that committed and landed but could not do
+    # something after (push to a remote): its tests had passed all the same.
+    passed = result.status in (pb.RESULT_STATUS_OK, pb.RESULT_STATUS_WARNING)
     return with_session_evidence(scan, session.type, session.name, passed, session_id=session.id)
 
 

@@ -126,7 +126,7 @@ def _requirement_line(requirement: mpb.RequirementStatus, indent: str) -> Text:
     mark, style = MARK.get(requirement.state, ("?", ""))
     word = STATE_WORD.get(requirement.state, "unknown")
     text = Text(f"{indent}{mark} ", style=style)
-    text.append(f"{requirement.key:<16}")
+    text.append(f"{requirement.key:<20} ")
     if requirement.state in (mpb.REQUIREMENT_STATE_MET, mpb.REQUIREMENT_STATE_NOT_NEEDED):
         text.append(word, style="dim")
         if requirement.detail:
@@ -185,9 +185,10 @@ def print_map(observed: Observed, the_map: mpb.ProjectMap) -> None:
         f"{scan.duration_ms} ms" + (" · tests run" if scan.ran_tests else ""),
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     for problem in the_map.problems:
-        console.print(Text(f"problem: {problem}", style="yellow"))
+        console.print(Text(f"problem: {problem}", style="yellow"), soft_wrap=True)
     if not the_map.components:
         console.print(
             "no contexts yet: write a context design (or list contexts in specloom.toml), "
@@ -196,16 +197,16 @@ def print_map(observed: Observed, the_map: mpb.ProjectMap) -> None:
         return
     for context, components in _grouped(the_map):
         if context is not None:
-            console.print(_component_head(context, ""))
+            console.print(_component_head(context, ""), soft_wrap=True)
             for requirement in context.requirements:
-                console.print(_requirement_line(requirement, "    "))
+                console.print(_requirement_line(requirement, "    "), soft_wrap=True)
         else:
             console.print(Text("(components of no known context)", style="bold"))
         for component in components:
-            console.print(_component_head(component, "  "))
+            console.print(_component_head(component, "  "), soft_wrap=True)
             if not component.done:
                 for requirement in component.requirements:
-                    console.print(_requirement_line(requirement, "      "))
+                    console.print(_requirement_line(requirement, "      "), soft_wrap=True)
     done = sum(c.done for c in the_map.components)
     total = len(the_map.components)
     if done == total:
@@ -359,7 +360,7 @@ def _print_next(
             console.print("nothing to run next; `specloom status` shows where things stand")
         return
     for index, entry in enumerate(entries):
-        console.print(_next_line(index, entry))
+        console.print(_next_line(index, entry), soft_wrap=True)
     for session in started:
         console.print(Text.assemble("started: ", session_line(session)))
     for line in refused:
