@@ -174,11 +174,23 @@ def test_the_project_map_and_starting_what_runs_next(
     assert params["base"] == params["land_on"] == "specloom/main"
 
     browser.get(f"{stack.web}/map?workspace={workspace.id}")
-    running = until(
-        lambda: css(browser, f'{coding}[data-state="running"] a'), "the entry shown running"
+    # Read again when a live update replaces the section meanwhile (`until`).
+    until(
+        lambda: (
+            css(browser, f'{coding}[data-state="running"] a')[0].get_attribute("href")
+            == f"{stack.web}/sessions/{session_id}"
+        ),
+        "the entry shown running, linking its session",
     )
-    assert running[0].get_attribute("href") == f"{stack.web}/sessions/{session_id}"
-    touches = css(browser, 'tbody[data-module="inventory.stock"] .touches a')
-    assert f"{stack.web}/sessions/{session_id}" in [a.get_attribute("href") for a in touches]
+    until(
+        lambda: (
+            f"{stack.web}/sessions/{session_id}"
+            in [
+                a.get_attribute("href")
+                for a in css(browser, 'tbody[data-module="inventory.stock"] .touches a')
+            ]
+        ),
+        "the session among those that touched inventory.stock",
+    )
     shot(browser, "23-map-running")
     stack.call(stack.admin_token, "cancel", session_id, "the browser test is over")
