@@ -99,6 +99,9 @@ async def test_a_reported_scan_is_the_map_and_says_what_runs_next(stack: Stack) 
     )
     assert following.sessions
     assert following.map == the_map
+    # Planned with the profile the scan read the layout with (the project file
+    # stays on the user's machine), so any client can start an entry as it is.
+    assert {e.params.fields["profile"].string_value for e in following.sessions} == {"python"}
     limited = await stub.NextSessions(
         gpb.NextSessionsRequest(workspace_id=WS.id, limit=1), metadata=bearer(token)
     )

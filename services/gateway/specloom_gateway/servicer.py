@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from specloom.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from specloom.projectmap import next_sessions, project_map
+from specloom.projectmap import ProjectFile, next_sessions, project_map
 from specloom.protoconv import to_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
@@ -472,7 +472,12 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
             raise InvalidArgument(f"limit must be between 0 and {MAX_NEXT}, got {request.limit}")
         facts = await self._facts(caller, request.workspace_id)
         the_map = project_map(request.workspace_id, facts)
-        found = next_sessions(the_map, list(facts.unfinished), None, request.limit)
+        # The project file stays on the user's machine, but the scan said which
+        # profile it read the layout with: the entries carry it, so a session
+        # started from them (by the web console too) works in the project's
+        # language, as one `specloom next --start` starts does.
+        scanned = ProjectFile(profile=facts.last_scan.profile) if facts.scanned else None
+        found = next_sessions(the_map, list(facts.unfinished), scanned, request.limit)
         return gpb.NextSessionsResponse(sessions=found, map=the_map)
 
     def Connect(

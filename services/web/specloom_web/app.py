@@ -178,9 +178,12 @@ def build_app(settings: WebSettings, gateway: Gateway) -> Starlette:
         Route("/sessions/{session_id}/{action}", actions.steer, methods=["POST"]),
         Route("/workflows", pages.workflows_page),
         Route("/executors", pages.executors_page),
+        Route("/map", pages.map_page),
+        Route("/map/start", actions.start_planned, methods=["POST"]),
         Route("/live/sessions", pages.live_sessions),
         Route("/live/sessions/{session_id}", pages.live_session),
         Route("/live/executors", pages.live_executors),
+        Route("/live/map", pages.live_map),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(

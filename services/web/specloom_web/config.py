@@ -46,8 +46,8 @@ class WebSettings(BaseSettings):
     """Mark cookies ``Secure``. Unset: when the console serves HTTPS itself. Set
     it to true when TLS ends at a proxy or Ingress in front of the console."""
     web_list_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
-    """How often a live sessions list (or executors page) asks the gateway for
-    changes. One listing per interval serves every open page with the same
+    """How often a live sessions list (or executors or project page) asks the
+    gateway for changes. One listing per interval serves every open page with the same
     token and filters."""
     web_page_size: int = Field(default=50, ge=1, le=500)
     """Sessions per page of the list."""

@@ -1,4 +1,4 @@
-"""The pages: sessions, a session, a step, workflows, executors; and their live streams."""
+"""The pages: sessions, a session, a step, workflows, executors, the project; live streams."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from specloom.errors import InvalidArgument, NotFound
 from specloom.protoconv import utcnow
 from specloom.v1 import common_pb2 as pb
+from specloom.workspaces import label
 from specloom_web.actions import NOTICES
 from specloom_web.diagram import render as diagram
 from specloom_web.executors import SessionNames, poll_executors, section_html
@@ -20,6 +21,7 @@ from specloom_web.feeds import Poll
 from specloom_web.listing import ListQuery, fetch, poll_list, rows_html
 from specloom_web.live import SessionStream
 from specloom_web.present import STATUS_VALUES, header, steps_of
+from specloom_web.projectmap import known_workspaces, map_html, poll_map, view_of, workspace_param
 from specloom_web.session_view import (
     detail_html,
     load_tree,
@@ -222,6 +224,36 @@ async def executors_page(request: Request) -> Response:
     )
 
 
+async def map_page(request: Request) -> Response:
+    """A workspace's project map and its next sessions; live.
+
+    Without a workspace named, the first the project knows (its executors'
+    default first); the picker lists every workspace it knows.
+    """
+    who_ = caller(request)
+    chosen = workspace_param(request.query_params)
+    info, workspaces = await asyncio.gather(who_.client.whoami(), known_workspaces(who_.client))
+    if not chosen and workspaces:
+        chosen = workspaces[0].id
+    section = ""
+    if chosen:
+        entries, the_map = await who_.client.next_sessions(chosen)
+        section = map_html(view_of(chosen, the_map, entries, who_.csrf))
+    names = {w.id: label(w) for w in workspaces}
+    return page(
+        request,
+        "map.html",
+        who=Who.of(info),
+        csrf=who_.csrf,
+        nav="map",
+        live=f"/live/map?workspace={chosen}" if chosen else "",
+        workspaces=list(names.items()),
+        chosen=chosen,
+        chosen_label=names.get(chosen, chosen),
+        section=Markup(section),  # noqa: S704 - our template's output
+    )
+
+
 def _event_stream(body: AsyncIterator[str]) -> Response:
     return StreamingResponse(
         body,
@@ -262,6 +294,14 @@ async def live_sessions(request: Request) -> Response:
 async def live_executors(request: Request) -> Response:
     """The live executors page's event stream."""
     return _polled(request, "executors", poll_executors())
+
+
+async def live_map(request: Request) -> Response:
+    """The live project page's event stream."""
+    chosen = workspace_param(request.query_params)
+    if not chosen:
+        raise InvalidArgument("workspace is required")
+    return _polled(request, ("map", chosen), poll_map(chosen, caller(request).csrf))
 
 
 async def live_session(request: Request) -> Response:

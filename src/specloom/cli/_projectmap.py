@@ -26,8 +26,15 @@ from specloom.client import Client
 from specloom.errors import InvalidArgument
 from specloom.line import Line, LineError, common_dir, ensure_line, scan_cache_path
 from specloom.profiles import get_profile
-from specloom.projectmap import ProjectFile, load_project, scan_checkout, with_project_params
-from specloom.protoconv import JsonValue, struct_to_dict
+from specloom.projectmap import (
+    ProjectFile,
+    entry_subject,
+    load_project,
+    scan_checkout,
+    start_params,
+    startable,
+    with_project_params,
+)
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import projectmap_pb2 as mpb
 from specloom.workspaces import NotARepository, identify, label, repository_root
@@ -259,35 +266,10 @@ def status(
         print_map(observed, the_map)
 
 
-def subject_of(entry: mpb.NextSession) -> str:
-    """What a next session works on: its component, else its context."""
-    params = struct_to_dict(entry.params)
-    component = params.get("component")
-    if isinstance(component, dict):
-        component = component.get("module_name")
-    if isinstance(component, str) and component:
-        return component
-    context = params.get("context")
-    return context if isinstance(context, str) else ""
-
-
-def startable(entries: Sequence[mpb.NextSession]) -> list[int]:
-    """Indexes of the entries that can start now: nothing to wait for, none running."""
-    return [i for i, e in enumerate(entries) if not e.after and not e.running_session_id]
-
-
-def start_params(entry: mpb.NextSession, line: str) -> dict[str, JsonValue]:
-    """The entry's params, on the line: it starts from it and lands on it."""
-    params: dict[str, JsonValue] = dict(struct_to_dict(entry.params))
-    params["base"] = line
-    params["land_on"] = line
-    return params
-
-
 def _next_line(index: int, entry: mpb.NextSession) -> Text:
     text = Text(f"{index + 1}. ")
     text.append(entry.type, style="bold")
-    subject = subject_of(entry)
+    subject = entry_subject(entry)
     if subject:
         text.append(f" {subject}")
     if entry.running_session_id:
@@ -340,7 +322,7 @@ def next_sessions(
                         entry.type, params, workspace=observed.workspace
                     )
                 except InvalidArgument as exc:
-                    refused.append(f"{entry.type} {subject_of(entry)}: {exc.message}")
+                    refused.append(f"{entry.type} {entry_subject(entry)}: {exc.message}")
                     continue
                 started.append(response.session)
         return entries, the_map, started, refused

@@ -21,8 +21,10 @@ Three steps, each pure or nearly so:
 :func:`with_session_evidence` adds what a finished coding session proves
 (its tests passed on the files it delivered), :func:`load_project` reads
 the optional project file ``specloom.toml``, and :func:`with_project_params`
-adds what only that file knows (user stories) to entries planned without it. The data model is the
-generated protos in :mod:`specloom.v1.projectmap_pb2`.
+adds what only that file knows (user stories) to entries planned without it;
+:func:`startable` and :func:`start_params` say which entries can start now
+and how (on the line). The data model is the generated protos in
+:mod:`specloom.v1.projectmap_pb2`.
 """
 
 from specloom.projectmap._evaluate import judge_component, judge_context, project_map
@@ -38,6 +40,7 @@ from specloom.projectmap._requirements import (
     requirements_of,
 )
 from specloom.projectmap._scan import design_directory, review_path, scan_checkout
+from specloom.projectmap._start import STORY_SESSIONS, entry_subject, start_params, startable
 from specloom.projectmap._testrun import SCAN_SOURCE, files_digest
 
 __all__ = [
@@ -46,10 +49,12 @@ __all__ = [
     "PROJECT_FILE",
     "REQUIREMENTS",
     "SCAN_SOURCE",
+    "STORY_SESSIONS",
     "ContextEntry",
     "ProjectFile",
     "Requirement",
     "design_directory",
+    "entry_subject",
     "files_digest",
     "judge_component",
     "judge_context",
@@ -60,6 +65,8 @@ __all__ = [
     "requirements_of",
     "review_path",
     "scan_checkout",
+    "start_params",
+    "startable",
     "with_project_params",
     "with_session_evidence",
 ]
