@@ -43,9 +43,11 @@ __all__ = [
     "WORKTREE",
     "Line",
     "LineError",
+    "Refresh",
     "common_dir",
     "default_line",
     "ensure_line",
+    "refresh_rule",
     "scan_cache_path",
 ]
 
@@ -107,6 +109,39 @@ class Line:
     """What people should know about it ("", or why the worktree is behind the line)."""
 
 
+@dataclass(frozen=True)
+class Refresh:
+    """What becomes of an existing line worktree: moved to the tip, or kept (and why)."""
+
+    move: bool
+    note: str = ""
+    """For people, when it is kept behind the line or off it ("" when nothing to say)."""
+
+
+def refresh_rule(*, branch: str, head: str, tip: str, dirty: bool) -> Refresh:
+    """The one rule the CLI and the executor follow for an existing line worktree.
+
+    On a branch it is somebody's checkout; with changes to tracked files it
+    holds a person's edits (what the map then shows): both stay as they are.
+    Otherwise a worktree behind the line is moved to its tip.
+    """
+    if branch:
+        return Refresh(
+            False,
+            f"the line's worktree {WORKTREE} is on branch {branch}, not detached; scanned as it is",
+        )
+    if head == tip:
+        return Refresh(False)
+    if dirty:
+        return Refresh(
+            False,
+            f"the line's worktree {WORKTREE} has changes of its own, so it was left at "
+            f"{head[:12]} (the line is at {tip[:12]}); commit or undo them to catch up; "
+            "scanned as it is",
+        )
+    return Refresh(True)
+
+
 def _registered(root: Path, path: Path) -> bool:
     listed = _git(root, "worktree", "list", "--porcelain").stdout
     wanted = os.path.realpath(path)
@@ -153,34 +188,10 @@ def ensure_line(root: Path, branch: str = "") -> Line:
     at = _commit_of(path, "HEAD")
     # Untracked files do not count: a checkout keeps them (or refuses, below).
     dirty = bool(_git(path, "status", "--porcelain", "--untracked-files=no").stdout.strip())
-    if at == tip:
-        return Line(branch, tip, path, at, created=created, dirty=dirty)
     on = _git(path, "branch", "--show-current").stdout.strip()
-    if on:
-        return Line(
-            branch,
-            tip,
-            path,
-            at,
-            created=created,
-            dirty=dirty,
-            note=(
-                f"the line's worktree {WORKTREE} is on branch {on}, not detached; scanned as it is"
-            ),
-        )
-    if dirty:
-        return Line(
-            branch,
-            tip,
-            path,
-            at,
-            created=created,
-            dirty=True,
-            note=(
-                f"the line's worktree {WORKTREE} has changes of its own, so it was left at "
-                f"{at[:12]} (the line is at {tip[:12]}); commit or undo them to catch up"
-            ),
-        )
+    rule = refresh_rule(branch=on, head=at, tip=tip, dirty=dirty)
+    if not rule.move:
+        return Line(branch, tip, path, at, created=created, dirty=dirty, note=rule.note)
     moved = _git(path, "checkout", "-q", "--detach", tip, check=False)
     if moved.returncode != 0:
         # Untracked files where the line now has files: left for a person.

@@ -100,7 +100,7 @@ def test_a_line_worktree_a_person_changed_or_checked_out_is_scanned_as_it_is(
     assert outcome.status == pb.RESULT_STATUS_OK, outcome.error_message
     assert tip(workspace.root, LINE) != at  # the line moved ...
     assert git(tree, "rev-parse", "HEAD").strip() == at  # ... its worktree did not
-    assert any("has uncommitted changes; scanned as it is" in text for text in lines)
+    assert any("has changes of its own" in text for text in lines)
     scan = outcome.project_scan
     assert scan is not None
     facts = {c.module: c for c in scan.components}

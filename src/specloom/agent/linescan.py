@@ -31,6 +31,7 @@ from pathlib import Path
 
 from specloom.agent.gitops import Emit, GitFailure, GitSettings, _Git, _open
 from specloom.agent.workspace import Workspace
+from specloom.line import CACHE, refresh_rule
 from specloom.naming import LINE_WORKTREE
 from specloom.profiles import get_profile
 from specloom.v1 import projectmap_pb2 as pm
@@ -41,7 +42,7 @@ LOCK_FILE = "specloom/line.lock"
 """The lock held while the line's worktree is refreshed and scanned, relative
 to the repository's common git directory."""
 
-SCAN_CACHE = "specloom/scan-cache.json"
+SCAN_CACHE = str(CACHE)
 """The scanner's cache of unchanged files, relative to the common git directory
 (shared with ``specloom status``, which scans the same worktree)."""
 
@@ -125,14 +126,15 @@ def _refresh(main: _Git, path: Path, tip: str, settings: GitSettings, emit: Emit
     top = tree("rev-parse", "--show-toplevel", check=False).strip()
     if not (path / ".git").is_file() or Path(os.path.realpath(top or "/")) != path.resolve():
         raise GitFailure(f"{LINE_WORKTREE} exists and is not a worktree of this repository")
-    branch = tree.current_branch()
-    if branch:
-        emit(f"project map: {LINE_WORKTREE} is on branch {branch}, not detached; scanned as it is")
-        return tree
-    if tree.head() == tip:
-        return tree
-    if tree("status", "--porcelain", "--untracked-files=no", check=False).strip():
-        emit(f"project map: {LINE_WORKTREE} has uncommitted changes; scanned as it is")
+    rule = refresh_rule(
+        branch=tree.current_branch(),
+        head=tree.head(),
+        tip=tip,
+        dirty=bool(tree("status", "--porcelain", "--untracked-files=no", check=False).strip()),
+    )
+    if not rule.move:
+        if rule.note:
+            emit(f"project map: {rule.note}")
         return tree
     try:
         tree("checkout", "--quiet", "--detach", tip)
