@@ -80,7 +80,7 @@ check: checkgen lint-proto lint type imports  ## every static check
 test: check $(BENCH_STAMP)  ## the whole suite (static checks, then pytest: SQLite and PostgreSQL, slow suites included)
 	tools/system_deps.sh
 	tools/pg_up.sh
-	tools/run_pytest.sh $(PY) --require-tests
+	tools/run_pytest.sh $(PY) --require-tests --durations=30
 
 test-fast: $(BENCH_STAMP)  ## pytest without the slow suites (and so without the browser tests)
 	tools/pg_up.sh

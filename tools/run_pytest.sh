@@ -3,6 +3,10 @@
 #  --require-tests: nothing ran means the suite is broken -> fail.
 #  otherwise (a marker subset): nothing matched -> say so and succeed.
 set -uo pipefail
+# Tests run the same under `make test` as from a shell: make's own variables
+# would otherwise reach every `make` the tests' commands run (which then print
+# "Entering directory" lines into outputs the tests read).
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 py=$1; shift
 require=0
 if [ "${1:-}" = "--require-tests" ]; then require=1; shift; fi
