@@ -87,12 +87,24 @@ class Cluster:
         raise KeyError(name)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on now (the services bind them a moment later).
+
+    Picked together, every socket held until all are known: picked one after
+    the other, the kernel may hand the same port out twice.
+    """
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def free_port() -> int:
     """A port nothing listens on now (the service binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def _specloom_cli() -> str:
@@ -200,9 +212,7 @@ async def running(
             gateway = address
         else:
             cli = _specloom_cli()
-            sessions = f"127.0.0.1:{free_port()}"
-            orchestrator = f"127.0.0.1:{free_port()}"
-            gateway = f"127.0.0.1:{free_port()}"
+            sessions, orchestrator, gateway = (f"127.0.0.1:{p}" for p in free_ports(3))
             env["SPECLOOM_SESSIONS_ADDRESS"] = sessions
             # In dependency order, each ready before the next starts: the
             # gateway asks the orchestrator what it serves when it starts.

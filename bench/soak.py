@@ -49,7 +49,7 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from bench.cluster import free_port
+from bench.cluster import free_ports
 from bench.config import REPO
 from bench.docs import machine_line, write_section
 from bench.pg import async_url, scratch_database
@@ -151,9 +151,12 @@ async def cluster(admin_url: str, work: Path) -> AsyncIterator[tuple[str, str, l
             SPECLOOM_TOKEN_PEPPER=pepper,
             SPECLOOM_GRACE_SECONDS="2",
         )
-        addresses = {n: f"127.0.0.1:{free_port()}" for n in ("sessions", *ORCHESTRATORS)}
+        *ports, gateway_port = free_ports(len(ORCHESTRATORS) + 2)
+        addresses = {
+            n: f"127.0.0.1:{p}" for n, p in zip(("sessions", *ORCHESTRATORS), ports, strict=True)
+        }
         env["SPECLOOM_SESSIONS_ADDRESS"] = addresses["sessions"]
-        gateway = f"127.0.0.1:{free_port()}"
+        gateway = f"127.0.0.1:{gateway_port}"
         plan = [(name, _argv(name, address), address) for name, address in addresses.items()]
         routes = [arg for o in ORCHESTRATORS for arg in ("--orchestrator", addresses[o])]
         plan.append(

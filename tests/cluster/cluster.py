@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.ports import free_ports
+
 BIN = Path(sys.executable).parent
 SPECLOOM = str(BIN / "specloom")
 SECRET = "cluster-internal-secret"
@@ -37,13 +38,6 @@ PEPPER = "cluster-token-pepper"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 """One scrape: (sample name, sorted labels) -> value."""
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def targets(*addresses: str) -> str:
@@ -183,7 +177,7 @@ class Cluster:
         **settings: str,
     ) -> Proc:
         """``specloom serve <service>`` on fresh ports (gRPC and metrics)."""
-        port, metrics = free_port(), free_port()
+        port, metrics = free_ports(2)
         env = base_env(
             SPECLOOM_LISTEN=f"127.0.0.1:{port}",
             SPECLOOM_METRICS_PORT=str(metrics),

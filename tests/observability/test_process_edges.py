@@ -15,7 +15,8 @@ import pytest
 
 from specloom.host import HostSettings
 from specloom.process import metrics_address, start_host
-from tests.cli.conftest import SPECLOOM, free_port
+from tests.cli.conftest import SPECLOOM
+from tests.fixtures.ports import free_port
 from tests.gateway.conftest import TOY
 
 

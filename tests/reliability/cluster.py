@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from specloom.host import HostSettings
 from specloom.v1 import sessions_pb2 as spb
 from specloom_sessions.service import SERVICE as SESSIONS
 from tests.fixtures.databases import async_url, fresh_postgres_database
+from tests.fixtures.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 _RUNNING = re.compile(r"running ([0-9a-f-]{36}): ")
@@ -60,14 +60,6 @@ FAST_GATEWAY: Mapping[str, str] = {
     "SPECLOOM_UPSTREAM_TIMEOUT_SECONDS": "10",
     "SPECLOOM_OUTPUT_FLUSH_INTERVAL_SECONDS": "0.1",
 }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rss_mb(pid: int) -> float:
@@ -352,8 +344,10 @@ async def cluster(
     with fresh_postgres_database(admin_url) as url:
         secret, pepper = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         token = await _bootstrap(url, secret, pepper)
-        addresses = {name: f"127.0.0.1:{free_port()}" for name in ("sessions", *orchestrators)}
-        addresses["gateway"] = f"127.0.0.1:{free_port()}"
+        names = ("sessions", *orchestrators, "gateway")
+        addresses = {
+            n: f"127.0.0.1:{p}" for n, p in zip(names, free_ports(len(names)), strict=True)
+        }
         base = {
             **_clean_environment(),
             "SPECLOOM_DATABASE_URL": async_url(url),

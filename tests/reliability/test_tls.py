@@ -22,7 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from specloom.client import Client
 from specloom.demo.run import create_project
 from specloom.v1 import common_pb2 as pb
-from tests.reliability.cluster import Cluster, Proc, free_port
+from tests.fixtures.ports import free_port
+from tests.reliability.cluster import Cluster, Proc
 from tests.reliability.conftest import StartCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

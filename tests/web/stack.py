@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,9 @@ from specloom.client import Client
 from specloom.demo.run import create_project
 from specloom.demo.script import write_script
 from specloom.v1 import common_pb2 as pb
+from tests.fixtures.ports import free_ports
 
 SPECLOOM = str(Path(sys.executable).parent / "specloom")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -83,7 +77,8 @@ def running_stack(root: Path) -> Iterator[Stack]:
     """Start ``specloom up`` with its console on free ports under ``root``; stop it after."""
     data = root / "data"
     ready = root / "ready"
-    address = f"127.0.0.1:{free_port()}"
+    grpc_port, web_port = free_ports(2)
+    address = f"127.0.0.1:{grpc_port}"
     log = (root / "up.log").open("wb")
     process = subprocess.Popen(
         [
@@ -92,7 +87,7 @@ def running_stack(root: Path) -> Iterator[Stack]:
             "--listen",
             address,
             "--web-listen",
-            f"127.0.0.1:{free_port()}",
+            f"127.0.0.1:{web_port}",
             "--data-dir",
             str(data),
             "--ready-file",
