@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,37 +13,14 @@ from specloom.host import HostSettings
 from specloom.process import start_host
 from specloom.v1 import common_pb2 as pb
 from specloom_gateway.service import SERVICE as GATEWAY
+from tests.fixtures.pki import certificates
 from tests.gateway.conftest import FAST, Stack, eventually, make_repo
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    directory.mkdir()
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "1", "-subj", "/CN=specloom test CA", cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost", cwd=directory,
-    )  # fmt: skip
-    (directory / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.cnf",
-        cwd=directory,
-    )  # fmt: skip
-    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
 
 
 async def test_clients_and_executors_reach_a_tls_gateway_and_verify_it(
     stack: Stack, tmp_path: Path
 ) -> None:
-    ca, cert, key = _certificates(tmp_path / "pki")
+    ca, cert, key = certificates(tmp_path / "pki")
     settings = HostSettings(
         listen="127.0.0.1:0",
         sessions_address=stack.sessions.address,

@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import re
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
 
 from specloom.host import HostSettings, discover
 from specloom.process import start_host
+from tests.fixtures.pki import certificates
 from tests.web.conftest import Console
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for 127.0.0.1 signed by it."""
-    directory.mkdir()
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "1", "-subj", "/CN=specloom test CA", cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost", cwd=directory,
-    )  # fmt: skip
-    (directory / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "san.cnf",
-        cwd=directory,
-    )  # fmt: skip
-    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
 
 
 async def test_the_console_serves_https_with_secure_cookies_over_a_tls_gateway(
