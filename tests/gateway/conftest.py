@@ -99,6 +99,8 @@ class Seen:
     agent: str
     at: float
     message: gpb.ConnectResponse
+    wall: float = field(default_factory=time.time)
+    """Wall-clock time it arrived (comparable with the times Sessions records)."""
 
 
 class StreamRecorder(grpc.aio.StreamStreamClientInterceptor):

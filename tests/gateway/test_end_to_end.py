@@ -269,21 +269,24 @@ async def test_a_context_is_coded_by_three_executors_in_parallel(
 
     # The children ran in parallel where the design lets them, on different
     # executors: reservations and restock depend on stock, so they start once
-    # it is complete, from its branch, and then run at once.
+    # it is complete, from its branch, and then run at once. A child runs from
+    # its first assignment reaching an executor to its last step's completion
+    # as Sessions recorded it (not the ack: that reaches the executor after the
+    # result is recorded, and by then a dependent may already be handed out).
     child_ids = set(histories)
-    spans: dict[str, list[tuple[float, float]]] = {cid: [] for cid in child_ids}
-    started_at: dict[str, float] = {}
+    first_assigned: dict[str, float] = {}
     for seen in stack.seen:
-        kind = seen.message.WhichOneof("message")
-        if kind == "assignment" and seen.message.assignment.session.id in child_ids:
-            started_at[seen.message.assignment.interaction.id] = seen.at
-        elif kind == "ack" and seen.message.ack.interaction_id in started_at:
-            iid = seen.message.ack.interaction_id
-            owner = next(
-                cid for cid, h in histories.items() if any(i.id == iid for i in h.interactions)
-            )
-            spans[owner].append((started_at[iid], seen.at))
-    whole = {cid: (min(s for s, _ in v), max(e for _, e in v)) for cid, v in spans.items()}
+        if seen.message.WhichOneof("message") == "assignment":
+            sid = seen.message.assignment.session.id
+            if sid in child_ids:
+                first_assigned.setdefault(sid, seen.wall)
+    whole = {
+        cid: (
+            first_assigned[cid],
+            max(i.completed_at.ToNanoseconds() for i in h.interactions) / 1e9,
+        )
+        for cid, h in histories.items()
+    }
     by_module = {h.component.module_name: cid for cid, h in histories.items()}
     stock_done = whole[by_module["inventory.stock"]][1]
     for dependent in ("inventory.reservations", "inventory.restock"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,21 @@ from specloom.orchestration.simulate import report
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import gateway_pb2 as gpb
 from specloom.v1 import sessions_pb2 as spb
-from tests.gateway.conftest import MAKEFILE, Stack, StartStack, bearer, eventually, make_repo
+from tests.fixtures.sessions_server import SessionsUnderTest
+from tests.gateway.conftest import (
+    MAKEFILE,
+    TOY,
+    Stack,
+    StartStack,
+    bearer,
+    eventually,
+    host_gateway,
+    host_orchestrator,
+    make_repo,
+)
 from tests.gateway.proxy import Relay
+from tests.gateway.sessions_relay import SessionsRelay
+from tests.reliability.executors import HandExecutor
 
 
 def _count(via: str) -> float:
@@ -540,3 +554,58 @@ async def test_a_late_result_for_an_older_lease_leaves_the_newer_one_alone(
         await outbox.put(None)
         call.cancel()
         reader.cancel()
+
+
+async def test_a_claim_in_flight_does_not_take_back_what_a_closing_stream_gives_up(
+    sessions_service: SessionsUnderTest,
+) -> None:
+    # The dispatcher claims for an executor whose stream then closes; if the
+    # teardown's release reached Sessions before that claim, the claim took
+    # the released command again (a new epoch, handed to a closed stream and
+    # released once more), and the executor that rescues it saw epoch 3. The
+    # relay holds the claim in flight until the release went through, or a
+    # second passed (the teardown now waits for the claim instead).
+    relay = SessionsRelay(sessions_service.address)
+    await relay.start()
+    orchestrator = await host_orchestrator(sessions_service, TOY)
+    gateway = await host_gateway(replace(sessions_service, port=relay.port), [orchestrator])
+    stack = Stack(sessions_service, gateway, [orchestrator])
+    try:
+        token = await stack.token()
+        crashing = HandExecutor(stack.address, token, "crashing")
+        crashing_id = (await crashing.connect()).executor_id
+        started = await stack.client(token).start_session("Build", {}, mode="agentic")
+        taken = (await crashing.next("assignment")).assignment
+        assert (taken.interaction.step, taken.interaction.lease.epoch) == ("Compile", 1)
+
+        def for_crashing(request: bytes) -> bool:
+            return spb.ClaimCommandsRequest.FromString(request).executor_id == crashing_id
+
+        claims = relay.hold("ClaimCommands", for_crashing)
+        async with asyncio.timeout(10):  # the sweep claims for its free slots
+            await claims.arrived.wait()
+        await crashing.vanish()
+        await relay.completion("ReleaseLeases", within=1.0)
+        relay.release(claims)
+
+        rescuer = HandExecutor(stack.address, token, "rescuer").honest()
+        await rescuer.connect()
+        try:
+            got = (await rescuer.next("assignment", within=10)).assignment
+            assert (got.interaction.id, got.interaction.lease.epoch) == (taken.interaction.id, 2)
+            await _status(stack, token, started.session.id, pb.SESSION_STATUS_COMPLETE)
+        finally:
+            await rescuer.close()
+        releases = [
+            spb.ReleaseLeasesRequest.FromString(request)
+            for method, request in relay.completed
+            if method == "ReleaseLeases"
+        ]
+        assert [
+            [(lease.interaction_id, lease.epoch) for lease in release.leases]
+            for release in releases
+            if release.executor_id == crashing_id
+        ] == [[(taken.interaction.id, 1)]]
+    finally:
+        await stack.close()
+        await relay.stop()

@@ -138,14 +138,33 @@ class Dispatcher:
                 wants = wants[len(chunk) :]
                 probed = True
                 gots = await asyncio.gather(*(self._claim(e, want) for e, want in chunk))
-                total += sum(gots)
-                if any(got < want for (_, want), got in zip(chunk, gots, strict=True)):
+                total += sum(got or 0 for got in gots)
+                if any(
+                    got is not None and got < want
+                    for (_, want), got in zip(chunk, gots, strict=True)
+                ):
                     return total  # nothing more for anyone with these capabilities
             members = [e for e in members if e.free > 0]
             batch *= 2
         return total
 
-    async def _claim(self, executor: Executor, count: int) -> int:
+    async def _claim(self, executor: Executor, count: int) -> int | None:
+        """Claim up to ``count`` commands for ``executor``; None: its stream closed first.
+
+        The claim is counted on the executor while it is in flight: a closing
+        stream's teardown waits for it before releasing its own leases, or a
+        claim sent just before the close could take back the very command the
+        teardown gives up (one wasted epoch, and the command handed to a
+        stream that is gone).
+        """
+        if not executor.begin_claim():
+            return None
+        try:
+            return await self._claim_for(executor, count)
+        finally:
+            executor.end_claim()
+
+    async def _claim_for(self, executor: Executor, count: int) -> int:
         deps = self._deps
         response = await deps.upstream.call(
             deps.upstream.sessions.ClaimCommands,

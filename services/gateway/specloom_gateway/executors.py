@@ -495,6 +495,10 @@ class _Stream:
             await asyncio.wait(set(self._tasks), timeout=deps.settings.upstream_timeout_seconds)
         await self._output.flush_all()
         deps.hub.remove(executor)
+        # A claim sent for this stream before it closed must come back first
+        # (it gives back what it can no longer hand out): released before it
+        # reached Sessions, these leases would be free for that very claim.
+        await executor.claims_settled(deps.settings.upstream_timeout_seconds)
         held = [lease.ref() for lease in executor.running.values()]
         if held:
             # Conditional on the expiry last set here: if the executor has

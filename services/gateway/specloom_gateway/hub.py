@@ -135,6 +135,9 @@ class Executor:
         self.closed = False
         self.outbox: asyncio.Queue[gpb.ConnectResponse | None] = asyncio.Queue()
         self.last_seen = time.monotonic()
+        self._claiming = 0
+        self._claims_settled = asyncio.Event()
+        self._claims_settled.set()
 
     @property
     def free(self) -> int:
@@ -148,6 +151,30 @@ class Executor:
         if self.closed:
             return False
         self.outbox.put_nowait(message)
+        return True
+
+    def begin_claim(self) -> bool:
+        """Count a claim made on its behalf; False (claim nothing) once the stream closed."""
+        if self.closed:
+            return False
+        self._claiming += 1
+        self._claims_settled.clear()
+        return True
+
+    def end_claim(self) -> None:
+        """A claim begun with :meth:`begin_claim` came back (having given back
+        what it could not hand out)."""
+        self._claiming -= 1
+        if self._claiming == 0:
+            self._claims_settled.set()
+
+    async def claims_settled(self, within: float) -> bool:
+        """Wait (bounded) until no claim on its behalf is in flight; False on timeout."""
+        try:
+            async with asyncio.timeout(within):
+                await self._claims_settled.wait()
+        except TimeoutError:
+            return False
         return True
 
     def close(self) -> None:
