@@ -35,9 +35,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
-
-import anthropic
+from typing import TYPE_CHECKING, Any, cast
 
 from specloom.agent.backends.base import AgentOutcome, AgentRequest, Transcript
 from specloom.agent.backends.failures import (
@@ -58,6 +56,9 @@ from specloom.agent.shell import child_environment, run_process
 from specloom.agent.usage import UsageMeter
 from specloom.agent.workspace import is_safe_id
 from specloom.v1 import common_pb2 as pb
+
+if TYPE_CHECKING:
+    import anthropic
 
 __all__ = ["TOOLS", "AnthropicBackend", "AnthropicSettings"]
 
@@ -174,6 +175,11 @@ NO_KEY = Failure(
 
 def classify(exc: Exception, model: str) -> Failure:
     """A failure of the Anthropic SDK, classified."""
+    # Imported where used: the SDK takes most of a second to import, and
+    # every ``specloom`` command imports this module through the agent
+    # package (``status`` and ``next`` read the line's scan cache).
+    import anthropic
+
     if isinstance(exc, anthropic.APIConnectionError):
         # APITimeoutError is one of these: the request never got an answer.
         return Failure(FailureClass.TRANSIENT, f"could not reach the Anthropic API: {exc}")
@@ -260,6 +266,8 @@ class AnthropicBackend:
             or os.environ.get("ANTHROPIC_AUTH_TOKEN")
         ):
             return self._failed(NO_KEY, conversation, summary, data, meter)
+        import anthropic  # late on purpose: see classify()
+
         try:
             client = anthropic.AsyncAnthropic(
                 api_key=self.settings.api_key,
@@ -346,6 +354,8 @@ class AnthropicBackend:
         cancel: asyncio.Event,
     ) -> Any:
         """One Messages request, retried while it fails for a passing reason (None: cancelled)."""
+        import anthropic  # late on purpose: see classify()
+
         policy = self.settings.retry
         attempt = 1
         while True:
