@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from pathlib import Path
 
+from sqlalchemy import text
+
 from specloom_sessions import sqlite_driver
+from specloom_sessions.config import SessionsSettings
+from specloom_sessions.database import Database
 
 
 async def test_close_after_a_forced_stop_returns(tmp_path: Path) -> None:
@@ -25,3 +30,43 @@ async def test_stopping_twice_waits_for_the_one_worker(tmp_path: Path) -> None:
     first = connection.stop()
     assert connection.stop() is first
     await asyncio.wait_for(first, 5)  # type: ignore[arg-type]
+
+
+async def test_closing_the_database_waits_for_connections_in_use(tmp_path: Path) -> None:
+    # A service stopping while a request still holds a connection: disposed
+    # at once, the engine left that connection to a pool nobody would close,
+    # and the garbage collector later found an aiosqlite connection never
+    # closed (a ResourceWarning, an error here, in whatever test ran then).
+    db = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}", SessionsSettings())
+    holding, done = asyncio.Event(), asyncio.Event()
+
+    async def request(db: Database) -> None:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT 1"))
+            holding.set()
+            await done.wait()
+
+    handler = asyncio.create_task(request(db))
+    await holding.wait()
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # waits for the connection in use
+    done.set()
+    await handler
+    await asyncio.wait_for(closing, 5)
+    del db, handler, closing
+    gc.collect()  # an unclosed connection would warn here
+
+
+async def test_closing_the_database_is_bounded_when_a_connection_never_comes_back(
+    tmp_path: Path,
+) -> None:
+    db = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'stuck.db'}", SessionsSettings())
+    conn = await db.engine.connect()
+    began = asyncio.get_running_loop().time()
+    await asyncio.wait_for(db.close(grace=0.1), 5)  # gives up waiting, disposes the rest
+    assert asyncio.get_running_loop().time() - began < 2
+    await conn.invalidate()  # closes the connection itself (the pool is gone)
+    await conn.close()
+    del conn, db
+    gc.collect()

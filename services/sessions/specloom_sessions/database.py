@@ -24,6 +24,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from specloom.errors import Aborted, Unavailable
 from specloom_sessions import sqlite_driver
@@ -119,8 +120,25 @@ class Database:
             _configure_sqlite(engine, settings.sessions_sqlite_busy_timeout_ms)
         return cls(engine, hub or Hub())
 
-    async def close(self) -> None:
-        """Close every pooled connection."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Close every pooled connection, once those still in use came back.
+
+        Disposing while a request (one the server's stop cancelled, say) still
+        holds a connection would leave that connection to return to a pool
+        nobody closes: an aiosqlite connection then ends in the garbage
+        collector, never closed. So wait, bounded by ``grace`` seconds, for
+        every checked-out connection first.
+        """
+        pool = self.engine.pool
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while isinstance(pool, QueuePool) and pool.checkedout() > 0:
+            if loop.time() >= deadline:
+                log.warning(
+                    "closing the database with %d connections still in use", pool.checkedout()
+                )
+                break
+            await asyncio.sleep(0.01)
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
