@@ -212,8 +212,9 @@ async def measure(
     target: int,
     out: Path,
     profile_seconds: float,
+    profile_sessions: int = 64,
 ) -> tuple[list[Level], list[Hotspots]]:
-    """Run every level on one cluster; optionally profile a 64-session run after."""
+    """Run every level on one cluster; optionally profile one more level after."""
     results: list[Level] = []
     hotspots: list[Hotspots] = []
     admin_url = admin_url_from_env()
@@ -243,18 +244,20 @@ async def measure(
                 )
             meter.close()
             if profile_seconds > 0:
-                hotspots = await _profile(cluster, steps, out, profile_seconds)
+                hotspots = await _profile(cluster, steps, out, profile_seconds, profile_sessions)
     return results, hotspots
 
 
-async def _profile(cluster: Cluster, steps: int, out: Path, seconds: float) -> list[Hotspots]:
-    """py-spy (GIL samples) on every process during an extra, unpublished 64-session run."""
+async def _profile(
+    cluster: Cluster, steps: int, out: Path, seconds: float, sessions: int
+) -> list[Hotspots]:
+    """py-spy (GIL samples) on every process during an extra, unpublished run."""
     recordings = [
         start_recording(f"gateway-bench-{svc.name}", svc.pid, out, seconds)
         for svc in cluster.services
     ]
     recordings.append(start_recording("gateway-bench-harness", os.getpid(), out, seconds))
-    await drive(cluster, 64, steps, until=now() + seconds + 1.0)
+    await drive(cluster, sessions, steps, until=now() + seconds + 1.0)
     found = []
     for recording in recordings:
         await asyncio.to_thread(recording.wait, seconds + 30.0)
@@ -271,6 +274,7 @@ def render(
     machine: dict[str, Any],
     shape: Shape,
     floor_us: float | None = None,
+    profile_sessions: int = 64,
 ) -> str:
     """The ``## Gateway: step overhead`` section."""
     layout = (
@@ -346,7 +350,8 @@ def render(
             f"{top.stats.p99_ms:.1f} ms).",
         ]
     if hotspots:
-        lines += ["", "Where the time goes at 64 sessions (py-spy, GIL samples, self time):", ""]
+        where = f"Where the time goes at {profile_sessions} sessions"
+        lines += ["", f"{where} (py-spy, GIL samples, self time):", ""]
         for spot in hotspots:
             head = ", ".join(f"{pkg} {share:.0%}" for pkg, share in spot.by_package[:5])
             funcs = "; ".join(f"`{fn}` {share:.0%}" for fn, share in spot.self_by_function[:4])
@@ -364,7 +369,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="no-op steps per session")
     parser.add_argument("--target", type=int, default=6000, help="steps per level (about)")
     parser.add_argument("--shape", choices=["split", "up"], default="split")
-    parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds at 64")
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds")
+    parser.add_argument(
+        "--profile-sessions", type=int, default=64, help="sessions at once while profiling"
+    )
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
     parser.add_argument("--out", type=Path, default=None, help="logs and flame graphs")
     args = parser.parse_args(argv)
@@ -372,10 +380,18 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="step-overhead-"))
     machine = machine_facts(server_facts(admin_url_from_env()).version)
     levels, hotspots = asyncio.run(
-        measure(args.shape, args.levels, args.steps, args.target, out, args.profile)
+        measure(
+            args.shape,
+            args.levels,
+            args.steps,
+            args.target,
+            out,
+            args.profile,
+            args.profile_sessions,
+        )
     )
     floor = asyncio.run(grpc_floor())
-    section = render(levels, hotspots, machine, args.shape, floor)
+    section = render(levels, hotspots, machine, args.shape, floor, args.profile_sessions)
     print(section)
     print(f"(logs and profiles in {out})")
     if args.write_docs:

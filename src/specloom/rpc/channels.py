@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 
 from specloom.rpc import metadata as md
+from specloom.rpc.local import LocalChannel, LocalRoutes
 from specloom.rpc.server import KEEPALIVE_OPTIONS, MAX_MESSAGE_BYTES
 from specloom.rpc.tracing import TraceInjector
 
@@ -82,6 +83,7 @@ class ChannelPool:
         tracing: bool = False,
     ) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._local: tuple[str, LocalRoutes] | None = None
         # Only with tracing on: interceptors cost a little on every call.
         self._interceptors = [TraceInjector()] if tracing else None
         self._root = root_certificates.read_bytes() if root_certificates else None
@@ -97,6 +99,16 @@ class ChannelPool:
         )
         """Metadata to send on every internal call (the service credential)."""
 
+    def serve_locally(self, target: str, routes: LocalRoutes) -> None:
+        """Calls to ``target`` that ``routes`` can answer stay in this process.
+
+        For the all-in-one mode, whose services reach each other through
+        its own server. Not with tracing: the trace context travels in the
+        metadata a client interceptor adds, which a local call skips.
+        """
+        if self._interceptors is None:
+            self._local = (target, routes)
+
     def get(self, target: str, *, tls: bool = False) -> grpc.aio.Channel:
         """The channel to ``target``, created on first use."""
         key = f"{'tls' if tls else 'plain'}|{target}"
@@ -111,6 +123,8 @@ class ChannelPool:
                 channel = grpc.aio.insecure_channel(
                     target, options=self._options, interceptors=self._interceptors
                 )
+            if self._local is not None and self._local[0] == target:
+                channel = LocalChannel(channel, self._local[1])  # type: ignore[assignment]
             self._channels[key] = channel
         return channel
 

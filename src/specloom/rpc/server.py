@@ -12,11 +12,13 @@ import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from specloom.rpc.interceptor import ServiceInterceptor
+from specloom.rpc.local import LocalRoutes
 from specloom.rpc.reflection import enable_reflection
 
 log = logging.getLogger("specloom.rpc.server")
@@ -80,13 +82,16 @@ class GrpcServer:
     ) -> None:
         self.listen = listen
         self._tls = tls
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            ServiceInterceptor(
+                internal_secret, tracing=tracing, max_message_bytes=max_message_bytes
+            ),
+            *extra_interceptors,
+        ]
+        self.local = LocalRoutes(interceptors, max_message_bytes)
+        """This server's unary handlers, for calls from its own process (``specloom up``)."""
         self.server = grpc.aio.server(
-            interceptors=[
-                ServiceInterceptor(
-                    internal_secret, tracing=tracing, max_message_bytes=max_message_bytes
-                ),
-                *extra_interceptors,
-            ],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", TRANSPORT_CEILING * max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),
@@ -103,7 +108,7 @@ class GrpcServer:
 
     def add(self, service_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
         """Register a servicer; ``service_name`` is its full proto name."""
-        register(self.server)
+        register(_Recording(self.server, self.local))  # type: ignore[arg-type]
         self._services.append(service_name)
 
     def on_stop(self, callback: Callable[[], None]) -> None:
@@ -152,11 +157,28 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         for callback in self._on_stop:
             callback()
+        # From here the server takes no new call (grpc's rule), local or not.
+        self.local.close()
         await self.server.stop(grace)
 
     async def wait(self) -> None:
         """Wait until the server stops."""
         await self.server.wait_for_termination()
+
+
+class _Recording:
+    """The server as a generated ``add_*_to_server`` sees it, noting each handler."""
+
+    def __init__(self, server: grpc.aio.Server, local: LocalRoutes) -> None:
+        self._server = server
+        self._local = local
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        self._local.record(service, handlers)
+        self._server.add_registered_method_handlers(service, handlers)
 
 
 def stop_signals() -> asyncio.Event:
