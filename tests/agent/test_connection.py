@@ -157,6 +157,31 @@ async def test_duplicate_assignment_runs_once(harness: Harness, workspace: Works
     assert marker.read_text() == "x"
 
 
+async def test_a_duplicate_arriving_after_the_ack_runs_once(
+    harness: Harness, workspace: Workspace
+) -> None:
+    stream = await harness.standin.next_stream()
+    marker = workspace.root / "count.txt"
+    script = f"open({str(marker)!r}, 'a').write('x')"
+    command = c.shell("S", [sys.executable, "-c", script])
+    stream.send(assignment(command, "i8"))
+    assert (await stream.expect("result")).interaction_id == "i8"
+    stream.send(ack("i8"))
+    # The same assignment again, once the first run is acknowledged and
+    # forgotten as a job; then another command, whose result comes after the
+    # duplicate was handled (the agent reads its stream in order).
+    stream.send(assignment(command, "i8"))
+    stream.send(assignment(c.shell("S", ["true"]), "i9"))
+    assert (await stream.expect("result")).interaction_id == "i9"
+    assert "i8" not in harness.loop.jobs
+    assert marker.read_text() == "x"
+    # A newer lease on it is a new run (the last result was refused).
+    stream.send(assignment(command, "i8", epoch=2))
+    again = await stream.expect("result")
+    assert (again.interaction_id, again.lease_epoch) == ("i8", 2)
+    assert marker.read_text() == "xx"
+
+
 async def test_a_newer_lease_on_the_same_command_is_adopted(harness: Harness) -> None:
     stream = await harness.standin.next_stream()
     stream.send(assignment(c.shell("S", ["true"]), "i7", epoch=1))

@@ -24,6 +24,7 @@ Rules that keep a step's result from being lost or doubled:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -70,6 +71,10 @@ def _agent_version() -> str:
         return "unknown"
 
 
+_RAN_REMEMBERED = 4096
+"""Acknowledged commands an agent remembers, to skip a late duplicate assignment."""
+
+
 @dataclass
 class _Job:
     """One assigned command."""
@@ -104,6 +109,8 @@ class AgentLoop:
         self._channel_factory = channel_factory or self._make_channel
         self.jobs: dict[str, _Job] = {}
         """Assigned commands by interaction id, until their result is acknowledged."""
+        self._ran: collections.OrderedDict[str, int] = collections.OrderedDict()
+        """Acknowledged commands (the last :data:`_RAN_REMEMBERED`): interaction id -> epoch."""
         self.draining = asyncio.Event()
         """Set to stop taking work and shut down gracefully."""
         self.stopped = asyncio.Event()
@@ -361,6 +368,7 @@ class AgentLoop:
                 return
             if job is not None and job.result is not None:
                 del self.jobs[ack.interaction_id]
+                self._remember(job)
                 self._acked.set()
             if not ack.accepted:
                 log.warning(
@@ -373,6 +381,12 @@ class AgentLoop:
                 job.cancel.set()
         elif kind == "welcome":
             self._chunk = response.welcome.max_output_chunk_bytes or self._chunk
+
+    def _remember(self, job: _Job) -> None:
+        self._ran[job.interaction_id] = job.epoch
+        self._ran.move_to_end(job.interaction_id)
+        while len(self._ran) > _RAN_REMEMBERED:
+            self._ran.popitem(last=False)
 
     def _resend_later(self, job: _Job) -> None:
         job.resends += 1
@@ -402,6 +416,16 @@ class AgentLoop:
                     held.result.lease_epoch = held.epoch
                     if self._outbox is not None:
                         await self._outbox.put(gpb.ConnectRequest(result=held.result))
+            return
+        if interaction.lease.epoch <= self._ran.get(interaction.id, 0):
+            # The same assignment after our result was acknowledged. The
+            # contract lets a gateway push a command twice (seen just after a
+            # gateway restart, a no-op step acknowledged before the second
+            # push arrived): skipping it only while it runs is not enough.
+            # A newer epoch is a new lease (our result was refused): run it.
+            log.info(
+                "not running %s again (lease epoch %d)", interaction.id, interaction.lease.epoch
+            )
             return
         if self.draining.is_set():
             # No way to hand it back: leaving it unleased-by-heartbeat lets
