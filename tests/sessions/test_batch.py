@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import grpc
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
+from specloom_sessions import tables
+from specloom_sessions.config import SessionsSettings
+from specloom_sessions.database import Database
+from specloom_sessions.servicer import SessionsServicer
+from specloom_sessions.store import advance as steps
 from tests.fixtures.sessions_server import SessionsUnderTest
-from tests.sessions.helpers import code_of, create, fetch, ok, pending, scope
+from tests.sessions.helpers import code_of, control, create, fetch, ok, pending, scope
 
 EXECUTOR = spb.DISPATCH_EXECUTOR
 
@@ -140,3 +148,107 @@ async def test_overlapping_batches_do_not_deadlock_and_one_write_wins(
         if outcome.WhichOneof("outcome") == "response" and not outcome.response.replayed
     )
     assert wins == len(sessions)
+
+
+async def _stored(database_url: str, session_id: str) -> list[dict[str, object]]:
+    """The session's rows as the database holds them: each value with its stored type."""
+    engine = create_async_engine(database_url)
+    sqlite = engine.dialect.name == "sqlite"
+    kind = func.typeof if sqlite else func.pg_typeof
+    rows: list[dict[str, object]] = []
+    try:
+        async with engine.connect() as conn:
+            for table, where, order in (
+                (tables.sessions, tables.sessions.c.id, tables.sessions.c.id),
+                (tables.interactions, tables.interactions.c.session_id, tables.interactions.c.seq),
+            ):
+                picks = [p for c in table.c for p in (kind(c).label(f"{c.name}:type"), c)]
+                if sqlite:
+                    # Stamps are text there: the text itself, not as parsed.
+                    stamps = [c for c in table.c if isinstance(c.type, tables.UtcDateTime)]
+                    picks += [cast(c, Text).label(f"{c.name}:text") for c in stamps]
+                query = select(*picks).where(where == session_id).order_by(order)
+                for raw in (await conn.execute(query)).mappings():
+                    row: dict[str, object] = {"table": table.name}
+                    for key, value in raw.items():
+                        if key.endswith(":type"):
+                            value = str(value)
+                        elif key.endswith(":text") and value is not None:
+                            value = re.sub(r"\d", "9", value)  # its form, not its moment
+                        row[str(key)] = value
+                    rows.append(row)
+    finally:
+        await engine.dispose()
+    return rows
+
+
+_DIFFER = {"id", "session_id", "created_at", "updated_at", "completed_at", "lease_expires_at"}
+"""Columns two sessions' rows may differ in (their ids and the moment they were written)."""
+
+
+async def test_a_batch_stores_exactly_what_single_steps_store(
+    sessions_service: SessionsUnderTest,
+) -> None:
+    """Every column of every row, and on SQLite how each value is stored (text stamps included).
+
+    The batch (and on SQLite a lone step too) hands its statements to the
+    driver itself — pipelined on PostgreSQL, one trip to the connection's
+    thread on SQLite — converting values as the SQL toolkit does; a stamp
+    stored in another text form would compare wrongly against every lease
+    expiry and cursor.
+    """
+    where = scope()
+    first = pending("W", dispatch=EXECUTOR, lease=("exec-1", 60))
+    alone, batched = [await create(sessions_service, where, first=first) for _ in range(2)]
+    usage = pb.Result(status=pb.RESULT_STATUS_OK, stdout="done")
+    usage.usage.input_tokens, usage.usage.agent_steps = 11, 1
+    requests = []
+    for session in (alone, batched):
+        request = await _advance_item(sessions_service, where, session.id, usage, lease_epoch=1)
+        del request.append[:]
+        request.append.extend(
+            [control(reason="noted"), pending("Next", dispatch=EXECUTOR, lease=("exec-1", 60))]
+        )
+        request.state.update({"phase": "two"})
+        requests.append(request)
+    # The reference: the same step written statement by statement through the
+    # SQL toolkit (what a step with children still does), in this process.
+    reference = requests[0]
+    db = Database.open(sessions_service.database_url, SessionsSettings())
+    try:
+        written = await steps.advance(
+            db,
+            steps.Step(
+                scope=reference.scope,
+                session_id=reference.session_id,
+                expected_version=reference.expected_version,
+                complete=steps.completion(
+                    reference.complete.interaction_id, reference.complete.result, 1, b""
+                ),
+                state=reference.state,
+                append=list(reference.append),
+            ),
+        )
+    finally:
+        await db.close()
+    single = SessionsServicer._advanced(written)
+    [outcome] = await _batch(sessions_service, [requests[1]])
+    # The answers agree too.
+    answer = outcome.response
+    assert answer.session.version == single.session.version
+    assert [i.step for i in answer.appended] == [i.step for i in single.appended]
+    assert answer.appended[1].lease.executor_id == single.appended[1].lease.executor_id == "exec-1"
+    assert answer.completed.result == single.completed.result
+    assert answer.completed.completed_at.ToDatetime() >= answer.completed.created_at.ToDatetime()
+    one = await _stored(sessions_service.database_url, alone.id)
+    other = await _stored(sessions_service.database_url, batched.id)
+    assert len(one) == len(other) == 4  # the session and its three interactions
+    for mine, theirs in zip(one, other, strict=True):
+        assert {k: v for k, v in mine.items() if k not in _DIFFER} == {
+            k: v for k, v in theirs.items() if k not in _DIFFER
+        }
+        for column in _DIFFER & set(mine):
+            assert (mine[column] is None) == (theirs[column] is None), column
+    session_row = other[0]
+    assert session_row["usage_input_tokens"] == 11
+    assert session_row["interaction_count"] == 3

@@ -1,13 +1,18 @@
-"""A connection stopped by SQLAlchemy's terminate path still closes (loop shutdown never hangs)."""
+"""Our aiosqlite connections: a forced stop still closes; a batch runs on the thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from specloom_sessions import sqlite_driver
 from specloom_sessions.config import SessionsSettings
@@ -70,3 +75,35 @@ async def test_closing_the_database_is_bounded_when_a_connection_never_comes_bac
     await conn.close()
     del conn, db
     gc.collect()
+
+
+async def test_run_executes_on_the_connection_thread_inside_the_open_transaction(
+    tmp_path: Path,
+) -> None:
+    db = Database.open(f"sqlite+aiosqlite:///{tmp_path / 'run.db'}", SessionsSettings())
+    try:
+        async with db.write() as tx:
+            await tx.conn.execute(text("CREATE TABLE notes (body TEXT NOT NULL)"))
+        loop_thread = threading.get_ident()
+
+        def write(connection: sqlite3.Connection) -> int:
+            connection.execute("INSERT INTO notes (body) VALUES ('kept')")
+            return threading.get_ident()
+
+        async def transaction(*work: Callable[[sqlite3.Connection], object]) -> list[object]:
+            async with db.write() as tx:
+                raw = await tx.conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert isinstance(driver, sqlite_driver.Connection)
+                return [await driver.run(fn) for fn in work]
+
+        assert await transaction(write) != [loop_thread]
+        # A failing statement on the thread fails the transaction as any
+        # statement does: wrapped as the SQL toolkit's error, and rolled back.
+        broken = transaction(write, lambda c: c.execute("INSERT INTO missing VALUES (1)"))
+        with pytest.raises(DBAPIError, match="no such table: missing"):
+            await broken
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT body FROM notes"))).scalars().all() == ["kept"]
+    finally:
+        await db.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -171,13 +172,14 @@ class Database:
                             await conn.execute(select(func.pg_notify(CHANNEL, payload)))
             except DBAPIError as exc:
                 _reraise(exc)
-            except psycopg.Error as exc:
+            except (psycopg.Error, sqlite3.Error) as exc:
                 # Raised by statements run on the driver's own connection
-                # (the pipelined batch), which bypass SQLAlchemy's wrapping:
-                # wrapped here so a deadlock is ABORTED and a restarting
-                # server UNAVAILABLE, as for every other statement.
-                wrapped = DBAPIError.instance(None, None, exc, psycopg.Error)
-                assert isinstance(wrapped, DBAPIError)  # psycopg.Error is the DBAPI base
+                # (the batched step writes), which bypass SQLAlchemy's
+                # wrapping: wrapped here so a deadlock is ABORTED and a
+                # restarting server UNAVAILABLE, as for every other statement.
+                base = psycopg.Error if isinstance(exc, psycopg.Error) else sqlite3.Error
+                wrapped = DBAPIError.instance(None, None, exc, base)
+                assert isinstance(wrapped, DBAPIError)  # both are their DBAPI's base
                 _reraise(wrapped)
         if not self.postgres and tx.changes:
             self.hub.publish(tx.changes)

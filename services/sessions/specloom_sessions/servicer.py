@@ -318,7 +318,7 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     async def AdvanceSession(
         self, request: spb.AdvanceSessionRequest, context: Any
     ) -> spb.AdvanceSessionResponse:
-        return self._advanced(await steps.advance(self.db, self._step_of(request)))
+        return self._advanced(await batch.advance_one(self.db, self._step_of(request)))
 
     async def AdvanceSessions(
         self, request: spb.AdvanceSessionsRequest, context: Any

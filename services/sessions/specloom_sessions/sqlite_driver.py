@@ -1,4 +1,4 @@
-"""aiosqlite connections that can be stopped twice without hanging.
+"""aiosqlite connections that can be stopped twice without hanging, and run a batch.
 
 aiosqlite (0.22) runs each connection on a worker thread that ends when it
 reaches a stop marker. ``Connection.stop()`` queues one, and
@@ -14,18 +14,23 @@ reported against other projects as wapiti-scanner/wapiti#802).
 Here a second ``stop()`` returns the first one's future, which the worker
 resolves when it reaches that marker, so ``close()`` after ``stop()``
 returns as soon as the thread has finished.
+
+:meth:`Connection.run` hands the worker a whole function at once — a batch
+of statements for one trip to the thread (:mod:`.store.on_thread`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 _NOT_STOPPED: Any = object()
+T = TypeVar("T")
 
 
 class Connection(aiosqlite.Connection):
@@ -34,6 +39,20 @@ class Connection(aiosqlite.Connection):
     def __init__(self, connector: Any, iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._stopping: asyncio.Future[Any] | None = _NOT_STOPPED
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on this connection's own thread: many statements, one trip.
+
+        The thread is the only one that may touch the ``sqlite3``
+        connection; ``fn`` runs between the statements queued before and
+        after it, so inside whatever transaction is open.
+        """
+        # aiosqlite leaves its own primitive untyped.
+        result: T = await self._execute(self._call, fn)  # type: ignore[no-untyped-call]
+        return result
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._conn)
 
     def stop(self) -> asyncio.Future[Any] | None:
         """Queue the worker's stop marker once; later calls wait for that same marker."""

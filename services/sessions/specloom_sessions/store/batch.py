@@ -35,18 +35,13 @@ from specloom_sessions.store.advance import (
     Refused,
     Step,
     advance,
-    after_guard,
-    guard,
     precheck,
 )
 from specloom_sessions.store.diagnose import diagnose
+from specloom_sessions.store.on_thread import advance_on_thread
 from specloom_sessions.store.pipelined import advance_pipelined
 
 Outcome = Advanced | SpecloomError
-
-
-class _Spoiled(Exception):
-    """An item failed after its guard wrote: redo the batch item by item."""
 
 
 async def _alone(db: Database, step: Step) -> Outcome:
@@ -67,26 +62,14 @@ async def _together(
     db: Database, steps: Sequence[Step], indexes: list[int], outcomes: list[Outcome | None]
 ) -> list[int]:
     """Write ``indexes`` in one transaction; returns those whose guard refused."""
-    refused: list[int] = []
     async with db.write() as tx:
-        now = utcnow()
-        if db.postgres:
-            # Three pipelined statements for the whole batch.
-            done, skipped = await advance_pipelined(tx, [steps[i] for i in indexes], now)
-            for position, advanced in done.items():
-                outcomes[indexes[position]] = advanced
-            return [indexes[position] for position in skipped]
-        for index in indexes:
-            try:
-                row = await guard(tx, steps[index], now)
-            except Refused:
-                refused.append(index)
-                continue
-            try:
-                outcomes[index] = await after_guard(tx, steps[index], row, now)
-            except Refused as exc:
-                raise _Spoiled from exc
-    return refused
+        # PostgreSQL: three pipelined statements for the whole batch;
+        # SQLite: the whole batch in one trip to the connection's thread.
+        write = advance_pipelined if db.postgres else advance_on_thread
+        done, skipped = await write(tx, [steps[i] for i in indexes], utcnow())
+    for position, advanced in done.items():
+        outcomes[indexes[position]] = advanced
+    return [indexes[position] for position in skipped]
 
 
 async def advance_many(db: Database, steps: Sequence[Step]) -> list[Outcome]:
@@ -104,7 +87,7 @@ async def advance_many(db: Database, steps: Sequence[Step]) -> list[Outcome]:
     together.sort(key=lambda index: steps[index].session_id)
     try:
         refused = await _together(db, steps, together, outcomes)
-    except (_Spoiled, Refused, IntegrityError, DBAPIError, SpecloomError):
+    except (Refused, IntegrityError, DBAPIError, SpecloomError):
         # SpecloomError: db.write() turns deadlocks and serialization
         # failures into ABORTED; item by item, each gets its own answer.
         refused = []
@@ -118,3 +101,19 @@ async def advance_many(db: Database, steps: Sequence[Step]) -> list[Outcome]:
     finished = [outcome for outcome in outcomes if outcome is not None]
     assert len(finished) == len(steps), "every step has an outcome"
     return finished
+
+
+async def advance_one(db: Database, step: Step) -> Advanced:
+    """One step, answered exactly as :func:`.advance.advance` answers it.
+
+    On SQLite a step without children goes the batch's way: one trip to the
+    connection's thread instead of one per statement. On PostgreSQL a lone
+    step gained nothing from the pipeline (measured: within noise), so it is
+    written statement by statement.
+    """
+    if db.postgres or step.create_children or step.revive_children:
+        return await advance(db, step)
+    [outcome] = await advance_many(db, [step])
+    if isinstance(outcome, SpecloomError):
+        raise outcome
+    return outcome

@@ -1,7 +1,7 @@
 """A batch of step writes on PostgreSQL, as three pipelined statements.
 
 The same statements a single step runs (:mod:`.advance`), compiled once to
-SQL text and sent with psycopg's ``executemany`` — which pipelines every
+SQL text (:mod:`.compiled`) and sent with psycopg's ``executemany`` — which pipelines every
 parameter set in one round trip and returns one result per set. A batch
 therefore costs three round trips (guards, completions, inserts) whatever
 its size, and skips the per-execute work of the SQL toolkit, which was the
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Dialect
 
 from specloom.v1 import common_pb2 as pb
 from specloom_sessions.database import Tx
 from specloom_sessions.rows import Row, interaction_of, session_of
-from specloom_sessions.store._common import I
 from specloom_sessions.store.advance import (
     Advanced,
     Refused,
@@ -35,45 +33,16 @@ from specloom_sessions.store.advance import (
     guard_call,
     note_finish,
 )
-
-_Compiled = tuple[str, Mapping[str, Any]]
-# Statements are built once per shape and kept by their own caches; they
-# hash by identity, so each compiles once per process.
-_compiled: dict[tuple[Any, str], _Compiled] = {}
-_inserts: dict[tuple[str, ...], Any] = {}
-
-
-def _compile(statement: Any, dialect: Dialect) -> _Compiled:
-    """SQL text and the constants it binds, compiled once per statement."""
-    key = (statement, dialect.name)
-    found = _compiled.get(key)
-    if found is None:
-        compiled = statement.compile(dialect=dialect)
-        constants = {
-            name: bind.effective_value
-            for bind, name in compiled.bind_names.items()
-            if not bind.required
-        }
-        found = (compiled.string, constants)
-        _compiled[key] = found
-    return found
-
-
-def _insert_for(columns: tuple[str, ...]) -> Any:
-    """``INSERT INTO interactions`` binding exactly ``columns``."""
-    statement = _inserts.get(columns)
-    if statement is None:
-        statement = insert(I).values({name: bindparam(name) for name in columns})
-        _inserts[columns] = statement
-    return statement
+from specloom_sessions.store.compiled import compile_once, insert_for
 
 
 async def _many(
     cursor: Any, dialect: Dialect, statement: Any, params: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any] | None]:
     """Run ``statement`` once per parameter set; each set's first row (or None)."""
-    sql, constants = _compile(statement, dialect)
-    await cursor.executemany(sql, [{**constants, **p} for p in params], returning=True)
+    compiled = compile_once(statement, dialect)
+    constants = compiled.constants
+    await cursor.executemany(compiled.sql, [{**constants, **p} for p in params], returning=True)
     # Every result set of one statement has the same columns (its RETURNING
     # list, described even when no row matched); psycopg builds its
     # description afresh on each read, so it is read once.
@@ -135,8 +104,9 @@ async def advance_pipelined(
         }
         values = [row for rows in appended.values() for row in rows]
         if values:
-            sql, constants = _compile(_insert_for(tuple(values[0])), dialect)
-            await cursor.executemany(sql, [{**constants, **v} for v in values])
+            compiled = compile_once(insert_for(tuple(values[0])), dialect)
+            constants = compiled.constants
+            await cursor.executemany(compiled.sql, [{**constants, **v} for v in values])
     outcomes: dict[int, Advanced] = {}
     for index, head in heads.items():
         step = steps[index]
