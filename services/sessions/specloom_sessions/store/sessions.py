@@ -52,6 +52,20 @@ _FETCH_LAST = with_last(select(*SESSION_HEAD_COLUMNS)).where(
     S.c.project_id == bindparam("p_project"),
 )
 
+# A session by its idempotency key, of a parent or at the top (built once:
+# building it per call cost more than running it).
+_BY_KEY = {
+    child: with_last(select(*SESSION_HEAD_COLUMNS)).where(
+        S.c.account_id == bindparam("p_account"),
+        S.c.project_id == bindparam("p_project"),
+        S.c.idempotency_key == bindparam("p_key"),
+        S.c.parent_id == bindparam("p_parent") if child else S.c.parent_id.is_(None),
+    )
+    for child in (False, True)
+}
+_INSERT_SESSION = insert(S)
+_INSERT_INTERACTION = insert(I)
+
 
 async def create_session(
     db: Database, request: spb.CreateSessionRequest
@@ -79,21 +93,16 @@ async def create_session(
 async def _by_key(
     db: Database, request: spb.CreateSessionRequest, key: str, digest: bytes
 ) -> pb.Session | None:
-    where = [S.c.idempotency_key == key]
+    params = {
+        "p_key": key,
+        "p_account": request.scope.account_id,
+        "p_project": request.scope.project_id,
+    }
     if request.parent_id:
-        where.append(S.c.parent_id == request.parent_id)
-    else:
-        where.append(S.c.parent_id.is_(None))
+        params["p_parent"] = request.parent_id
     async with db.read() as conn:
-        row = (
-            (
-                await conn.execute(
-                    with_last(select(*SESSION_HEAD_COLUMNS)).where(in_scope(request.scope), *where)
-                )
-            )
-            .mappings()
-            .first()
-        )
+        found = await conn.execute(_BY_KEY[bool(request.parent_id)], params)
+        row = found.mappings().first()
     if row is None:
         return None
     if row["request_digest"] != digest:
@@ -155,7 +164,7 @@ async def _insert(
             values["workspace_id"] = parent["workspace_id"]
             values["workspace"] = parent["workspace"]
             tx.changes.sessions.add(request.parent_id)
-        await tx.conn.execute(insert(S).values(values))
+        await tx.conn.execute(_INSERT_SESSION, values)
         session = session_of(values)
         if first is not None:
             row = interaction_values(
@@ -166,7 +175,7 @@ async def _insert(
                 project_id=scope.project_id,
                 now=now,
             )
-            await tx.conn.execute(insert(I).values(row))
+            await tx.conn.execute(_INSERT_INTERACTION, row)
             session.interactions.append(interaction_of(row))
             tx.changes.work |= work_of(scope.account_id, scope.project_id, [first])
         tx.changes.sessions.add(session_id)
