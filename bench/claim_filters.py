@@ -72,7 +72,7 @@ def _rows(now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     return sessions, interactions
 
 
-def _sql(check: ColumnElement[bool], limit: int, now: dt.datetime) -> str:
+def _sql(check: ColumnElement[bool], params: dict[str, Any], limit: int, now: dt.datetime) -> str:
     query = (
         select(I.c.session_id, I.c.seq, I.c.lease_owner)
         .where(
@@ -86,6 +86,7 @@ def _sql(check: ColumnElement[bool], limit: int, now: dt.datetime) -> str:
         .order_by(I.c.created_at, I.c.session_id, I.c.seq)
         .limit(limit)
         .with_for_update(skip_locked=True, of=I)
+        .params(**params)
     )
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     return str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
@@ -118,20 +119,22 @@ def main() -> None:
             conn.execute(S.insert(), sessions)
             conn.execute(I.insert(), interactions)
             conn.execute(text("ANALYZE"))
-        variants: dict[str, ColumnElement[bool]] = {
-            "before workspaces (status probe)": leases._of_active_session(),
-            "project-serving, both workspaces": leases._claimable_session(
-                leases.Claimant(workspace_ids=(WORKSPACES[0], WORKSPACES[1]))
+        variants: dict[str, tuple[ColumnElement[bool], dict[str, Any]]] = {
+            "before workspaces (status probe)": (leases._of_active_session(), {}),
+            "project-serving, both workspaces": (
+                leases._claimable_session(workspaces=True, owner=False),
+                {"p_workspaces": [WORKSPACES[0], WORKSPACES[1]]},
             ),
-            "own user, nothing of theirs queued": leases._claimable_session(
-                leases.Claimant(workspace_ids=(WORKSPACES[1],), owner="bob")
+            "own user, nothing of theirs queued": (
+                leases._claimable_session(workspaces=True, owner=True),
+                {"p_workspaces": [WORKSPACES[1]], "p_owner": "bob"},
             ),
         }
         queued = SESSIONS // ACTIVE_EVERY
         print(f"{queued} claimable commands queued in one project; {RUNS} runs each")
         for limit in (1, 8):
-            for label, check in variants.items():
-                median, p95 = _measure(engine, _sql(check, limit, now))
+            for label, (check, params) in variants.items():
+                median, p95 = _measure(engine, _sql(check, params, limit, now))
                 print(f"LIMIT {limit}  {label:38s} median {median:.3f} ms  p95 {p95:.3f} ms")
         engine.dispose()
     finally:
