@@ -186,24 +186,25 @@ _DIFFER = {"id", "session_id", "created_at", "updated_at", "completed_at", "leas
 """Columns two sessions' rows may differ in (their ids and the moment they were written)."""
 
 
-async def test_a_batch_stores_exactly_what_single_steps_store(
+async def test_a_batch_and_a_lone_step_store_exactly_what_the_toolkit_stores(
     sessions_service: SessionsUnderTest,
 ) -> None:
     """Every column of every row, and on SQLite how each value is stored (text stamps included).
 
-    The batch (and on SQLite a lone step too) hands its statements to the
+    A batch, and a lone step without children, hand their statements to the
     driver itself — pipelined on PostgreSQL, one trip to the connection's
     thread on SQLite — converting values as the SQL toolkit does; a stamp
     stored in another text form would compare wrongly against every lease
-    expiry and cursor.
+    expiry and cursor. The reference is the same step written statement by
+    statement through the toolkit (what a step with children still does).
     """
     where = scope()
     first = pending("W", dispatch=EXECUTOR, lease=("exec-1", 60))
-    alone, batched = [await create(sessions_service, where, first=first) for _ in range(2)]
+    sessions = [await create(sessions_service, where, first=first) for _ in range(3)]
     usage = pb.Result(status=pb.RESULT_STATUS_OK, stdout="done")
     usage.usage.input_tokens, usage.usage.agent_steps = 11, 1
     requests = []
-    for session in (alone, batched):
+    for session in sessions:
         request = await _advance_item(sessions_service, where, session.id, usage, lease_epoch=1)
         del request.append[:]
         request.append.extend(
@@ -211,8 +212,6 @@ async def test_a_batch_stores_exactly_what_single_steps_store(
         )
         request.state.update({"phase": "two"})
         requests.append(request)
-    # The reference: the same step written statement by statement through the
-    # SQL toolkit (what a step with children still does), in this process.
     reference = requests[0]
     db = Database.open(sessions_service.database_url, SessionsSettings())
     try:
@@ -231,24 +230,30 @@ async def test_a_batch_stores_exactly_what_single_steps_store(
         )
     finally:
         await db.close()
-    single = SessionsServicer._advanced(written)
-    [outcome] = await _batch(sessions_service, [requests[1]])
-    # The answers agree too.
-    answer = outcome.response
-    assert answer.session.version == single.session.version
-    assert [i.step for i in answer.appended] == [i.step for i in single.appended]
-    assert answer.appended[1].lease.executor_id == single.appended[1].lease.executor_id == "exec-1"
-    assert answer.completed.result == single.completed.result
-    assert answer.completed.completed_at.ToDatetime() >= answer.completed.created_at.ToDatetime()
-    one = await _stored(sessions_service.database_url, alone.id)
-    other = await _stored(sessions_service.database_url, batched.id)
-    assert len(one) == len(other) == 4  # the session and its three interactions
-    for mine, theirs in zip(one, other, strict=True):
-        assert {k: v for k, v in mine.items() if k not in _DIFFER} == {
-            k: v for k, v in theirs.items() if k not in _DIFFER
-        }
-        for column in _DIFFER & set(mine):
-            assert (mine[column] is None) == (theirs[column] is None), column
-    session_row = other[0]
-    assert session_row["usage_input_tokens"] == 11
-    assert session_row["interaction_count"] == 3
+    expected = SessionsServicer._advanced(written)
+    alone = await sessions_service.stub.AdvanceSession(
+        requests[1], metadata=sessions_service.metadata
+    )
+    [outcome] = await _batch(sessions_service, [requests[2]])
+    stored = await _stored(sessions_service.database_url, sessions[0].id)
+    assert len(stored) == 4  # the session and its three interactions
+    assert stored[0]["usage_input_tokens"] == 11
+    assert stored[0]["interaction_count"] == 3
+    for answer, session in ((alone, sessions[1]), (outcome.response, sessions[2])):
+        # The answers agree ...
+        assert answer.session.version == expected.session.version
+        assert [i.step for i in answer.appended] == [i.step for i in expected.appended]
+        assert answer.appended[1].lease.executor_id == "exec-1"
+        assert answer.completed.result == expected.completed.result
+        assert (
+            answer.completed.completed_at.ToDatetime() >= answer.completed.created_at.ToDatetime()
+        )
+        # ... and so does every stored value.
+        rows = await _stored(sessions_service.database_url, session.id)
+        assert len(rows) == len(stored)
+        for mine, theirs in zip(stored, rows, strict=True):
+            assert {k: v for k, v in mine.items() if k not in _DIFFER} == {
+                k: v for k, v in theirs.items() if k not in _DIFFER
+            }
+            for column in _DIFFER & set(mine):
+                assert (mine[column] is None) == (theirs[column] is None), column

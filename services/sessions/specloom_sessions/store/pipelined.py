@@ -33,7 +33,7 @@ from specloom_sessions.store.advance import (
     guard_call,
     note_finish,
 )
-from specloom_sessions.store.compiled import compile_once, insert_for
+from specloom_sessions.store.compiled import Compiled, compile_once, insert_for
 
 
 async def _many(
@@ -117,3 +117,59 @@ async def advance_pipelined(
             appended=[interaction_of(v) for v in appended.get(index, [])],
         )
     return outcomes, refused
+
+
+async def _first(cursor: Any, compiled: Compiled) -> dict[str, Any] | None:
+    """The first row of ``cursor``'s current result, converted as the SQL toolkit would."""
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    return compiled.row([column.name for column in cursor.description], row)
+
+
+async def advance_alone(tx: Tx, step: Step, now: dt.datetime) -> Advanced:
+    """One step (no children) in one pipeline: :class:`Refused` when a rule fails.
+
+    Statement by statement a step is five round trips (BEGIN, guard,
+    completion, insert, COMMIT), each an event-loop wake-up and the SQL
+    toolkit's work around it. Here BEGIN, the guard and the completion go
+    in one round trip — the completion may run before the guard's answer is
+    read, since a refused guard rolls the whole transaction back — then the
+    appended rows (numbered from the guard's row), then COMMIT.
+    """
+    raw = await tx.conn.get_raw_connection()
+    connection = raw.driver_connection
+    assert connection is not None
+    dialect = tx.conn.dialect
+    statement, params = guard_call(tx, step, now)  # NOTIFY rides in its RETURNING
+    guard = compile_once(statement, dialect)
+    completion: Compiled | None = None
+    async with (
+        connection.pipeline() as pipeline,
+        connection.cursor() as heads,
+        connection.cursor() as completions,
+    ):
+        await heads.execute(guard.sql, {**guard.constants, **params})
+        if step.complete is not None:
+            statement, params = completion_call(step, now)
+            completion = compile_once(statement, dialect)
+            await completions.execute(completion.sql, {**completion.constants, **params})
+        await pipeline.sync()
+        head = await _first(heads, guard)
+        if head is None:
+            raise Refused
+        completed = None
+        if completion is not None:
+            completed = await _first(completions, completion)
+            if completed is None:
+                raise Refused
+        values = append_values(step, head, now) if step.append else []
+        if values:
+            insert = compile_once(insert_for(tuple(values[0])), dialect)
+            await heads.executemany(insert.sql, [{**insert.constants, **v} for v in values])
+    note_finish(tx, step, head)
+    return Advanced(
+        session=session_of(head),
+        completed=interaction_of(completed) if completed is not None else None,
+        appended=[interaction_of(v) for v in values],
+    )
