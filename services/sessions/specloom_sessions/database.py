@@ -95,6 +95,17 @@ class Tx:
             return None
         return payloads[0]
 
+    async def driver(self) -> Any:
+        """The driver's own connection inside this transaction (psycopg's or aiosqlite's).
+
+        For statements the store hands to the driver itself (the step
+        writes); they run in the transaction the SQL toolkit opened.
+        """
+        raw = await self.conn.get_raw_connection()
+        connection = raw.driver_connection
+        assert connection is not None
+        return connection
+
 
 class Database:
     """An async engine with the service's transaction rules."""

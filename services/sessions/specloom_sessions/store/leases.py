@@ -108,6 +108,9 @@ def _claimable_session(workspaces: bool, owner: bool) -> ColumnElement[bool]:
     return select(verdict).where(S.c.id == I.c.session_id).scalar_subquery() == 1
 
 
+_NOW = bindparam("p_now", type_=UtcDateTime)
+
+
 @functools.lru_cache(maxsize=32)
 def _claim_query(capabilities: bool, workspaces: bool, owner: bool, postgres: bool) -> Any:
     """The claim's pick, built once per shape: building it was most of a claim's CPU.
@@ -146,8 +149,6 @@ class Assignment:
     session: pb.Session
     interaction: pb.Interaction
 
-
-_NOW = bindparam("p_now", type_=UtcDateTime)
 
 # Built once: a statement built per call cost more CPU than running it.
 _HEADS = select(*SESSION_HEAD_COLUMNS).where(S.c.id.in_(bindparam("p_ids", expanding=True)))

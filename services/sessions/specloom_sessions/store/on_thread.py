@@ -101,10 +101,9 @@ async def advance_on_thread(
     tx: Tx, steps: Sequence[Step], now: dt.datetime
 ) -> tuple[dict[int, Advanced], list[int]]:
     """Write ``steps`` (none with children); returns outcomes by index and refused indexes."""
-    raw = await tx.conn.get_raw_connection()
     # aiosqlite's connection (ours, :mod:`..sqlite_driver`), inside the
     # transaction the SQL toolkit opened with BEGIN IMMEDIATE.
-    connection = raw.driver_connection
+    connection = await tx.driver()
     assert isinstance(connection, Connection)
     dialect = tx.conn.dialect
     writes: list[_Write] = []

@@ -1,11 +1,13 @@
-"""A batch of step writes on PostgreSQL, as three pipelined statements.
+"""Step writes on PostgreSQL, pipelined on psycopg's own connection.
 
-The same statements a single step runs (:mod:`.advance`), compiled once to
-SQL text (:mod:`.compiled`) and sent with psycopg's ``executemany`` — which pipelines every
-parameter set in one round trip and returns one result per set. A batch
+A batch (:func:`advance_pipelined`) is three statements: the same ones a
+single step runs (:mod:`.advance`), compiled once to SQL text
+(:mod:`.compiled`) and sent with psycopg's ``executemany`` — which pipelines
+every parameter set in one round trip and returns one result per set. A batch
 therefore costs three round trips (guards, completions, inserts) whatever
 its size, and skips the per-execute work of the SQL toolkit, which was the
-largest share of the Sessions process's CPU per step.
+largest share of the Sessions process's CPU per step. A lone step
+(:func:`advance_alone`) is one pipeline across its statements.
 
 Rules are exactly those of :func:`.advance.after_guard`; what cannot be
 done this way (children, revivals) is left to the caller, which runs those
@@ -65,10 +67,7 @@ async def advance_pipelined(
     step refused after its guard raises :class:`Refused`: the transaction
     must be rolled back and the steps done one by one.
     """
-    raw = await tx.conn.get_raw_connection()
-    # psycopg's own connection, inside the transaction SQLAlchemy opened.
-    connection = raw.driver_connection
-    assert connection is not None
+    connection = await tx.driver()
     dialect = tx.conn.dialect
     # Steps of one shape share a statement: one executemany per shape.
     guards: dict[Any, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
@@ -137,9 +136,7 @@ async def advance_alone(tx: Tx, step: Step, now: dt.datetime) -> Advanced:
     read, since a refused guard rolls the whole transaction back — then the
     appended rows (numbered from the guard's row), then COMMIT.
     """
-    raw = await tx.conn.get_raw_connection()
-    connection = raw.driver_connection
-    assert connection is not None
+    connection = await tx.driver()
     dialect = tx.conn.dialect
     statement, params = guard_call(tx, step, now)  # NOTIFY rides in its RETURNING
     guard = compile_once(statement, dialect)
