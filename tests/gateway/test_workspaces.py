@@ -40,7 +40,9 @@ async def test_a_step_never_moves_to_another_clone(start_stack: StartStack, tmp_
 
     started = await client.start_session("Build", {}, mode="agentic")
     session_id = started.session.id
-    assert not started.session.HasField("workspace")
+    # Its first command was leased to the only free executor as it was
+    # created, which pinned it to that executor's workspace then and there.
+    assert started.session.workspace.id == identify(mine).id
 
     async def testing() -> bool:
         session = await client.get_session(session_id)

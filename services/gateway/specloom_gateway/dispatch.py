@@ -9,7 +9,8 @@ Keeping the number of claims small is the point of this module:
 
 * Signals are coalesced per scope: a scope is claimed for by one pass at a
   time, and signals arriving during a pass cause one more pass, not one
-  each. Passes that found nothing are spaced by ``MIN_PASS_GAP``.
+  each. Passes that found nothing are spaced by ``MIN_PASS_GAP``, unless
+  Sessions said work was committed since the empty one began.
 * Within a scope, executors with the same capabilities, workspaces and
   user filter can claim the same work, so the first claim that comes back
   short ends the pass for all of them: a thousand idle executors cost one
@@ -27,6 +28,7 @@ Keeping the number of claims small is the point of this module:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -49,12 +51,28 @@ CLAIM_CONCURRENCY = 8
 
 
 class _ScopeState:
-    __slots__ = ("again", "empty_at", "idle_sweeps", "next_sweep", "task")
+    __slots__ = (
+        "again",
+        "empty_at",
+        "empty_began",
+        "idle_sweeps",
+        "new_work",
+        "next_sweep",
+        "task",
+        "work_at",
+    )
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.again = False
         self.empty_at = 0.0
+        """When the last pass that claimed nothing ended."""
+        self.empty_began = 0.0
+        """When that pass began."""
+        self.work_at = 0.0
+        """When Sessions last said new work was committed here."""
+        self.new_work = asyncio.Event()
+        """Set by that signal: it ends a pass's wait for the gap."""
         self.idle_sweeps = 0
         self.next_sweep = 0.0
 
@@ -68,10 +86,18 @@ class Dispatcher:
         self._sweep_gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
 
     def signal(self, key: ScopeKey | None) -> None:
-        """Work or capacity may be available in ``key`` (None: in every scope)."""
+        """Capacity (or work) may be available in ``key`` (None: in every scope)."""
+        self._signal(key, work=False)
+
+    def work(self, key: ScopeKey | None) -> None:
+        """Sessions committed claimable work in ``key`` (None: anywhere, maybe)."""
+        self._signal(key, work=True)
+
+    def _signal(self, key: ScopeKey | None, *, work: bool) -> None:
         if self._deps.draining:
             return
         keys = self._deps.hub.scopes() if key is None else [key]
+        at = time.monotonic()
         for scope in keys:
             if not self._deps.hub.in_scope(scope):
                 continue  # work for a project with no executor here
@@ -80,6 +106,9 @@ class Dispatcher:
                 state = self._scopes[scope] = _ScopeState()
             state.idle_sweeps = 0
             state.next_sweep = 0.0
+            if work:
+                state.work_at = at
+                state.new_work.set()
             self._start(scope, state)
 
     def _start(self, key: ScopeKey, state: _ScopeState, *, sweep: bool = False) -> None:
@@ -92,8 +121,16 @@ class Dispatcher:
     async def _passes(self, key: ScopeKey, state: _ScopeState, *, sweep: bool) -> None:
         while True:
             gap = state.empty_at + MIN_PASS_GAP - time.monotonic()
-            if gap > 0:
-                await asyncio.sleep(gap)
+            # The gap spaces claims that keep finding nothing; work committed
+            # after the empty pass began may be what it could not see (a
+            # slot freed just before a session was created), so it goes now,
+            # also when it is signalled during the wait.
+            if gap > 0 and state.work_at <= state.empty_began:
+                state.new_work.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(gap):
+                        await state.new_work.wait()
+            began = time.monotonic()
             try:
                 if sweep:
                     async with self._sweep_gate:
@@ -103,9 +140,14 @@ class Dispatcher:
             except SpecloomError as exc:
                 log.warning("claiming for %s/%s failed: %s", key[0], key[1], exc.message)
                 claimed = 0
+            # None: no executor had a free slot, so nothing was asked and
+            # nothing is learned. Counted as an empty pass, it made the slot
+            # freed a moment later wait out the gap — at one session, most
+            # of the time from one session's last step to the next's first.
             if claimed == 0:
                 state.empty_at = time.monotonic()
-            else:
+                state.empty_began = began
+            elif claimed is not None:
                 state.idle_sweeps = 0
                 state.next_sweep = 0.0
             if not state.again:
@@ -115,10 +157,14 @@ class Dispatcher:
         if not self._deps.hub.in_scope(key):
             self._scopes.pop(key, None)
 
-    async def _pass(self, key: ScopeKey) -> int:
-        """Claim for every group of ``key`` (see ``ExecutorHub.groups``) until each runs dry."""
+    async def _pass(self, key: ScopeKey) -> int | None:
+        """Claim for every group of ``key`` (see ``ExecutorHub.groups``) until each
+        runs dry; None when no executor had a free slot (no claim was made)."""
+        groups = self._deps.hub.groups(key)
+        if not groups:
+            return None
         total = 0
-        for _claims, members in self._deps.hub.groups(key):
+        for _claims, members in groups:
             total += await self._claim_group(members)
         return total
 

@@ -138,13 +138,15 @@ class Executor:
         self._claiming = 0
         self._claims_settled = asyncio.Event()
         self._claims_settled.set()
+        self.reserved = 0
+        """Slots promised to starts in flight (their first command may come leased)."""
 
     @property
     def free(self) -> int:
         """Commands dispatch may claim for it now."""
         if self.draining or self.closed:
             return 0
-        return max(0, self.capacity - len(self.running))
+        return max(0, self.capacity - len(self.running) - self.reserved)
 
     def push(self, message: gpb.ConnectResponse) -> bool:
         """Queue a message for the executor; False when the stream is closed."""

@@ -15,7 +15,8 @@ EXECUTOR_SLOTS_FREE = Gauge(
 ASSIGNMENTS_PUSHED = Counter(
     "specloom_gateway_assignments_pushed_total",
     "Commands handed to executors, by how: 'claimed' by dispatch, 'chained' "
-    "(leased by the fused report of the previous step) or 'resumed' after a reconnect.",
+    "(leased by the fused report of the previous step), 'started' (a new session's "
+    "first command, leased by its create) or 'resumed' after a reconnect.",
     ["via"],
 )
 CLAIM_CALLS = Counter(

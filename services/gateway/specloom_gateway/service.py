@@ -71,7 +71,7 @@ class Gateway:
         """Start the background work: routes, work signals, sweeps."""
         s = self.deps.settings
         self._spawn(self.deps.router.run(s.route_refresh_seconds))
-        self._spawn(watch_work(self.deps.upstream, self.dispatcher.signal, self.joins.signal))
+        self._spawn(watch_work(self.deps.upstream, self.dispatcher.work, self.joins.signal))
         self._spawn(self.dispatcher.sweep(s.claim_sweep_interval_seconds))
         self._spawn(self.joins.run(s.join_sweep_interval_seconds))
         self._spawn(self.stalled.run(s.stalled_sweep_interval_seconds))

@@ -23,6 +23,7 @@ from specloom.v1 import sessions_pb2 as spb
 from specloom.v1 import tokens_pb2 as tpb
 from specloom.validate import require_id, require_scope, require_workspace, require_workspace_id
 from specloom.workflow._proto import EXECUTION_MODE_NAMES, EXECUTOR_DRIVEN
+from specloom_gateway import starts
 from specloom_gateway.auth import Caller
 from specloom_gateway.deps import Deps
 from specloom_gateway.executors import ExecutorStreams
@@ -160,17 +161,26 @@ class GatewayServicer(gpb_grpc.GatewayServiceServicer):
         if request.HasField("workspace"):
             workspace = require_workspace("workspace", request.workspace)
         stub = await self._deps.router.for_new(request.type)
-        response = await self._up.call(
-            stub.OpenSession,
-            opb.OpenSessionRequest(
-                scope=caller.scope,
-                type=request.type,
-                execution_mode=mode,
-                params=request.params,
-                idempotency_key=request.idempotency_key,
-                workspace=workspace,
-            ),
-        )
+
+        async def open_session(claim: pb.ClaimOffer | None) -> opb.OpenSessionResponse:
+            return await self._up.call(
+                stub.OpenSession,
+                opb.OpenSessionRequest(
+                    scope=caller.scope,
+                    type=request.type,
+                    execution_mode=mode,
+                    params=request.params,
+                    idempotency_key=request.idempotency_key,
+                    workspace=workspace,
+                    claim=claim,
+                ),
+            )
+
+        if mode == pb.EXECUTION_MODE_MANUAL:
+            # A person runs its commands, no executor: nothing to offer.
+            response = await open_session(None)
+        else:
+            response = await starts.open_offering(self._deps, caller.scope, workspace, open_session)
         return gpb.StartSessionResponse(session=response.session, created=response.created)
 
     async def GetSession(

@@ -117,7 +117,13 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
                     "workspace: a child session takes its parent's workspace; leave it unset"
                 )
             require_workspace("workspace", request.workspace)
-        session, created = await store.create_session(self.db, request)
+        check.optional_id("id", request.id)
+        if request.HasField("first_state"):
+            if not (request.id and request.HasField("first")):
+                raise InvalidArgument("first_state is the state after first: it needs first and id")
+            check.struct("first_state", request.first_state, self.limits)
+        offer = check.offer(request) if request.HasField("claim") else None
+        session, created = await store.create_session(self.db, request, offer)
         return spb.CreateSessionResponse(session=session, created=created)
 
     async def FetchSession(
@@ -404,16 +410,14 @@ class SessionsServicer(spb_grpc.SessionsServiceServicer):
     ) -> spb.ClaimCommandsResponse:
         require_scope(request.scope)
         require_id("executor_id", request.executor_id)
-        check.count("capabilities", request.capabilities, check.MAX_LIST)
-        for index, capability in enumerate(request.capabilities):
-            check.name(f"capabilities[{index}]", capability)
+        capabilities = check.capabilities("capabilities", request.capabilities)
         check.in_range("max_commands", request.max_commands, 1, check.MAX_BATCH)
         check.in_range("lease_ttl_seconds", request.lease_ttl_seconds, 1, check.MAX_LEASE_TTL)
         claimed = await leases.claim_commands(
             self.db,
             request.scope,
             request.executor_id,
-            list(request.capabilities),
+            capabilities,
             request.max_commands,
             request.lease_ttl_seconds,
             check.claimant(request),

@@ -29,7 +29,7 @@ from specloom.validate import (
 )
 from specloom.workspaces import is_workspace_id
 from specloom_sessions.config import SessionsSettings
-from specloom_sessions.store.leases import Claimant
+from specloom_sessions.store.leases import Claimant, Offer
 
 MAX_NAME = 200
 """Session types, step names, token names, idempotency keys (bytes)."""
@@ -413,8 +413,9 @@ def view(field: str, value: int) -> int:
     return value
 
 
-def claimant(request: spb.ClaimCommandsRequest) -> Claimant:
-    """Where and for whom a claim may take work (ClaimCommands' workspace and user fields)."""
+def claimant(request: spb.ClaimCommandsRequest | pb.ClaimOffer) -> Claimant:
+    """Where and for whom a claim may take work (the workspace and user fields
+    of ClaimCommands, and of a create's ClaimOffer)."""
     count("workspace_ids", request.workspace_ids, MAX_WORKSPACES)
     for index, workspace_id in enumerate(request.workspace_ids):
         if not is_workspace_id(workspace_id):
@@ -430,6 +431,38 @@ def claimant(request: spb.ClaimCommandsRequest) -> Claimant:
         workspace_ids=tuple(request.workspace_ids),
         pin_to=pin_to,
         owner=request.scope.user_id if request.own_user_only else None,
+    )
+
+
+def capabilities(field: str, values: Sequence[str]) -> list[str]:
+    """An executor's capability names."""
+    count(field, values, MAX_LIST)
+    for index, capability in enumerate(values):
+        name(f"{field}[{index}]", capability)
+    return list(values)
+
+
+def offer(request: spb.CreateSessionRequest) -> Offer:
+    """A create's ClaimOffer: a first command it may lease, to an executor named in full."""
+    value = request.claim
+    if not request.HasField("first"):
+        raise InvalidArgument("claim: offers an executor the first command, but first is unset")
+    if request.first.HasField("lease"):
+        raise InvalidArgument("claim: first already carries a lease; send one or the other")
+    require_scope(value.scope, "claim.scope")
+    require_id("claim.executor_id", value.executor_id)
+    in_range("claim.lease_ttl_seconds", value.lease_ttl_seconds, 1, MAX_LEASE_TTL)
+    try:
+        where = claimant(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"claim.{exc.message}") from None
+    return Offer(
+        executor_id=value.executor_id,
+        account_id=value.scope.account_id,
+        project_id=value.scope.project_id,
+        capabilities=frozenset(capabilities("claim.capabilities", value.capabilities)),
+        ttl_seconds=value.lease_ttl_seconds,
+        claimant=where,
     )
 
 

@@ -22,6 +22,7 @@ from specloom.errors import (
     ResourceExhausted,
     SpecloomError,
 )
+from specloom.ids import new_id
 from specloom.logs import log_context
 from specloom.orchestration.engine import (
     Decoded,
@@ -223,12 +224,23 @@ class OrchestratorServicer(opb_grpc.OrchestratorServiceServicer):
         session = self.engine.open(request.type, request.scope, request.execution_mode, params)
         if request.HasField("workspace"):
             session.workspace.CopyFrom(require_workspace("workspace", request.workspace))
-        response = await self.sessions.create(session, None, request.idempotency_key)
-        opened = response.session
         # The first step names the session's id (its worktree and branch), so
-        # it is issued now that Sessions has chosen it; also for a session an
-        # earlier start with the same key created but stopped before issuing.
-        if opened.interaction_count == 0 and opened.status == pb.SESSION_STATUS_ACTIVE:
+        # the id is chosen here and the session is created with its first
+        # command in one write — leased at once to the executor on offer,
+        # when it may run it.
+        session.id = new_id()
+        first = self.engine.begin(session)
+        claim = request.claim if request.HasField("claim") else None
+        response = await self.sessions.create(
+            session, first.append[0], request.idempotency_key, claim=claim, first_state=first.state
+        )
+        opened = response.session
+        if response.created:
+            self.cache.put(opened)
+        # A session an earlier start with the same key created without its
+        # first command (one created before commands came with the create,
+        # and stopped before issuing it) gets it now.
+        elif opened.interaction_count == 0 and opened.status == pb.SESSION_STATUS_ACTIVE:
             try:
                 advanced = await self._apply(request.scope, opened, self.engine.begin(opened))
                 opened = _head_after(advanced)

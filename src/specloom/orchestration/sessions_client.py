@@ -10,7 +10,7 @@ import grpc
 from specloom.errors import ResourceExhausted
 from specloom.orchestration.engine import NewStep, Write
 from specloom.orchestration.writes import MAX_WRITE_BYTES
-from specloom.protoconv import dict_to_struct
+from specloom.protoconv import JsonObject, dict_to_struct
 from specloom.rpc.batching import Coalescer
 from specloom.rpc.errors import error_named, error_of
 from specloom.rpc.server import BATCH_BYTES
@@ -200,10 +200,20 @@ class SessionsClient:
         return list(response.children)
 
     async def create(
-        self, session: pb.Session, first: NewStep | None, idempotency_key: str
+        self,
+        session: pb.Session,
+        first: NewStep | None,
+        idempotency_key: str,
+        *,
+        claim: pb.ClaimOffer | None = None,
+        first_state: JsonObject | None = None,
     ) -> spb.CreateSessionResponse:
-        """Create a top-level session (with its first interaction, when given)."""
+        """Create a top-level session (with its first interaction, when given,
+        and the state it leaves; with the id ``session.id`` when set; offering
+        ``claim`` that interaction)."""
         request = spb.CreateSessionRequest(
+            id=session.id,
+            claim=claim,
             scope=session.scope,
             type=session.type,
             execution_mode=session.execution_mode,
@@ -218,6 +228,8 @@ class SessionsClient:
         )
         if first is not None:
             request.first.CopyFrom(new_interaction(first))
+        if first_state is not None:
+            dict_to_struct(first_state, request.first_state)
         try:
             return await self._stub.CreateSession(
                 request, metadata=self._metadata, timeout=self._timeout

@@ -2192,3 +2192,65 @@ class WorkflowDescription(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkflowDescription: _TypeAlias = WorkflowDescription  # noqa: Y015
+
+@_typing.final
+class ClaimOffer(_message.Message):
+    """ClaimOffer names an executor with a free slot, so a new session's first
+    command is leased to it in the create's own transaction instead of
+    waiting for a claim. It is leased when, and only when, ClaimCommands with
+    the same fields would pick it: the executor's scope has the session's
+    account and project, it has the required capability, it serves the
+    session's workspace (a session of none is pinned to default_workspace),
+    and, with own_user_only, the session is its user's. Otherwise nothing is
+    leased and the command waits to be claimed as usual.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    EXECUTOR_ID_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    LEASE_TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    WORKSPACE_IDS_FIELD_NUMBER: _builtins.int
+    DEFAULT_WORKSPACE_FIELD_NUMBER: _builtins.int
+    OWN_USER_ONLY_FIELD_NUMBER: _builtins.int
+    executor_id: _builtins.str
+    """The executor. Required."""
+    lease_ttl_seconds: _builtins.int
+    """Lease length, 1 to 3600 seconds."""
+    own_user_only: _builtins.bool
+    """Take only sessions owned by scope.user_id."""
+    @_builtins.property
+    def scope(self) -> Global___Scope:
+        """The executor's scope. Required."""
+
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the executor can do."""
+
+    @_builtins.property
+    def workspace_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Workspace ids the executor serves (at most 64), as in ClaimCommands."""
+
+    @_builtins.property
+    def default_workspace(self) -> Global___WorkspaceRef:
+        """Where a session of no workspace is pinned; one of workspace_ids."""
+
+    def __init__(
+        self,
+        *,
+        scope: Global___Scope | None = ...,
+        executor_id: _builtins.str = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        lease_ttl_seconds: _builtins.int = ...,
+        workspace_ids: _abc.Iterable[_builtins.str] | None = ...,
+        default_workspace: Global___WorkspaceRef | None = ...,
+        own_user_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_workspace", b"default_workspace", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "default_workspace", b"default_workspace", "executor_id", b"executor_id", "lease_ttl_seconds", b"lease_ttl_seconds", "own_user_only", b"own_user_only", "scope", b"scope", "workspace_ids", b"workspace_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimOffer: _TypeAlias = ClaimOffer  # noqa: Y015

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from specloom.v1 import common_pb2 as specloom_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1especloom/v1/orchestrator.proto\x12\x0bspecloom.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18specloom/v1/common.proto\"\xe9\x01\n\x12OpenSessionRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x32\n\x0e\x65xecution_mode\x18\x03 \x01(\x0e\x32\x1a.specloom.v1.ExecutionMode\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12,\n\tworkspace\x18\x06 \x01(\x0b\x32\x19.specloom.v1.WorkspaceRef\"M\n\x13OpenSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x04\x44one\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.specloom.v1.SessionStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\"H\n\x0fNextStepRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x95\x01\n\x10NextStepResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12/\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.InteractionH\x00\x12!\n\x04\x64one\x18\x03 \x01(\x0b\x32\x11.specloom.v1.DoneH\x00\x42\x06\n\x04next\"\x9e\x01\n\x13HandleResultRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0einteraction_id\x18\x03 \x01(\t\x12#\n\x06result\x18\x04 \x01(\x0b\x32\x13.specloom.v1.Result\x12\x13\n\x0blease_epoch\x18\x05 \x01(\x03\"l\n\x14HandleResultResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12-\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\"\xfa\x01\n\x17ReportAndAdvanceRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0einteraction_id\x18\x03 \x01(\t\x12#\n\x06result\x18\x04 \x01(\x0b\x32\x13.specloom.v1.Result\x12\x13\n\x0blease_epoch\x18\x05 \x01(\x03\x12\x1c\n\x14lease_to_executor_id\x18\x06 \x01(\t\x12\x1d\n\x15\x65xecutor_capabilities\x18\x07 \x03(\t\x12\x19\n\x11lease_ttl_seconds\x18\x08 \x01(\x05\"\xca\x01\n\x18ReportAndAdvanceResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12+\n\tcompleted\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\x12/\n\x0binteraction\x18\x03 \x01(\x0b\x32\x18.specloom.v1.InteractionH\x00\x12!\n\x04\x64one\x18\x04 \x01(\x0b\x32\x11.specloom.v1.DoneH\x00\x42\x06\n\x04next\"R\n\x1bReportAndAdvanceManyRequest\x12\x33\n\x05items\x18\x01 \x03(\x0b\x32$.specloom.v1.ReportAndAdvanceRequest\"\x88\x01\n\x17ReportAndAdvanceOutcome\x12\x39\n\x08response\x18\x01 \x01(\x0b\x32%.specloom.v1.ReportAndAdvanceResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.specloom.v1.ItemErrorH\x00\x42\t\n\x07outcome\"V\n\x1cReportAndAdvanceManyResponse\x12\x36\n\x08outcomes\x18\x01 \x03(\x0b\x32$.specloom.v1.ReportAndAdvanceOutcome\"\x96\x01\n\x13SteerSessionRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12*\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1a.specloom.v1.ControlAction\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"l\n\x14SteerSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12-\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\"\x11\n\x0f\x44\x65scribeRequest\"G\n\x10\x44\x65scribeResponse\x12\x33\n\tworkflows\x18\x01 \x03(\x0b\x32 .specloom.v1.WorkflowDescription2\xf1\x04\n\x13OrchestratorService\x12P\n\x0bOpenSession\x12\x1f.specloom.v1.OpenSessionRequest\x1a .specloom.v1.OpenSessionResponse\x12G\n\x08NextStep\x12\x1c.specloom.v1.NextStepRequest\x1a\x1d.specloom.v1.NextStepResponse\x12S\n\x0cHandleResult\x12 .specloom.v1.HandleResultRequest\x1a!.specloom.v1.HandleResultResponse\x12_\n\x10ReportAndAdvance\x12$.specloom.v1.ReportAndAdvanceRequest\x1a%.specloom.v1.ReportAndAdvanceResponse\x12k\n\x14ReportAndAdvanceMany\x12(.specloom.v1.ReportAndAdvanceManyRequest\x1a).specloom.v1.ReportAndAdvanceManyResponse\x12S\n\x0cSteerSession\x12 .specloom.v1.SteerSessionRequest\x1a!.specloom.v1.SteerSessionResponse\x12G\n\x08\x44\x65scribe\x12\x1c.specloom.v1.DescribeRequest\x1a\x1d.specloom.v1.DescribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1especloom/v1/orchestrator.proto\x12\x0bspecloom.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18specloom/v1/common.proto\"\x91\x02\n\x12OpenSessionRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x32\n\x0e\x65xecution_mode\x18\x03 \x01(\x0e\x32\x1a.specloom.v1.ExecutionMode\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12,\n\tworkspace\x18\x06 \x01(\x0b\x32\x19.specloom.v1.WorkspaceRef\x12&\n\x05\x63laim\x18\x07 \x01(\x0b\x32\x17.specloom.v1.ClaimOffer\"M\n\x13OpenSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"B\n\x04\x44one\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.specloom.v1.SessionStatus\x12\x0e\n\x06reason\x18\x02 \x01(\t\"H\n\x0fNextStepRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x95\x01\n\x10NextStepResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12/\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.InteractionH\x00\x12!\n\x04\x64one\x18\x03 \x01(\x0b\x32\x11.specloom.v1.DoneH\x00\x42\x06\n\x04next\"\x9e\x01\n\x13HandleResultRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0einteraction_id\x18\x03 \x01(\t\x12#\n\x06result\x18\x04 \x01(\x0b\x32\x13.specloom.v1.Result\x12\x13\n\x0blease_epoch\x18\x05 \x01(\x03\"l\n\x14HandleResultResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12-\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\"\xfa\x01\n\x17ReportAndAdvanceRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0einteraction_id\x18\x03 \x01(\t\x12#\n\x06result\x18\x04 \x01(\x0b\x32\x13.specloom.v1.Result\x12\x13\n\x0blease_epoch\x18\x05 \x01(\x03\x12\x1c\n\x14lease_to_executor_id\x18\x06 \x01(\t\x12\x1d\n\x15\x65xecutor_capabilities\x18\x07 \x03(\t\x12\x19\n\x11lease_ttl_seconds\x18\x08 \x01(\x05\"\xca\x01\n\x18ReportAndAdvanceResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12+\n\tcompleted\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\x12/\n\x0binteraction\x18\x03 \x01(\x0b\x32\x18.specloom.v1.InteractionH\x00\x12!\n\x04\x64one\x18\x04 \x01(\x0b\x32\x11.specloom.v1.DoneH\x00\x42\x06\n\x04next\"R\n\x1bReportAndAdvanceManyRequest\x12\x33\n\x05items\x18\x01 \x03(\x0b\x32$.specloom.v1.ReportAndAdvanceRequest\"\x88\x01\n\x17ReportAndAdvanceOutcome\x12\x39\n\x08response\x18\x01 \x01(\x0b\x32%.specloom.v1.ReportAndAdvanceResponseH\x00\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.specloom.v1.ItemErrorH\x00\x42\t\n\x07outcome\"V\n\x1cReportAndAdvanceManyResponse\x12\x36\n\x08outcomes\x18\x01 \x03(\x0b\x32$.specloom.v1.ReportAndAdvanceOutcome\"\x96\x01\n\x13SteerSessionRequest\x12!\n\x05scope\x18\x01 \x01(\x0b\x32\x12.specloom.v1.Scope\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12*\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1a.specloom.v1.ControlAction\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"l\n\x14SteerSessionResponse\x12%\n\x07session\x18\x01 \x01(\x0b\x32\x14.specloom.v1.Session\x12-\n\x0binteraction\x18\x02 \x01(\x0b\x32\x18.specloom.v1.Interaction\"\x11\n\x0f\x44\x65scribeRequest\"G\n\x10\x44\x65scribeResponse\x12\x33\n\tworkflows\x18\x01 \x03(\x0b\x32 .specloom.v1.WorkflowDescription2\xf1\x04\n\x13OrchestratorService\x12P\n\x0bOpenSession\x12\x1f.specloom.v1.OpenSessionRequest\x1a .specloom.v1.OpenSessionResponse\x12G\n\x08NextStep\x12\x1c.specloom.v1.NextStepRequest\x1a\x1d.specloom.v1.NextStepResponse\x12S\n\x0cHandleResult\x12 .specloom.v1.HandleResultRequest\x1a!.specloom.v1.HandleResultResponse\x12_\n\x10ReportAndAdvance\x12$.specloom.v1.ReportAndAdvanceRequest\x1a%.specloom.v1.ReportAndAdvanceResponse\x12k\n\x14ReportAndAdvanceMany\x12(.specloom.v1.ReportAndAdvanceManyRequest\x1a).specloom.v1.ReportAndAdvanceManyResponse\x12S\n\x0cSteerSession\x12 .specloom.v1.SteerSessionRequest\x1a!.specloom.v1.SteerSessionResponse\x12G\n\x08\x44\x65scribe\x12\x1c.specloom.v1.DescribeRequest\x1a\x1d.specloom.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,37 +34,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'specloom.v1.orchestrator_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPENSESSIONREQUEST']._serialized_start=104
-  _globals['_OPENSESSIONREQUEST']._serialized_end=337
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=339
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=416
-  _globals['_DONE']._serialized_start=418
-  _globals['_DONE']._serialized_end=484
-  _globals['_NEXTSTEPREQUEST']._serialized_start=486
-  _globals['_NEXTSTEPREQUEST']._serialized_end=558
-  _globals['_NEXTSTEPRESPONSE']._serialized_start=561
-  _globals['_NEXTSTEPRESPONSE']._serialized_end=710
-  _globals['_HANDLERESULTREQUEST']._serialized_start=713
-  _globals['_HANDLERESULTREQUEST']._serialized_end=871
-  _globals['_HANDLERESULTRESPONSE']._serialized_start=873
-  _globals['_HANDLERESULTRESPONSE']._serialized_end=981
-  _globals['_REPORTANDADVANCEREQUEST']._serialized_start=984
-  _globals['_REPORTANDADVANCEREQUEST']._serialized_end=1234
-  _globals['_REPORTANDADVANCERESPONSE']._serialized_start=1237
-  _globals['_REPORTANDADVANCERESPONSE']._serialized_end=1439
-  _globals['_REPORTANDADVANCEMANYREQUEST']._serialized_start=1441
-  _globals['_REPORTANDADVANCEMANYREQUEST']._serialized_end=1523
-  _globals['_REPORTANDADVANCEOUTCOME']._serialized_start=1526
-  _globals['_REPORTANDADVANCEOUTCOME']._serialized_end=1662
-  _globals['_REPORTANDADVANCEMANYRESPONSE']._serialized_start=1664
-  _globals['_REPORTANDADVANCEMANYRESPONSE']._serialized_end=1750
-  _globals['_STEERSESSIONREQUEST']._serialized_start=1753
-  _globals['_STEERSESSIONREQUEST']._serialized_end=1903
-  _globals['_STEERSESSIONRESPONSE']._serialized_start=1905
-  _globals['_STEERSESSIONRESPONSE']._serialized_end=2013
-  _globals['_DESCRIBEREQUEST']._serialized_start=2015
-  _globals['_DESCRIBEREQUEST']._serialized_end=2032
-  _globals['_DESCRIBERESPONSE']._serialized_start=2034
-  _globals['_DESCRIBERESPONSE']._serialized_end=2105
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=2108
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=2733
+  _globals['_OPENSESSIONREQUEST']._serialized_end=377
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=379
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=456
+  _globals['_DONE']._serialized_start=458
+  _globals['_DONE']._serialized_end=524
+  _globals['_NEXTSTEPREQUEST']._serialized_start=526
+  _globals['_NEXTSTEPREQUEST']._serialized_end=598
+  _globals['_NEXTSTEPRESPONSE']._serialized_start=601
+  _globals['_NEXTSTEPRESPONSE']._serialized_end=750
+  _globals['_HANDLERESULTREQUEST']._serialized_start=753
+  _globals['_HANDLERESULTREQUEST']._serialized_end=911
+  _globals['_HANDLERESULTRESPONSE']._serialized_start=913
+  _globals['_HANDLERESULTRESPONSE']._serialized_end=1021
+  _globals['_REPORTANDADVANCEREQUEST']._serialized_start=1024
+  _globals['_REPORTANDADVANCEREQUEST']._serialized_end=1274
+  _globals['_REPORTANDADVANCERESPONSE']._serialized_start=1277
+  _globals['_REPORTANDADVANCERESPONSE']._serialized_end=1479
+  _globals['_REPORTANDADVANCEMANYREQUEST']._serialized_start=1481
+  _globals['_REPORTANDADVANCEMANYREQUEST']._serialized_end=1563
+  _globals['_REPORTANDADVANCEOUTCOME']._serialized_start=1566
+  _globals['_REPORTANDADVANCEOUTCOME']._serialized_end=1702
+  _globals['_REPORTANDADVANCEMANYRESPONSE']._serialized_start=1704
+  _globals['_REPORTANDADVANCEMANYRESPONSE']._serialized_end=1790
+  _globals['_STEERSESSIONREQUEST']._serialized_start=1793
+  _globals['_STEERSESSIONREQUEST']._serialized_end=1943
+  _globals['_STEERSESSIONRESPONSE']._serialized_start=1945
+  _globals['_STEERSESSIONRESPONSE']._serialized_end=2053
+  _globals['_DESCRIBEREQUEST']._serialized_start=2055
+  _globals['_DESCRIBEREQUEST']._serialized_end=2072
+  _globals['_DESCRIBERESPONSE']._serialized_start=2074
+  _globals['_DESCRIBERESPONSE']._serialized_end=2145
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=2148
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=2773
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class OpenSessionRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     WORKSPACE_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Session type; INVALID_ARGUMENT if this service does not serve it."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
@@ -52,6 +53,13 @@ class OpenSessionRequest(_message.Message):
         for none yet.
         """
 
+    @_builtins.property
+    def claim(self) -> _common_pb2.ClaimOffer:
+        """An executor ready to run the first command now, passed to
+        CreateSession (see ClaimOffer): the response's first interaction then
+        carries its lease when the executor may run it.
+        """
+
     def __init__(
         self,
         *,
@@ -61,10 +69,11 @@ class OpenSessionRequest(_message.Message):
         params: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str = ...,
         workspace: _common_pb2.WorkspaceRef | None = ...,
+        claim: _common_pb2.ClaimOffer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["params", b"params", "scope", b"scope", "workspace", b"workspace"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "params", b"params", "scope", b"scope", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "scope", b"scope", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "execution_mode", b"execution_mode", "idempotency_key", b"idempotency_key", "params", b"params", "scope", b"scope", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -298,6 +298,9 @@ class CreateSessionRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     FIRST_FIELD_NUMBER: _builtins.int
     WORKSPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    FIRST_STATE_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """Session type. Required."""
     execution_mode: _common_pb2.ExecutionMode.ValueType
@@ -310,6 +313,14 @@ class CreateSessionRequest(_message.Message):
     """Workflow definition version. Required, at least 1."""
     idempotency_key: _builtins.str
     """Client-supplied key that makes the create idempotent; at most 200 bytes."""
+    id: _builtins.str
+    """The session's id, chosen by the caller (a UUID) so that the first
+    command can name it; empty: Sessions chooses one. ALREADY_EXISTS when a
+    session has it (unless idempotency_key matches an existing session,
+    which is then returned). With it, first and first_state are not part of
+    what the idempotency key is compared against: a retried create chooses
+    anew.
+    """
     @_builtins.property
     def scope(self) -> _common_pb2.Scope:
         """Owner and visibility wall. Required."""
@@ -341,6 +352,20 @@ class CreateSessionRequest(_message.Message):
         workspace, so setting it with parent_id is INVALID_ARGUMENT.
         """
 
+    @_builtins.property
+    def claim(self) -> _common_pb2.ClaimOffer:
+        """An executor ready to run the first command now (requires first): see
+        ClaimOffer. The response's interaction then carries the lease. Not part
+        of what the idempotency key is compared against.
+        """
+
+    @_builtins.property
+    def first_state(self) -> _struct_pb2.Struct:
+        """The state once the first command is planned, stored instead of state
+        (requires first and id): state stays the initial state, so a create
+        repeated under the same key compares equal however it was planned.
+        """
+
     def __init__(
         self,
         *,
@@ -357,10 +382,13 @@ class CreateSessionRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         first: Global___NewInteraction | None = ...,
         workspace: _common_pb2.WorkspaceRef | None = ...,
+        id: _builtins.str = ...,
+        claim: _common_pb2.ClaimOffer | None = ...,
+        first_state: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "first", b"first", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "workspace", b"workspace"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "component", b"component", "first", b"first", "first_state", b"first_state", "params", b"params", "progress", b"progress", "scope", b"scope", "state", b"state", "workspace", b"workspace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "first", b"first", "idempotency_key", b"idempotency_key", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "component", b"component", "definition_version", b"definition_version", "execution_mode", b"execution_mode", "first", b"first", "first_state", b"first_state", "id", b"id", "idempotency_key", b"idempotency_key", "name", b"name", "params", b"params", "parent_id", b"parent_id", "progress", b"progress", "scope", b"scope", "state", b"state", "type", b"type", "workspace", b"workspace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

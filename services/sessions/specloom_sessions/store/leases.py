@@ -87,6 +87,44 @@ class Claimant:
     """Claim only sessions of this user (an executor serving its own user)."""
 
 
+@dataclass(frozen=True)
+class Offer:
+    """An executor with a free slot, offered a new session's first command (CreateSession)."""
+
+    executor_id: str
+    account_id: str
+    project_id: str
+    """The executor's scope: only work of this account and project is its."""
+    capabilities: frozenset[str]
+    ttl_seconds: int
+    claimant: Claimant
+
+
+def offer_takes(offer: Offer, session: Row, first: spb.NewInteraction) -> bool:
+    """Whether the claim query (:func:`_claim_query`) would pick ``first`` for ``offer``.
+
+    ``session`` is the row a create is about to insert. These are the
+    claim's conditions for a command that was just made: pending, for an
+    executor, unleased, of an active session in the executor's scope, a
+    capability it has, in a workspace it serves (or none yet), of its user
+    when it serves only its own. A new session waits for no sibling, so the
+    dependency condition holds. ``tests/sessions/test_start_lease.py``
+    compares the two over every combination.
+    """
+    claimant = offer.claimant
+    workspace = session["workspace_id"]
+    return (
+        not first.HasField("immediate_result")
+        and first.dispatch == spb.DISPATCH_EXECUTOR
+        and not first.HasField("lease")
+        and session["status"] == pb.SESSION_STATUS_ACTIVE
+        and (session["account_id"], session["project_id"]) == (offer.account_id, offer.project_id)
+        and (not first.required_capability or first.required_capability in offer.capabilities)
+        and (not workspace or workspace in claimant.workspace_ids)
+        and (claimant.owner is None or session["user_id"] == claimant.owner)
+    )
+
+
 def _claimable_session(workspaces: bool, owner: bool) -> ColumnElement[bool]:
     """The interaction's session is active, in the claimant's workspaces, of its user.
 

@@ -40,6 +40,7 @@ from specloom_sessions.store._common import (
     with_last,
     work_of,
 )
+from specloom_sessions.store.leases import Offer, offer_takes
 from specloom_sessions.store.usage import total_usage as subtree_usage
 
 DEFAULT_PAGE = 50
@@ -64,30 +65,64 @@ _BY_KEY = {
     for child in (False, True)
 }
 _INSERT_SESSION = insert(S)
+_BY_ID = select(S.c.id).where(S.c.id == bindparam("p_id"))
 _INSERT_INTERACTION = insert(I)
 
 
 async def create_session(
-    db: Database, request: spb.CreateSessionRequest
+    db: Database, request: spb.CreateSessionRequest, offer: Offer | None = None
 ) -> tuple[pb.Session, bool]:
-    """Create a session with its first interaction; the same key returns the existing one."""
+    """Create a session with its first interaction; the same key returns the existing one.
+
+    With ``offer`` the first command is leased to the offered executor in
+    the same transaction when the claim would have given it to it
+    (:func:`~specloom_sessions.store.leases.offer_takes`).
+    """
     key = request.idempotency_key or None
-    # The whole request, so a key reused for anything else is recognised.
-    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+    digest = _request_digest(request)
     if key is not None:
         existing = await _by_key(db, request, key, digest)
         if existing is not None:
             return existing, False
     try:
-        return await _insert(db, request, key, digest), True
+        return await _insert(db, request, key, digest, offer), True
     except IntegrityError:
         # A concurrent create with the same key won the race.
-        if key is None:
-            raise
-        existing = await _by_key(db, request, key, digest)
-        if existing is None:
-            raise
-        return existing, False
+        if key is not None:
+            existing = await _by_key(db, request, key, digest)
+            if existing is not None:
+                return existing, False
+        if request.id and await _exists(db, request.id):
+            raise AlreadyExists(f"a session with id {request.id} already exists") from None
+        raise
+
+
+def _request_digest(request: spb.CreateSessionRequest) -> bytes:
+    """What a repeat of ``request`` under the same idempotency key must match.
+
+    The whole request, so a key reused for anything else is recognised —
+    except what differs between two attempts of one start: an id the caller
+    chose (and the first command and its state, which name it) and the
+    executor offered. Such a request then digests as one without them did
+    (a create before the first command came with it), so a start retried
+    across that change still finds its session.
+    """
+    if request.id or request.HasField("claim"):
+        stripped = spb.CreateSessionRequest()
+        stripped.CopyFrom(request)
+        stripped.ClearField("claim")
+        if request.id:
+            stripped.ClearField("id")
+            stripped.ClearField("first")
+            stripped.ClearField("first_state")
+        request = stripped
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+
+
+async def _exists(db: Database, session_id: str) -> bool:
+    async with db.read() as conn:
+        found = await conn.execute(_BY_ID, {"p_id": session_id})
+        return found.first() is not None
 
 
 async def _by_key(
@@ -118,11 +153,15 @@ async def _by_key(
 
 
 async def _insert(
-    db: Database, request: spb.CreateSessionRequest, key: str | None, digest: bytes
+    db: Database,
+    request: spb.CreateSessionRequest,
+    key: str | None,
+    digest: bytes,
+    offer: Offer | None,
 ) -> pb.Session:
     scope = request.scope
     now = utcnow()
-    session_id = new_id()
+    session_id = request.id or new_id()
     first = request.first if request.HasField("first") else None
     values: dict[str, Any] = {
         "id": session_id,
@@ -136,7 +175,9 @@ async def _insert(
         "name": request.name,
         "component": request.component.SerializeToString(),
         "params": request.params.SerializeToString(),
-        "state": request.state.SerializeToString(),
+        "state": (
+            request.first_state if request.HasField("first_state") else request.state
+        ).SerializeToString(),
         "progress": request.progress.SerializeToString(),
         "definition_version": request.definition_version,
         "version": 1,
@@ -164,6 +205,10 @@ async def _insert(
             values["workspace_id"] = parent["workspace_id"]
             values["workspace"] = parent["workspace"]
             tx.changes.sessions.add(request.parent_id)
+        taker = offer if first is not None and offer and offer_takes(offer, values, first) else None
+        if taker and values["workspace_id"] is None and taker.claimant.pin_to is not None:
+            # Pinned where the executor works, as its claim would have pinned it.
+            values.update(workspace_values(taker.claimant.pin_to))
         await tx.conn.execute(_INSERT_SESSION, values)
         session = session_of(values)
         if first is not None:
@@ -175,9 +220,16 @@ async def _insert(
                 project_id=scope.project_id,
                 now=now,
             )
+            if taker is not None:
+                # As a claim leases it (epoch 1: the first lease), so nothing
+                # is left for a claim to find and no work signal is sent.
+                row["lease_owner"] = taker.executor_id
+                row["lease_epoch"] = 1
+                row["lease_expires_at"] = now + dt.timedelta(seconds=taker.ttl_seconds)
+            else:
+                tx.changes.work |= work_of(scope.account_id, scope.project_id, [first])
             await tx.conn.execute(_INSERT_INTERACTION, row)
             session.interactions.append(interaction_of(row))
-            tx.changes.work |= work_of(scope.account_id, scope.project_id, [first])
         tx.changes.sessions.add(session_id)
     return session
 
