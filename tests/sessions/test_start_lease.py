@@ -261,3 +261,34 @@ async def test_bad_offers_are_refused_by_name(
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in (error.details() or "")
+
+
+async def test_a_create_stores_exactly_what_it_answers(sessions_service: SessionsUnderTest) -> None:
+    # On PostgreSQL a top-level create is one statement (the session's insert
+    # a CTE of the interaction's, the NOTIFY in its RETURNING); every field
+    # it answers with must be what a read finds.
+    service = sessions_service
+    where = scope()
+    request = _create(
+        where,
+        session_id=new_id(),
+        key="full",
+        capability="agent",
+        claim=_offer(where, [WEB, API], own_user_only=True),
+    )
+    request.name = "ledger"
+    request.component.name = "ledger"
+    request.params.update({"component": "ledger", "depth": 2})
+    request.state.update({"round": 0})
+    request.first_state.update({"round": 1, "notes": ["a", None]})
+    request.progress.update({"done": 0})
+    created = (await service.stub.CreateSession(request, metadata=service.metadata)).session
+    stored = await fetch(service, where, created.id)
+    assert stored == created
+    assert stored.state == request.first_state
+    assert stored.workspace == WEB
+    assert stored.interactions[0].lease.executor_id == "exec-1"
+    # And nothing when its key is taken: no second interaction, no error.
+    again = await service.stub.CreateSession(request, metadata=service.metadata)
+    assert not again.created
+    assert (await fetch(service, where, created.id)).interaction_count == 1

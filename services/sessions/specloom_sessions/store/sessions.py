@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, Text, bindparam, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from specloom.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from specloom.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from specloom.ids import new_id
 from specloom.protoconv import from_timestamp, utcnow
 from specloom.v1 import common_pb2 as pb
 from specloom.v1 import sessions_pb2 as spb
-from specloom_sessions.database import Database
+from specloom_sessions.database import Database, Tx
+from specloom_sessions.events import CHANNEL, Changes
 from specloom_sessions.rows import (
     INTERACTION_COLUMNS,
     SESSION_HEAD_COLUMNS,
@@ -64,7 +66,12 @@ _BY_KEY = {
     )
     for child in (False, True)
 }
-_INSERT_SESSION = insert(S)
+# A taken id or idempotency key inserts nothing (no error, which would
+# abort the transaction and be logged by the server): the caller then looks.
+_INSERT_SESSION = {
+    True: postgresql.insert(S).on_conflict_do_nothing().returning(S.c.id),
+    False: sqlite.insert(S).on_conflict_do_nothing().returning(S.c.id),
+}
 _BY_ID = select(S.c.id).where(S.c.id == bindparam("p_id"))
 _INSERT_INTERACTION = insert(I)
 
@@ -80,21 +87,24 @@ async def create_session(
     """
     key = request.idempotency_key or None
     digest = _request_digest(request)
+    # The insert goes first: a new key (nearly every start) then costs no
+    # read, and a taken one (a retried start) inserts nothing.
+    try:
+        return await _insert(db, request, key, digest, offer), True
+    except _Taken:
+        pass
     if key is not None:
         existing = await _by_key(db, request, key, digest)
         if existing is not None:
             return existing, False
-    try:
-        return await _insert(db, request, key, digest, offer), True
-    except IntegrityError:
-        # A concurrent create with the same key won the race.
-        if key is not None:
-            existing = await _by_key(db, request, key, digest)
-            if existing is not None:
-                return existing, False
-        if request.id and await _exists(db, request.id):
-            raise AlreadyExists(f"a session with id {request.id} already exists") from None
-        raise
+    if request.id and await _exists(db, request.id):
+        raise AlreadyExists(f"a session with id {request.id} already exists")
+    # What it conflicted with was deleted since (retention removes old sessions).
+    raise Aborted("the session's id or idempotency key was in use a moment ago; retry")
+
+
+class _Taken(Exception):
+    """The session's id or idempotency key is already in use (nothing was inserted)."""
 
 
 def _request_digest(request: spb.CreateSessionRequest) -> bytes:
@@ -209,8 +219,9 @@ async def _insert(
         if taker and values["workspace_id"] is None and taker.claimant.pin_to is not None:
             # Pinned where the executor works, as its claim would have pinned it.
             values.update(workspace_values(taker.claimant.pin_to))
-        await tx.conn.execute(_INSERT_SESSION, values)
         session = session_of(values)
+        changes = Changes(sessions={session_id})
+        row = None
         if first is not None:
             row = interaction_values(
                 first,
@@ -227,11 +238,73 @@ async def _insert(
                 row["lease_epoch"] = 1
                 row["lease_expires_at"] = now + dt.timedelta(seconds=taker.ttl_seconds)
             else:
-                tx.changes.work |= work_of(scope.account_id, scope.project_id, [first])
-            await tx.conn.execute(_INSERT_INTERACTION, row)
+                changes.work |= work_of(scope.account_id, scope.project_id, [first])
             session.interactions.append(interaction_of(row))
-        tx.changes.sessions.add(session_id)
+        if tx.postgres and not request.parent_id:
+            await _insert_at_once(tx, values, row, changes)
+        else:
+            inserted = await tx.conn.execute(_INSERT_SESSION[tx.postgres], values)
+            if inserted.first() is None:
+                raise _Taken
+            if row is not None:
+                await tx.conn.execute(_INSERT_INTERACTION, row)
+            tx.changes.update(changes)
     return session
+
+
+async def _insert_at_once(
+    tx: Tx, values: dict[str, Any], row: dict[str, Any] | None, changes: Changes
+) -> None:
+    """A top-level session and its first interaction in one statement (PostgreSQL).
+
+    Statement by statement a create was four round trips in the
+    transaction (session, interaction, NOTIFY, COMMIT); here the session's
+    insert is a CTE the interaction's insert selects from — nothing of it
+    is inserted when the session's id or key is taken — with the NOTIFY in
+    its RETURNING, so the create is one statement and the COMMIT.
+    """
+    payload = tx.inline_payload(changes)
+    statement = _insert_statement(
+        tuple(values), tuple(row) if row is not None else None, payload is not None
+    )
+    params = {f"s_{name}": value for name, value in values.items()}
+    if row is not None:
+        params.update({f"i_{name}": value for name, value in row.items()})
+    if payload is not None:
+        params["p_payload"] = payload
+    if (await tx.conn.execute(statement, params)).first() is None:
+        raise _Taken
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_statement(
+    session_columns: tuple[str, ...], interaction_columns: tuple[str, ...] | None, notifies: bool
+) -> Any:
+    """The statement of :func:`_insert_at_once`, built once per shape.
+
+    Binds ``s_<column>`` for the session, ``i_<column>`` for the
+    interaction, ``p_payload`` when it ``notifies``; returns one row when
+    it inserted.
+    """
+    session = (
+        postgresql.insert(S)
+        .values({name: bindparam(f"s_{name}", type_=S.c[name].type) for name in session_columns})
+        .on_conflict_do_nothing()
+    )
+    notify = (
+        [func.pg_notify(literal(CHANNEL), bindparam("p_payload", type_=Text))] if notifies else []
+    )
+    if interaction_columns is None:
+        return session.returning(S.c.id, *notify)
+    created = session.returning(S.c.id).cte("created")
+    # Typed explicitly: an untyped NULL in a select list is text to PostgreSQL.
+    picked = select(
+        *(
+            cast(bindparam(f"i_{name}", type_=I.c[name].type), I.c[name].type).label(name)
+            for name in interaction_columns
+        )
+    ).select_from(created)
+    return insert(I).from_select(list(interaction_columns), picked).returning(I.c.seq, *notify)
 
 
 async def fetch_session(
