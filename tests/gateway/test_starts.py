@@ -171,3 +171,60 @@ async def test_work_committed_after_an_empty_claim_does_not_wait_out_the_gap(
             await executor.close()
     finally:
         await elsewhere.stop()
+
+
+async def test_a_next_command_leased_to_a_stream_that_closed_is_given_back_at_once(
+    relayed: tuple[Stack, SessionsRelay],
+) -> None:
+    # The fused report leases the next command to the reporting executor.
+    # If its stream closed while the report was in flight, that lease is in
+    # none of the stream's held leases: without giving it back it lapsed
+    # only after the lease time, and the session waited that long.
+    stack, relay = relayed
+    token = await stack.token()
+    leaving = HandExecutor(stack.address, token, "leaving")
+    leaving_id = (await leaving.connect()).executor_id
+    started = await stack.client(token).start_session("Build", {}, mode="agentic")
+    first = (await leaving.next("assignment", within=10)).assignment
+    writes = [
+        relay.hold(method, lambda request: True) for method in ("AdvanceSession", "AdvanceSessions")
+    ]
+    leaving.answer(first, "compiled")
+    async with asyncio.timeout(10):
+        while not any(hold.arrived.is_set() for hold in writes):
+            await asyncio.sleep(0.01)
+    await leaving.vanish()
+    await asyncio.sleep(0.2)  # the stream's teardown waits for the report in flight
+    for hold in writes:
+        relay.release(hold)
+
+    async def next_leased() -> pb.Interaction | None:
+        session = await stack.client(token).get_session(
+            started.session.id, view=pb.INTERACTION_VIEW_LAST
+        )
+        last = session.interactions[-1]
+        return last if last.id != first.interaction.id else None
+
+    async def moved_on() -> bool:
+        return await next_leased() is not None
+
+    await eventually(moved_on)
+    after = await next_leased()
+    assert after is not None
+    assert (after.lease.executor_id, after.lease.epoch) == (leaving_id, 1)
+
+    async def released() -> bool:
+        return any(
+            request.executor_id == leaving_id
+            and [(lease.interaction_id, lease.epoch) for lease in request.leases] == [(after.id, 1)]
+            for request in map(spb.ReleaseLeasesRequest.FromString, _calls(relay, "ReleaseLeases"))
+        )
+
+    await eventually(released)
+    rescuer = HandExecutor(stack.address, token, "rescuer")
+    await rescuer.connect()
+    try:
+        got = (await rescuer.next("assignment", within=10)).assignment
+        assert (got.interaction.id, got.interaction.lease.epoch) == (after.id, 2)
+    finally:
+        await rescuer.close()

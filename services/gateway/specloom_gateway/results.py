@@ -150,7 +150,9 @@ class ResultReporter:
                 executor.drop(interaction_id, message.lease_epoch)
                 self._recorded.append(interaction_id)
                 executor.push(ack(interaction_id))
-                self._chain(response)
+                orphan = self._chain(response)
+                if orphan is not None:
+                    await self._release([orphan])
                 if message.result.HasField("project_scan") and held.session is not None:
                     # A Finalize's scan of the line: on the map too, on the side.
                     record_later(self._deps.upstream, executor.scope, held.session, message.result)
@@ -187,21 +189,32 @@ class ResultReporter:
             request.result.CopyFrom(_too_large(result, size))
         return await deps.upstream.report(stub, request)
 
-    def _chain(self, response: opb.ReportAndAdvanceResponse) -> None:
+    def _chain(self, response: opb.ReportAndAdvanceResponse) -> spb.LeaseRef | None:
+        """Hand on the next command if it came leased to this executor.
+
+        Returns that lease when the stream closed meanwhile: the stream's
+        cleanup releases only the leases it holds, so this one must be
+        given back by the caller, or it would lapse before anyone ran it.
+        """
         executor = self._executor
+        orphan = None
         if response.HasField("interaction"):
             after = response.interaction
             if (
                 after.status == pb.INTERACTION_STATUS_PENDING
                 and after.lease.executor_id == executor.id
-                and executor.assign(response.session, after, self._deps.deadline(after.command))
             ):
-                ASSIGNMENTS_PUSHED.labels("chained").inc()
-                return
-        # The slot is free: there may be claimable work waiting for it. A
-        # next command leased to us on a stream that just closed is released
-        # by the stream's cleanup, which waits for reports in flight.
+                if executor.assign(response.session, after, self._deps.deadline(after.command)):
+                    ASSIGNMENTS_PUSHED.labels("chained").inc()
+                    return None
+                orphan = spb.LeaseRef(
+                    interaction_id=after.id,
+                    epoch=after.lease.epoch,
+                    expires_at=after.lease.expires_at,
+                )
+        # The slot is free: there may be claimable work waiting for it.
         self._deps.wake(executor.key)
+        return orphan
 
     def _refused(self, message: gpb.CommandResult, held: Held | None, exc: SpecloomError) -> None:
         executor = self._executor
