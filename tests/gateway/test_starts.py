@@ -53,6 +53,30 @@ def _calls(relay: SessionsRelay, method: str) -> list[bytes]:
     return [request for name, request in relay.completed if name == method]
 
 
+async def _given_back_and_rescued(
+    stack: Stack, relay: SessionsRelay, token: str, executor_id: str, interaction_id: str
+) -> None:
+    """``executor_id``'s lease on ``interaction_id`` (epoch 1) was released, not left to
+    lapse: the next executor to connect gets the command at once, at epoch 2."""
+
+    async def released() -> bool:
+        return any(
+            request.executor_id == executor_id
+            and [(lease.interaction_id, lease.epoch) for lease in request.leases]
+            == [(interaction_id, 1)]
+            for request in map(spb.ReleaseLeasesRequest.FromString, _calls(relay, "ReleaseLeases"))
+        )
+
+    await eventually(released)
+    rescuer = HandExecutor(stack.address, token, "rescuer")
+    await rescuer.connect()
+    try:
+        got = (await rescuer.next("assignment", within=10)).assignment
+        assert (got.interaction.id, got.interaction.lease.epoch) == (interaction_id, 2)
+    finally:
+        await rescuer.close()
+
+
 async def test_a_start_leases_its_first_command_to_a_free_executor(
     relayed: tuple[Stack, SessionsRelay],
 ) -> None:
@@ -114,26 +138,11 @@ async def test_a_first_command_leased_to_a_stream_that_closed_is_given_back_at_o
     (first,) = started.session.interactions
     assert (first.lease.executor_id, first.lease.epoch) == (leaving_id, 1)
 
-    async def released() -> bool:
-        return any(
-            request.executor_id == leaving_id
-            and [(lease.interaction_id, lease.epoch) for lease in request.leases] == [(first.id, 1)]
-            for request in map(spb.ReleaseLeasesRequest.FromString, _calls(relay, "ReleaseLeases"))
-        )
-
-    await eventually(released)
-    # Given back, not left to lapse: the next executor gets it at once.
-    rescuer = HandExecutor(stack.address, token, "rescuer")
-    await rescuer.connect()
-    try:
-        got = (await rescuer.next("assignment", within=10)).assignment
-        assert (got.interaction.id, got.interaction.lease.epoch) == (first.id, 2)
-        session = await stack.client(token).get_session(
-            started.session.id, view=pb.INTERACTION_VIEW_LAST
-        )
-        assert session.interactions[-1].lease.executor_id != leaving_id
-    finally:
-        await rescuer.close()
+    await _given_back_and_rescued(stack, relay, token, leaving_id, first.id)
+    session = await stack.client(token).get_session(
+        started.session.id, view=pb.INTERACTION_VIEW_LAST
+    )
+    assert session.interactions[-1].lease.executor_id != leaving_id
 
 
 def _empty_claims() -> float:
@@ -213,18 +222,4 @@ async def test_a_next_command_leased_to_a_stream_that_closed_is_given_back_at_on
     assert after is not None
     assert (after.lease.executor_id, after.lease.epoch) == (leaving_id, 1)
 
-    async def released() -> bool:
-        return any(
-            request.executor_id == leaving_id
-            and [(lease.interaction_id, lease.epoch) for lease in request.leases] == [(after.id, 1)]
-            for request in map(spb.ReleaseLeasesRequest.FromString, _calls(relay, "ReleaseLeases"))
-        )
-
-    await eventually(released)
-    rescuer = HandExecutor(stack.address, token, "rescuer")
-    await rescuer.connect()
-    try:
-        got = (await rescuer.next("assignment", within=10)).assignment
-        assert (got.interaction.id, got.interaction.lease.epoch) == (after.id, 2)
-    finally:
-        await rescuer.close()
+    await _given_back_and_rescued(stack, relay, token, leaving_id, after.id)
